@@ -1,0 +1,28 @@
+package cli
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/sandbox"
+)
+
+// NewCmdVersion prints berth's version and the sandbox's pinned components.
+func NewCmdVersion(s Streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print berth's version and the sandbox component versions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v := "(devel)"
+			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+				v = bi.Main.Version
+			}
+			fmt.Fprintf(s.Out, "berth %s\nsandbox: kubernetes %s, etcd %s, kwok %s\n", v,
+				sandbox.KubernetesVersion, sandbox.EtcdVersion, sandbox.KwokVersion)
+			return nil
+		},
+	}
+}
