@@ -17,10 +17,10 @@ type SandboxKubeconfigOptions struct {
 func NewCmdSandboxKubeconfig(s Streams) *cobra.Command {
 	o := &SandboxKubeconfigOptions{}
 	cmd := &cobra.Command{
-		Use:   "kubeconfig",
-		Short: "Print the path of the sandbox's admin kubeconfig",
+		Use:     "kubeconfig",
+		Short:   "Print the path of the sandbox's admin kubeconfig",
 		Example: `  kubectl --kubeconfig "$(berth sandbox kubeconfig)" get nodes`,
-		Args:  cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
 			if _, err := sandbox.Load(o.dir()); err != nil {
 				return err

@@ -31,7 +31,7 @@ func NewCmdSandboxUp(s Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.ErrOut, "starting sandbox %q in %s\n", o.Name, o.dir())
+			fmt.Fprintf(s.ErrOut, "starting the sandbox in %s\n", o.dir())
 			st, err := sandbox.Up(ctx, sandbox.UpOptions{
 				Dir: o.dir(), Binaries: bins, Nodes: o.Nodes, EncryptionAtRest: o.EncryptionAtRest, Progress: s.ErrOut,
 			})

@@ -15,7 +15,7 @@ func NewCmdVersion(s Streams) *cobra.Command {
 		Use:   "version",
 		Short: "Print berth's version and the sandbox component versions",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			v := "(devel)"
 			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 				v = bi.Main.Version

@@ -165,7 +165,7 @@ func buildTarget(ctx context.Context, goBin, dir, binDir string, t target, p *pr
 	if err != nil {
 		return fmt.Errorf("creating build log: %w", err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 
 	outArg := tmp + string(filepath.Separator)
 	if len(t.packages) == 1 {
@@ -196,7 +196,7 @@ func buildTarget(ctx context.Context, goBin, dir, binDir string, t target, p *pr
 		p.finish(name, n, begin)
 	}()
 	werr := cmd.Wait()
-	pw.Close()
+	_ = pw.Close()
 	<-done
 	if werr != nil {
 		return fmt.Errorf("compiling %s failed: %w; see %s", name, werr, logPath)
@@ -250,7 +250,7 @@ func checkFree(dir string) error {
 	for d := dir; ; d = filepath.Dir(d) {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(d, &st); err == nil {
-			free := st.Bavail * uint64(st.Bsize)
+			free := st.Bavail * uint64(max(st.Bsize, 0)) //nolint:gosec // block size is positive
 			if free < minFreeBytes {
 				return fmt.Errorf("not enough disk space to compile the sandbox: %.1f GB free under %s, a cold build needs about %.0f GB", float64(free)/1e9, d, float64(minFreeBytes)/1e9)
 			}
@@ -280,10 +280,10 @@ func lockFile(ctx context.Context, p string, progress io.Writer) (func(), error)
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
+			_ = f.Close()
 			return nil, fmt.Errorf("locking %s: %w", p, err)
 		}
 		if !told && progress != nil {
@@ -292,7 +292,7 @@ func lockFile(ctx context.Context, p string, progress io.Writer) (func(), error)
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close()
 			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}

@@ -2,9 +2,11 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -76,9 +78,14 @@ func Inspect(ctx context.Context, dir string) (Status, error) {
 		s.VersionErr = err
 		return s, nil
 	}
-	v, err := cs.Discovery().ServerVersion()
+	raw, err := cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
 	if err != nil {
 		s.VersionErr = err
+		return s, nil
+	}
+	var v version.Info
+	if err := json.Unmarshal(raw, &v); err != nil {
+		s.VersionErr = fmt.Errorf("decoding /version: %w", err)
 		return s, nil
 	}
 	s.Version = v.GitVersion

@@ -280,7 +280,7 @@ func waitHTTP(ctx context.Context, p *started, timeout time.Duration, c *http.Cl
 		resp, err := c.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -325,4 +325,3 @@ func RESTConfig(dir string) (*rest.Config, error) {
 	cfg.QPS, cfg.Burst = 200, 400
 	return cfg, nil
 }
-

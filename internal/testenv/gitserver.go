@@ -131,7 +131,7 @@ func (g *GitServer) Start(t testing.TB) {
 		t.Fatalf("restarting the Git server on %s: %v", g.addr, err)
 	}
 	g.srv = httptest.NewUnstartedServer(g.h)
-	g.srv.Listener.Close()
+	_ = g.srv.Listener.Close()
 	g.srv.Listener = l
 	g.srv.Start()
 }
