@@ -127,4 +127,3 @@ func yamlErrLine(err error) int {
 	}
 	return 0
 }
-
