@@ -1,0 +1,79 @@
+package catalog
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+)
+
+// Version is the cataloger version. It is part of every layer-cache key:
+// bump it whenever a cataloger's output for the same layer changes.
+const Version = "catalog-v1"
+
+// Options are the knobs of Scan. Start from DefaultOptions.
+type Options struct {
+	// Image and Digest are copied into the Inventory (the reference or path
+	// scanned and its manifest digest, when the caller knows them).
+	Image  string
+	Digest string
+	// CacheDir holds the layer cache; empty disables it. Scan writes nothing
+	// anywhere else.
+	CacheDir string
+	// MaxLayerBytes bounds the decompressed bytes read from one layer; a
+	// layer that inflates past it (a decompression bomb) fails the scan with
+	// ErrLayerTooLarge.
+	MaxLayerBytes int64
+	// MaxFileSize bounds a file a cataloger reads into memory (a package
+	// database, a Go binary, a jar). Larger files are skipped with a warning.
+	MaxFileSize int64
+	// Secrets turns on the secret scan of text files.
+	Secrets bool
+	// MaxSecretFileSize bounds the files searched for secrets; larger ones
+	// are skipped silently.
+	MaxSecretFileSize int64
+	// Parallel is how many layers are read at once; 0 or less means 2.
+	Parallel int
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the options `berth scan` uses: 8 GiB per layer,
+// 256 MiB per cataloged file, secrets on for files up to 1 MiB, no cache.
+func DefaultOptions() Options {
+	return Options{
+		MaxLayerBytes:     8 << 30,
+		MaxFileSize:       256 << 20,
+		Secrets:           true,
+		MaxSecretFileSize: 1 << 20,
+		Parallel:          2,
+	}
+}
+
+// fill replaces zero limits with the defaults.
+func (o Options) fill() Options {
+	d := DefaultOptions()
+	if o.MaxLayerBytes <= 0 {
+		o.MaxLayerBytes = d.MaxLayerBytes
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = d.MaxFileSize
+	}
+	if o.MaxSecretFileSize <= 0 {
+		o.MaxSecretFileSize = d.MaxSecretFileSize
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = d.Parallel
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// cacheVariant names the options that change a layer's results, so layers
+// scanned with different limits or without secrets are cached apart.
+func (o Options) cacheVariant() string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%t|%d", Version, o.MaxLayerBytes, o.MaxFileSize, o.Secrets, o.MaxSecretFileSize))
+	return Version + "-" + hex.EncodeToString(sum[:6])
+}
