@@ -242,34 +242,42 @@ func (im *importer) keep(e *osvEntry) {
 	im.entries = append(im.entries, e)
 }
 
+// readDir reads the .json files under root. Files are opened through an
+// os.Root, so a symlink swapped in during the walk cannot lead outside it.
 func (im *importer) readDir(root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("importing: %w", err)
+	}
+	defer r.Close()
+	return fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		name := filepath.Join(root, p)
 		if err != nil {
-			im.warn("skipping %s: %v", p, err)
+			im.warn("skipping %s: %v", name, err)
 			return nil
 		}
 		if d.IsDir() || !strings.HasSuffix(p, ".json") {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			im.warn("skipping %s: not a regular file", p)
+			im.warn("skipping %s: not a regular file", name)
 			return nil
 		}
-		f, err := os.Open(p)
+		f, err := r.Open(p)
 		if err != nil {
-			im.warn("skipping %s: %v", p, err)
+			im.warn("skipping %s: %v", name, err)
 			return nil
 		}
-		data, err := im.readBounded(f, p)
-		f.Close()
+		data, err := im.readBounded(f, name)
+		_ = f.Close()
 		if errors.Is(err, errTooLarge) {
-			im.warn("skipping %s: %v", p, err)
+			im.warn("skipping %s: %v", name, err)
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		im.add(data, p)
+		im.add(data, name)
 		return nil
 	})
 }
@@ -294,7 +302,7 @@ func (im *importer) readZip(f *os.File, size int64, src string) error {
 		if !strings.HasSuffix(name, ".json") {
 			continue
 		}
-		if zf.UncompressedSize64 > uint64(im.lim.MaxRecordBytes) {
+		if zf.UncompressedSize64 > uint64(max(im.lim.MaxRecordBytes, 0)) { //nolint:gosec // non-negative by max
 			im.warn("skipping archive member %q: %d bytes is over the %d byte limit", name, zf.UncompressedSize64, im.lim.MaxRecordBytes)
 			continue
 		}
@@ -304,7 +312,7 @@ func (im *importer) readZip(f *os.File, size int64, src string) error {
 			continue
 		}
 		data, err := im.readBounded(rc, name)
-		rc.Close()
+		_ = rc.Close()
 		if err != nil {
 			if errors.Is(err, ErrLimit) || im.ctx.Err() != nil {
 				return fmt.Errorf("reading archive %s: %w", src, err)

@@ -258,7 +258,7 @@ func writeGob(path string, d ecosystemData) error {
 		return fmt.Errorf("writing vulnerability data: %w", err)
 	}
 	if err := gob.NewEncoder(f).Encode(d); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
