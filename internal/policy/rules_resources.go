@@ -1,0 +1,86 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/berth-dev/berth/internal/manifest"
+)
+
+// Resource and probe rule IDs.
+const (
+	RuleContainerResources = "container-resources"
+	RuleContainerProbes    = "container-probes"
+)
+
+func init() {
+	register(
+		&Rule{
+			ID: RuleContainerResources, Family: "resources", Severity: SeverityLow, DefaultMode: ModeWarn,
+			Summary: "a container (or init container) has no CPU/memory requests or no memory limit",
+			Fix:     "set resources.requests.cpu, resources.requests.memory and resources.limits.memory on every container",
+			check: func(_ *evalContext, obj *manifest.Object, pod *podTemplate) []finding {
+				if pod == nil {
+					return nil
+				}
+				var out []finding
+				for _, c := range containers(pod.Spec) {
+					if c.c == nil { // ephemeral containers may not set resources
+						continue
+					}
+					var missing []string
+					req, lim := c.c.Resources.Requests, c.c.Resources.Limits
+					if _, ok := req[corev1.ResourceCPU]; !ok {
+						missing = append(missing, "requests.cpu")
+					}
+					if _, ok := req[corev1.ResourceMemory]; !ok {
+						if _, ok := lim[corev1.ResourceMemory]; !ok { // a limit alone defaults the request
+							missing = append(missing, "requests.memory")
+						}
+					}
+					if _, ok := lim[corev1.ResourceMemory]; !ok {
+						missing = append(missing, "limits.memory")
+					}
+					if len(missing) > 0 {
+						out = append(out, finding{obj: obj, message: fmt.Sprintf("%s has no %s", c.label(), strings.Join(missing, ", "))})
+					}
+				}
+				return out
+			},
+		},
+		&Rule{
+			ID: RuleContainerProbes, Family: "resources", Severity: SeverityLow, DefaultMode: ModeWarn,
+			Summary: "a long-running container has no readiness or liveness probe",
+			Fix:     "add readinessProbe (traffic only when ready) and livenessProbe (restart when stuck) to every container of long-running workloads",
+			check: func(_ *evalContext, obj *manifest.Object, pod *podTemplate) []finding {
+				if pod == nil || !pod.LongRunning {
+					return nil
+				}
+				var out []finding
+				for i := range pod.Spec.Containers {
+					c := &pod.Spec.Containers[i]
+					var missing []string
+					if c.ReadinessProbe == nil {
+						missing = append(missing, "readinessProbe")
+					}
+					if c.LivenessProbe == nil {
+						missing = append(missing, "livenessProbe")
+					}
+					if len(missing) > 0 {
+						out = append(out, finding{obj: obj, message: fmt.Sprintf("container %q has no %s", c.Name, strings.Join(missing, " or "))})
+					}
+				}
+				// Restartable init containers (sidecars) run for the pod's lifetime.
+				for i := range pod.Spec.InitContainers {
+					c := &pod.Spec.InitContainers[i]
+					if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways && c.ReadinessProbe == nil && c.LivenessProbe == nil {
+						out = append(out, finding{obj: obj, message: fmt.Sprintf("sidecar init container %q has no readinessProbe or livenessProbe", c.Name)})
+					}
+				}
+				return out
+			},
+		},
+	)
+}
