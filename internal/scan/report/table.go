@@ -1,0 +1,111 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/berth-dev/berth/internal/scan/match"
+)
+
+// WriteTable writes findings grouped by severity, highest first, with the
+// versions that fix them, then ignored findings, expired ignore rules and
+// the verdict.
+func WriteTable(w io.Writer, r *Report) error {
+	ew := &errWriter{w: w}
+	img := r.Image
+	if r.Digest != "" {
+		img += " (" + r.Digest + ")"
+	}
+	ew.printf("Image:    %s\n", img)
+	if r.OS != nil {
+		ew.printf("OS:       %s %s\n", r.OS.ID, r.OS.VersionID)
+	}
+	ew.printf("Packages: %d\n", len(r.Packages))
+	ew.printf("Database: %d advisories, imported %s\n", r.DB.Advisories, r.DB.UpdatedAt.UTC().Format(time.RFC3339))
+	v := &r.Verdict
+	bySev := map[match.Severity][]match.Finding{}
+	for _, f := range v.Findings {
+		bySev[f.Rating.Severity] = append(bySev[f.Rating.Severity], f)
+	}
+	for s := match.Critical; s >= match.Unknown; s-- {
+		fs := bySev[s]
+		if len(fs) == 0 {
+			continue
+		}
+		ew.printf("\n%s (%d)\n", s, len(fs))
+		tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ID\tPACKAGE\tINSTALLED\tFIXED IN\tSCORE\tPATH\tSUMMARY")
+		for _, f := range fs {
+			fixed := strings.Join(f.Fixed, ", ")
+			if fixed == "" {
+				fixed = "-"
+			}
+			score := "-"
+			if f.Rating.Score > 0 {
+				score = fmt.Sprintf("%.1f", f.Rating.Score)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Package.Name, f.Package.Version, fixed, score, f.Package.Path, oneLine(f.Summary, 60))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(v.Ignored) > 0 {
+		ew.printf("\nIgnored (%d)\n", len(v.Ignored))
+		for _, ig := range v.Ignored {
+			ew.printf("  %s %s %s: %s (until %s)\n", ig.Finding.ID, ig.Finding.Package.Name, ig.Finding.Package.Version, ig.Rule.Reason, ig.Rule.Expires)
+		}
+	}
+	if v.Unfixed > 0 {
+		ew.printf("\n%d findings without a fixed version hidden (--ignore-unfixed)\n", v.Unfixed)
+	}
+	if len(v.Expired) > 0 {
+		ew.printf("\nExpired ignore entries (%d): they no longer apply\n", len(v.Expired))
+		for _, e := range v.Expired {
+			ew.printf("  %s expired %s (%s)\n", e.ID, e.Expires, e.Reason)
+		}
+	}
+	for _, wmsg := range r.Warnings {
+		ew.printf("warning: %s\n", wmsg)
+	}
+	threshold := r.Policy.FailOn.String()
+	if r.Policy.FailOnUnknown {
+		threshold += " (or UNKNOWN)"
+	}
+	if v.Pass() {
+		ew.printf("\nPASS: %d findings, none at or above %s\n", len(v.Findings), threshold)
+	} else {
+		ew.printf("\nFAIL: %d of %d findings at or above %s\n", v.Failing, len(v.Findings), threshold)
+	}
+	return ew.err
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
+}
+
+// errWriter keeps the first write error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	fmt.Fprintf(e, format, args...)
+}
