@@ -1,0 +1,231 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Condition types and reasons used in Application status.
+const (
+	// ConditionReady is True when the last revision is applied and every
+	// owned object is healthy (kstatus Current).
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the agent works towards a revision.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when retrying cannot help: a rejected
+	// revision, a missing permission, a broken spec.
+	ConditionStalled = "Stalled"
+	// ConditionDrifted is True when live objects differ from Git.
+	ConditionDrifted = "Drifted"
+)
+
+// DriftMode says what the agent does when live objects differ from Git.
+// +kubebuilder:validation:Enum=heal;detect;off
+type DriftMode string
+
+// Drift modes.
+const (
+	DriftHeal   DriftMode = "heal"
+	DriftDetect DriftMode = "detect"
+	DriftOff    DriftMode = "off"
+)
+
+// GitSource says where the desired state lives.
+type GitSource struct {
+	// URL of the repository (https://, http:// or ssh://).
+	// +kubebuilder:validation:MinLength=1
+	URL string `json:"url"`
+	// Branch to follow; default "main" when neither tag nor commit is set.
+	// +optional
+	Branch string `json:"branch,omitempty"`
+	// Tag to deploy.
+	// +optional
+	Tag string `json:"tag,omitempty"`
+	// Commit (full SHA) to deploy.
+	// +optional
+	Commit string `json:"commit,omitempty"`
+	// Path inside the repository; default the root.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// SecretRef names a Secret in the Application's namespace with either
+	// `username` + `password` (or `token`) for HTTPS, or `identity` (a
+	// private SSH key) and `known_hosts` for SSH. Read-only credentials are
+	// all berth needs.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+	// Interval between polls; default 1m. Webhooks trigger a fetch at once.
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	Name string `json:"name"`
+}
+
+// HelmSpec configures Helm rendering when the path holds a Chart.yaml.
+type HelmSpec struct {
+	// ReleaseName defaults to the Application's name.
+	// +optional
+	ReleaseName string `json:"releaseName,omitempty"`
+	// ValuesFiles are paths relative to the chart, merged in order. A file
+	// named values-<environment>.yaml next to the chart is added after these
+	// when it exists.
+	// +optional
+	ValuesFiles []string `json:"valuesFiles,omitempty"`
+	// Values are inline values merged last.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Values *runtime.RawExtension `json:"values,omitempty"`
+}
+
+// SyncPolicy says how the agent follows Git.
+type SyncPolicy struct {
+	// Automated applies every new revision; when false the agent only
+	// reports what would change until `berth sync` is run.
+	// +optional
+	// +kubebuilder:default=true
+	Automated *bool `json:"automated,omitempty"`
+	// Prune deletes objects removed from Git (never PersistentVolumeClaims or
+	// Namespaces unless they carry the annotation berth.dev/prune: "true").
+	// +optional
+	// +kubebuilder:default=true
+	Prune *bool `json:"prune,omitempty"`
+	// Drift: heal (re-apply), detect (report only) or off.
+	// +optional
+	// +kubebuilder:default=heal
+	Drift DriftMode `json:"drift,omitempty"`
+}
+
+// ApplicationSpec is the desired state of an Application.
+type ApplicationSpec struct {
+	Source GitSource `json:"source"`
+	// Destination namespace for namespaced objects that name none.
+	// +kubebuilder:validation:MinLength=1
+	Namespace string `json:"namespace"`
+	// Environment name (staging, production ...): selects
+	// values-<environment>.yaml for Helm and is shown everywhere.
+	// +optional
+	Environment string `json:"environment,omitempty"`
+	// ServiceAccountName in the destination namespace that every write is
+	// impersonated as. Empty means the agent's --default-service-account;
+	// with neither the Application is refused.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// Helm options, used when the path holds a chart.
+	// +optional
+	Helm *HelmSpec `json:"helm,omitempty"`
+	// +optional
+	SyncPolicy SyncPolicy `json:"syncPolicy,omitempty"`
+	// HealthTimeout bounds the wait for owned objects to become healthy;
+	// default 5m.
+	// +optional
+	HealthTimeout *metav1.Duration `json:"healthTimeout,omitempty"`
+	// Suspend stops reconciliation.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ObjectRef identifies one object owned by an Application.
+type ObjectRef struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// DriftSummary reports live objects that differ from Git.
+type DriftSummary struct {
+	// Objects that differ or are missing, as "Kind namespace/name".
+	// +optional
+	Objects []string `json:"objects,omitempty"`
+	// DetectedAt is when drift was last seen.
+	// +optional
+	DetectedAt *metav1.Time `json:"detectedAt,omitempty"`
+	// Healed counts the re-applies drift caused.
+	// +optional
+	Healed int64 `json:"healed,omitempty"`
+}
+
+// ApplicationStatus is the observed state of an Application.
+type ApplicationStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// LastFetchedRevision is the newest commit seen in Git.
+	// +optional
+	LastFetchedRevision string `json:"lastFetchedRevision,omitempty"`
+	// LastAppliedRevision is the commit whose manifests run in the cluster.
+	// +optional
+	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+	// LastAppliedAt is when it was applied.
+	// +optional
+	LastAppliedAt *metav1.Time `json:"lastAppliedAt,omitempty"`
+	// Renderer used for the last revision: plain, kustomize or helm.
+	// +optional
+	Renderer string `json:"renderer,omitempty"`
+	// Health of the owned objects: Healthy, Progressing, Degraded, Unknown.
+	// +optional
+	Health string `json:"health,omitempty"`
+	// Sync state: Synced, OutOfSync, Failed.
+	// +optional
+	Sync string `json:"sync,omitempty"`
+	// Inventory lists the objects the Application owns.
+	// +optional
+	Inventory []ObjectRef `json:"inventory,omitempty"`
+	// Drift summary.
+	// +optional
+	Drift *DriftSummary `json:"drift,omitempty"`
+	// LastHandledSyncRequest echoes the berth.dev/sync-requested annotation
+	// that was handled last.
+	// +optional
+	LastHandledSyncRequest string `json:"lastHandledSyncRequest,omitempty"`
+}
+
+// Application is one app whose desired state the agent pulls from Git.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=app;apps,categories=berth
+// +kubebuilder:printcolumn:name="Env",type=string,JSONPath=`.spec.environment`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.lastAppliedRevision`,description="applied commit"
+// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health`
+// +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Application struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ApplicationSpec   `json:"spec,omitempty"`
+	Status ApplicationStatus `json:"status,omitempty"`
+}
+
+// ApplicationList is a list of Applications.
+//
+// +kubebuilder:object:root=true
+type ApplicationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Application `json:"items"`
+}
+
+// Annotations and labels berth reads or writes.
+const (
+	// SyncRequestedAnnotation on an Application asks for a sync now; its
+	// value (any string, usually a timestamp) is echoed in
+	// status.lastHandledSyncRequest once handled.
+	SyncRequestedAnnotation = "berth.dev/sync-requested"
+	// PruneAnnotation "true" on a PersistentVolumeClaim or Namespace allows
+	// berth to delete it when it is removed from Git; "false" on any object
+	// keeps it.
+	PruneAnnotation = "berth.dev/prune"
+	// OwnerNameLabel and OwnerNamespaceLabel mark every object an
+	// Application applied.
+	OwnerNameLabel      = "app.berth.dev/name"
+	OwnerNamespaceLabel = "app.berth.dev/namespace"
+)

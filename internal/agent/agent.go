@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/controller/application"
+	"github.com/berth-dev/berth/internal/source"
+	"github.com/berth-dev/berth/internal/webhook"
+)
+
+// Options configure the agent; BindFlags maps them to `berth agent` flags.
+type Options struct {
+	Kubeconfig              string
+	MetricsAddr             string
+	ProbeAddr               string
+	WebhookAddr             string
+	WebhookSecretFile       string
+	LeaderElect             bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	DefaultServiceAccount   string
+	// WatchNamespace restricts the agent to Applications in one namespace
+	// (empty: all namespaces).
+	WatchNamespace  string
+	CacheDir        string
+	DefaultInterval time.Duration
+	Concurrency     int
+	// RESTConfig overrides Kubeconfig (tests).
+	RESTConfig *rest.Config
+	// Ready, when set, is closed once the manager has started (tests).
+	Ready chan<- struct{}
+	// Elected, when set, is closed when this agent becomes leader (tests).
+	Elected chan<- struct{}
+}
+
+// DefaultOptions returns the defaults of `berth agent`.
+func DefaultOptions() Options {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return Options{
+		MetricsAddr:             ":8080",
+		ProbeAddr:               ":8081",
+		WebhookAddr:             ":9292",
+		LeaderElect:             true,
+		LeaderElectionNamespace: "berth-system",
+		LeaderElectionID:        "berth-agent",
+		CacheDir:                filepath.Join(cache, "berth", "agent"),
+		DefaultInterval:         time.Minute,
+		Concurrency:             8,
+	}
+}
+
+// BindFlags registers the options as flags.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig (default: in-cluster, then $KUBECONFIG)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Prometheus metrics address (0 disables)")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "health and readiness probe address")
+	fs.StringVar(&o.WebhookAddr, "webhook-bind-address", o.WebhookAddr, "Git webhook receiver address (0 disables)")
+	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared webhook secret (GitHub HMAC, GitLab token, generic HMAC)")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use a Lease so only one replica acts")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader-election Lease")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader-election Lease")
+	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", o.DefaultServiceAccount, "service account impersonated when an Application names none (none: such Applications are refused)")
+	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "only reconcile Applications in this namespace (default: all)")
+	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where Git snapshots are kept")
+	fs.DurationVar(&o.DefaultInterval, "default-interval", o.DefaultInterval, "Git poll interval when an Application sets none")
+	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Applications reconciled in parallel")
+}
+
+// Scheme returns the scheme with Kubernetes and berth types.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(s)
+	_ = berthv1.AddToScheme(s)
+	return s
+}
+
+func (o *Options) restConfig() (*rest.Config, error) {
+	if o.RESTConfig != nil {
+		return rest.CopyConfig(o.RESTConfig), nil
+	}
+	if o.Kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, o Options, log logr.Logger) error {
+	cfg, err := o.restConfig()
+	if err != nil {
+		return fmt.Errorf("loading cluster configuration: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	ctrl.SetLogger(log)
+	secret := []byte(nil)
+	if o.WebhookSecretFile != "" {
+		if secret, err = os.ReadFile(o.WebhookSecretFile); err != nil {
+			return fmt.Errorf("reading webhook secret: %w", err)
+		}
+		secret = []byte(trimNL(string(secret)))
+	}
+	mopts := ctrl.Options{
+		Scheme:                        Scheme(),
+		Metrics:                       metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOptions(o.WatchNamespace),
+		Logger:                        log,
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("creating discovery client: %w", err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	fetchDur := application.FetchObserver()
+	rec := &application.Reconciler{
+		Client:                mgr.GetClient(),
+		Config:                cfg,
+		Mapper:                mapper,
+		Fetcher:               source.NewFetcher(source.Options{CacheDir: filepath.Join(o.CacheDir, "snapshots"), Observe: fetchDur}),
+		Recorder:              mgr.GetEventRecorderFor("berth-agent"),
+		DefaultServiceAccount: o.DefaultServiceAccount,
+		DefaultInterval:       o.DefaultInterval,
+		MaxConcurrent:         o.Concurrency,
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the Application controller: %w", err)
+	}
+	if o.WebhookAddr != "" && o.WebhookAddr != "0" {
+		slogger := slog.New(logr.ToSlogHandler(log.WithName("webhook")))
+		h := webhook.NewHandler(webhook.Secrets{GitHub: secret, GitLab: secret, Generic: secret},
+			func(ctx context.Context, urls []string) (int, error) {
+				apps, err := rec.TriggerURL(ctx, urls...)
+				return len(apps), err
+			}, slogger)
+		if err := mgr.Add(&httpRunnable{addr: o.WebhookAddr, handler: h}); err != nil {
+			return err
+		}
+	}
+	if o.Elected != nil {
+		elected := o.Elected
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			close(elected)
+			<-ctx.Done()
+			return nil
+		})); err != nil {
+			return err
+		}
+	}
+	if o.Ready != nil {
+		ready := o.Ready
+		go func() {
+			if mgr.GetCache().WaitForCacheSync(ctx) {
+				close(ready)
+			}
+		}()
+	}
+	log.Info("starting agent", "leaderElection", o.LeaderElect, "defaultServiceAccount", o.DefaultServiceAccount)
+	return mgr.Start(ctx)
+}
+
+// httpRunnable serves the webhook receiver on the leader only: the
+// reconciler it triggers runs there.
+type httpRunnable struct {
+	addr    string
+	handler http.Handler
+}
+
+func (h *httpRunnable) Start(ctx context.Context) error {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", h.addr)
+	if err != nil {
+		return fmt.Errorf("webhook listener: %w", err)
+	}
+	srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func trimNL(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func cacheOptions(ns string) cache.Options {
+	if ns == "" {
+		return cache.Options{}
+	}
+	return cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}}}
+}

@@ -1,0 +1,285 @@
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+
+	"github.com/berth-dev/berth/internal/manifest"
+)
+
+// planned is one object with its dry-run outcome.
+type planned struct {
+	obj      manifest.Object
+	action   Action
+	deferred bool
+	result   *unstructured.Unstructured // dry-run result
+	live     *unstructured.Unstructured // nil when absent
+}
+
+// Validate dry-runs every object with strict field validation, without
+// writing anything. Objects whose kind or namespace is created by the same
+// revision are validated once those exist (see Apply); here they count as
+// valid. It returns what Apply would do.
+func (m *Manager) Validate(ctx context.Context, objs []manifest.Object) (ChangeSet, error) {
+	plans, err := m.plan(ctx, objs, true)
+	if err != nil {
+		return ChangeSet{}, err
+	}
+	return changeSet(plans), nil
+}
+
+// Apply validates the whole revision, then applies it in stages: CRDs and
+// Namespaces first (waiting for CRDs to be Established), then everything
+// else. Unchanged objects are not written. If validation fails nothing is
+// written and a *ValidationError is returned.
+func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet, error) {
+	plans, err := m.plan(ctx, objs, true)
+	if err != nil {
+		return ChangeSet{}, err
+	}
+	var stage1, stage2 []*planned
+	for _, p := range plans {
+		if isStage1(p.obj.Object) {
+			stage1 = append(stage1, p)
+		} else {
+			stage2 = append(stage2, p)
+		}
+	}
+	if err := m.write(ctx, stage1); err != nil {
+		return changeSet(plans), err
+	}
+	var crds []*unstructured.Unstructured
+	for _, p := range stage1 {
+		if p.obj.Object.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, p.obj.Object)
+		}
+	}
+	if err := m.waitEstablished(ctx, crds); err != nil {
+		return changeSet(plans), err
+	}
+	// Validate what had to wait for stage 1, before writing any of stage 2.
+	var deferred []manifest.Object
+	for _, p := range stage2 {
+		if p.deferred {
+			deferred = append(deferred, p.obj)
+		}
+	}
+	if len(deferred) > 0 {
+		m.mapper.Reset()
+		again, err := m.plan(ctx, deferred, false)
+		if err != nil {
+			return changeSet(plans), err
+		}
+		byID := map[string]*planned{}
+		for _, p := range again {
+			byID[p.obj.ID()] = p
+		}
+		for i, p := range stage2 {
+			if q, ok := byID[p.obj.ID()]; ok {
+				stage2[i] = q
+				*p = *q
+			}
+		}
+	}
+	if err := m.write(ctx, stage2); err != nil {
+		return changeSet(plans), err
+	}
+	return changeSet(plans), nil
+}
+
+// plan dry-runs every object. With allowDefer, objects that depend on a CRD
+// or Namespace in the same revision are marked deferred instead of failing.
+func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer bool) ([]*planned, error) {
+	newKinds := sets.New[schema.GroupKind]()
+	newNamespaces := sets.New[string]()
+	for _, o := range objs {
+		u := o.Object
+		switch {
+		case u.GetKind() == "CustomResourceDefinition":
+			group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+			newKinds.Insert(schema.GroupKind{Group: group, Kind: kind})
+		case u.GetKind() == "Namespace" && u.GroupVersionKind().Group == "":
+			newNamespaces.Insert(u.GetName())
+		}
+	}
+	var plans []*planned
+	var problems []Problem
+	for _, o := range objs {
+		p := &planned{obj: o}
+		plans = append(plans, p)
+		u := o.Object
+		ri, _, err := m.resource(u)
+		if err != nil {
+			if allowDefer && newKinds.Has(u.GroupVersionKind().GroupKind()) {
+				p.deferred, p.action = true, Created
+				continue
+			}
+			problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: err})
+			continue
+		}
+		live, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			live = nil
+		case err != nil:
+			if allowDefer && newNamespaces.Has(u.GetNamespace()) && apierrors.IsNotFound(err) {
+				p.deferred, p.action = true, Created
+				continue
+			}
+			problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: describe(err)})
+			continue
+		}
+		p.live = live
+		res, err := m.patch(ctx, u, true)
+		if err != nil {
+			if allowDefer && newNamespaces.Has(u.GetNamespace()) && apierrors.IsNotFound(err) {
+				p.deferred, p.action = true, Created
+				continue
+			}
+			problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: describe(err)})
+			continue
+		}
+		p.result = res
+		switch {
+		case live == nil:
+			p.action = Created
+		case Equal(live, res):
+			p.action = Unchanged
+		default:
+			p.action = Configured
+		}
+	}
+	if len(problems) > 0 {
+		return plans, &ValidationError{Problems: problems}
+	}
+	return plans, nil
+}
+
+func (m *Manager) write(ctx context.Context, plans []*planned) error {
+	var problems []Problem
+	for _, p := range plans {
+		if p.action == Unchanged {
+			continue
+		}
+		if _, err := m.patch(ctx, p.obj.Object, false); err != nil {
+			problems = append(problems, Problem{ID: p.obj.ID(), Source: p.obj.Source, Err: describe(err)})
+		}
+	}
+	if len(problems) > 0 {
+		return &ApplyError{Problems: problems}
+	}
+	return nil
+}
+
+// ApplyError lists objects whose real apply failed after validation passed
+// (a race with another writer, a webhook, a quota).
+type ApplyError struct {
+	Problems []Problem
+}
+
+func (e *ApplyError) Error() string {
+	msg := fmt.Sprintf("apply failed for %d object(s)", len(e.Problems))
+	for i, p := range e.Problems {
+		if i == 10 {
+			break
+		}
+		msg += fmt.Sprintf("; %s: %s: %v", p.Source, p.ID, p.Err)
+	}
+	return msg
+}
+
+func (m *Manager) patch(ctx context.Context, u *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+	ri, _, err := m.resource(u)
+	if err != nil {
+		return nil, err
+	}
+	obj := u.DeepCopy()
+	unstructured.RemoveNestedField(obj.Object, "status")
+	obj.SetManagedFields(nil)
+	obj.SetResourceVersion("")
+	data, err := json.Marshal(obj.Object)
+	if err != nil {
+		return nil, fmt.Errorf("encoding: %w", err)
+	}
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true), FieldValidation: "Strict"}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	return ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
+}
+
+func (m *Manager) waitEstablished(ctx context.Context, crds []*unstructured.Unstructured) error {
+	if len(crds) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	for _, c := range crds {
+		for {
+			live, err := m.dyn.Resource(gvr).Get(ctx, c.GetName(), metav1.GetOptions{})
+			if err == nil && established(live) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("CustomResourceDefinition %s not established: %w", c.GetName(), ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	m.mapper.Reset()
+	return nil
+}
+
+func established(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+func changeSet(plans []*planned) ChangeSet {
+	var cs ChangeSet
+	for _, p := range plans {
+		cs.Entries = append(cs.Entries, Entry{ID: p.obj.ID(), Source: p.obj.Source, Action: p.action})
+	}
+	sortEntries(cs.Entries)
+	return cs
+}
+
+// describe turns API errors into messages a user can act on.
+func describe(err error) error {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) {
+		s := se.Status()
+		if s.Reason == metav1.StatusReasonForbidden {
+			return fmt.Errorf("permission denied: %s", s.Message)
+		}
+		if s.Message != "" {
+			return fmt.Errorf("%s", s.Message)
+		}
+	}
+	return err
+}
+
+func isForbidden(err error) bool {
+	return err != nil && (apierrors.IsForbidden(err) || strings.Contains(err.Error(), "permission denied"))
+}
+
+func ptr[T any](v T) *T { return &v }

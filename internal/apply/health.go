@@ -1,0 +1,97 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	"github.com/berth-dev/berth/internal/manifest"
+)
+
+// Health is the aggregate kstatus of a set of objects.
+type Health string
+
+// Health values.
+const (
+	Healthy     Health = "Healthy"     // every object Current
+	Progressing Health = "Progressing" // some object InProgress
+	Degraded    Health = "Degraded"    // some object Failed (e.g. ProgressDeadlineExceeded) or missing
+	Unknown     Health = "Unknown"
+)
+
+// ObjectHealth is one object's kstatus.
+type ObjectHealth struct {
+	ID      string
+	Status  status.Status
+	Message string
+}
+
+// Report is the health of a set of objects.
+type Report struct {
+	Health  Health
+	Objects []ObjectHealth
+}
+
+// Failing returns the objects that are not Current, for messages.
+func (r Report) Failing() []ObjectHealth {
+	var out []ObjectHealth
+	for _, o := range r.Objects {
+		if o.Status != status.CurrentStatus {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Health reads every ref's live state and computes kstatus. A Deployment
+// whose rollout exceeded its progress deadline is Failed (fail-fast), not
+// in progress.
+func (m *Manager) Health(ctx context.Context, refs []Ref) (Report, error) {
+	rep := Report{Health: Healthy}
+	for _, r := range refs {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(r.GVK)
+		u.SetNamespace(r.Namespace)
+		u.SetName(r.Name)
+		oh := ObjectHealth{ID: r.ID()}
+		ri, _, err := m.resource(u)
+		if err != nil {
+			return rep, err
+		}
+		live, err := ri.Get(ctx, r.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			oh.Status, oh.Message = status.NotFoundStatus, "not found"
+		case err != nil:
+			return rep, fmt.Errorf("reading %s: %w", oh.ID, describe(err))
+		default:
+			res, err := status.Compute(live)
+			if err != nil {
+				oh.Status, oh.Message = status.UnknownStatus, err.Error()
+			} else {
+				oh.Status, oh.Message = res.Status, res.Message
+			}
+		}
+		rep.Objects = append(rep.Objects, oh)
+		switch oh.Status {
+		case status.CurrentStatus:
+		case status.FailedStatus, status.NotFoundStatus:
+			rep.Health = Degraded
+		case status.InProgressStatus, status.TerminatingStatus:
+			if rep.Health == Healthy {
+				rep.Health = Progressing
+			}
+		default:
+			if rep.Health == Healthy {
+				rep.Health = Unknown
+			}
+		}
+	}
+	return rep, nil
+}
+
+func idOf(u *unstructured.Unstructured) string { return manifest.ObjectID(u) }

@@ -1,0 +1,172 @@
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/berth-dev/berth/internal/manifest"
+)
+
+// FieldManager is berth's server-side apply field manager. It never changes:
+// changing it would orphan every field berth ever applied.
+const FieldManager = "berth"
+
+// Action is what happened (or would happen) to one object.
+type Action string
+
+// Actions.
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Deleted    Action = "deleted"
+	Skipped    Action = "skipped"
+)
+
+// Entry is one object's outcome.
+type Entry struct {
+	ID     string
+	Source manifest.Source
+	Action Action
+	// Reason explains a skip.
+	Reason string
+}
+
+// ChangeSet lists the outcome of an apply, dry-run or prune.
+type ChangeSet struct {
+	Entries []Entry
+}
+
+// Count returns how many entries have action a.
+func (c ChangeSet) Count(a Action) int {
+	n := 0
+	for _, e := range c.Entries {
+		if e.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// Changed reports whether anything was created, configured or deleted.
+func (c ChangeSet) Changed() bool {
+	return c.Count(Created)+c.Count(Configured)+c.Count(Deleted) > 0
+}
+
+// Summary renders counts, e.g. "2 created, 1 configured, 5 unchanged".
+func (c ChangeSet) Summary() string {
+	var parts []string
+	for _, a := range []Action{Created, Configured, Unchanged, Deleted, Skipped} {
+		if n := c.Count(a); n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, a))
+		}
+	}
+	if len(parts) == 0 {
+		return "no objects"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Problem is one object's validation or apply failure.
+type Problem struct {
+	ID     string
+	Source manifest.Source
+	Err    error
+}
+
+// ValidationError lists every object of a revision that failed validation.
+// Nothing was written when it is returned from Validate or Apply.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "revision rejected, nothing applied: %d invalid object(s)", len(e.Problems))
+	for i, p := range e.Problems {
+		if i == 10 {
+			fmt.Fprintf(&b, "; and %d more", len(e.Problems)-10)
+			break
+		}
+		fmt.Fprintf(&b, "; %s: %s: %v", p.Source, p.ID, p.Err)
+	}
+	return b.String()
+}
+
+// Forbidden reports whether any problem is an RBAC denial.
+func (e *ValidationError) Forbidden() bool {
+	for _, p := range e.Problems {
+		if isForbidden(p.Err) {
+			return true
+		}
+	}
+	return false
+}
+
+// Manager applies objects through one (impersonated) client.
+type Manager struct {
+	dyn    dynamic.Interface
+	mapper meta.ResettableRESTMapper
+}
+
+// NewManager returns a Manager using dyn for writes and mapper to map kinds
+// to resources.
+func NewManager(dyn dynamic.Interface, mapper meta.ResettableRESTMapper) *Manager {
+	return &Manager{dyn: dyn, mapper: mapper}
+}
+
+// resource maps u to its dynamic resource interface; namespaced reports
+// whether the kind is namespaced.
+func (m *Manager) resource(u *unstructured.Unstructured) (dynamic.ResourceInterface, bool, error) {
+	gvk := u.GroupVersionKind()
+	mapping, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		m.mapper.Reset()
+		mapping, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, false, fmt.Errorf("unknown kind %s (no such resource in the cluster)", gvk)
+		}
+		return nil, false, fmt.Errorf("mapping %s: %w", gvk, err)
+	}
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		return m.dyn.Resource(mapping.Resource).Namespace(u.GetNamespace()), true, nil
+	}
+	return m.dyn.Resource(mapping.Resource), false, nil
+}
+
+// Namespaced reports whether gvk is a namespaced kind; known is false when
+// the cluster does not serve it.
+func (m *Manager) Namespaced(gvk schema.GroupVersionKind) (namespaced, known bool) {
+	mapping, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		m.mapper.Reset()
+		mapping, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return false, false
+	}
+	return mapping.Scope.Name() == meta.RESTScopeNameNamespace, true
+}
+
+// isStage1 reports whether u must exist before other objects: CRDs and
+// Namespaces.
+func isStage1(u *unstructured.Unstructured) bool {
+	gk := u.GroupVersionKind().GroupKind()
+	return gk == schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"} ||
+		gk == schema.GroupKind{Kind: "Namespace"}
+}
+
+func sortEntries(es []Entry) {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].ID < es[j].ID })
+}
+
+var errDeferred = errors.New("deferred until its CustomResourceDefinition or Namespace is applied")

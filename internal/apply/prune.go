@@ -1,0 +1,101 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Ref identifies a live object.
+type Ref struct {
+	GVK       schema.GroupVersionKind
+	Namespace string
+	Name      string
+}
+
+// ID renders the reference like manifest.ObjectID.
+func (r Ref) ID() string {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(r.GVK)
+	u.SetNamespace(r.Namespace)
+	u.SetName(r.Name)
+	return idOf(u)
+}
+
+// PruneOptions says which objects may be deleted.
+type PruneOptions struct {
+	// OwnerLabels must all be present with these values on an object for it
+	// to be deleted: berth never deletes what it does not own.
+	OwnerLabels map[string]string
+	// PruneAnnotation is the per-object opt-in ("true") for
+	// PersistentVolumeClaims and Namespaces and opt-out ("false") for others.
+	PruneAnnotation string
+}
+
+// Prune deletes refs (objects gone from Git). PersistentVolumeClaims and
+// Namespaces are kept unless annotated PruneAnnotation: "true"; any object
+// annotated "false" is kept; objects not carrying OwnerLabels are kept.
+func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (ChangeSet, error) {
+	var cs ChangeSet
+	var problems []Problem
+	for _, r := range refs {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(r.GVK)
+		u.SetNamespace(r.Namespace)
+		u.SetName(r.Name)
+		id := r.ID()
+		ri, _, err := m.resource(u)
+		if err != nil {
+			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Skipped, Reason: err.Error()})
+			continue
+		}
+		live, err := ri.Get(ctx, r.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			problems = append(problems, Problem{ID: id, Err: describe(err)})
+			continue
+		}
+		if reason := keep(live, opts); reason != "" {
+			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Skipped, Reason: reason})
+			continue
+		}
+		policy := metav1.DeletePropagationBackground
+		uid := live.GetUID()
+		err = ri.Delete(ctx, r.Name, metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &uid}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			problems = append(problems, Problem{ID: id, Err: describe(err)})
+			continue
+		}
+		cs.Entries = append(cs.Entries, Entry{ID: id, Action: Deleted})
+	}
+	sortEntries(cs.Entries)
+	if len(problems) > 0 {
+		return cs, &ApplyError{Problems: problems}
+	}
+	return cs, nil
+}
+
+// keep returns why live must not be pruned, or "".
+func keep(live *unstructured.Unstructured, opts PruneOptions) string {
+	labels := live.GetLabels()
+	for k, v := range opts.OwnerLabels {
+		if labels[k] != v {
+			return fmt.Sprintf("not owned by this Application (label %s)", k)
+		}
+	}
+	ann := live.GetAnnotations()[opts.PruneAnnotation]
+	if ann == "false" {
+		return opts.PruneAnnotation + `: "false"`
+	}
+	gk := live.GroupVersionKind().GroupKind()
+	if (gk == schema.GroupKind{Kind: "PersistentVolumeClaim"} || gk == schema.GroupKind{Kind: "Namespace"}) && ann != "true" {
+		return fmt.Sprintf("%s holds data; kept unless annotated %s: \"true\"", gk.Kind, opts.PruneAnnotation)
+	}
+	return ""
+}

@@ -1,0 +1,123 @@
+package application
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+)
+
+func (r *Reconciler) healthTimeout(app *berthv1.Application) time.Duration {
+	if app.Spec.HealthTimeout != nil && app.Spec.HealthTimeout.Duration > 0 {
+		return app.Spec.HealthTimeout.Duration
+	}
+	return 5 * time.Minute
+}
+
+// health computes kstatus over the inventory and sets Ready.
+func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *apply.Manager) (ctrl.Result, error) {
+	rep, err := mgr.Health(ctx, refsOf(app.Status.Inventory))
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("computing health: %w", err)
+	}
+	rev := short(app.Status.LastAppliedRevision)
+	prev := app.Status.Health
+	health := rep.Health
+	if health == apply.Progressing && app.Status.LastAppliedAt != nil &&
+		time.Since(app.Status.LastAppliedAt.Time) > r.healthTimeout(app) {
+		health = apply.Degraded
+	}
+	app.Status.Health = string(health)
+	switch health {
+	case apply.Healthy:
+		msg := fmt.Sprintf("revision %s applied, %d objects healthy", rev, len(rep.Objects))
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionTrue, "Succeeded", msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "Succeeded", msg)
+		return ctrl.Result{RequeueAfter: r.interval(app)}, nil
+	case apply.Progressing:
+		msg := fmt.Sprintf("revision %s applied, waiting for %s", rev, describeFailing(rep))
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "Progressing", msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", msg)
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	default:
+		msg := fmt.Sprintf("revision %s is unhealthy: %s", rev, describeFailing(rep))
+		if rep.Health == apply.Progressing {
+			msg = fmt.Sprintf("revision %s not healthy after %s: %s", rev, r.healthTimeout(app), describeFailing(rep))
+		}
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "HealthCheckFailed", msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "HealthCheckFailed", msg)
+		if prev != string(health) {
+			r.Recorder.Event(app, corev1.EventTypeWarning, "HealthCheckFailed", msg)
+			r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, "HealthCheckFailed").Inc()
+		}
+		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, nil
+	}
+}
+
+func describeFailing(rep apply.Report) string {
+	var parts []string
+	for i, o := range rep.Failing() {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(rep.Failing())-5))
+			break
+		}
+		msg := string(o.Status)
+		if o.Message != "" {
+			msg += ": " + o.Message
+		}
+		parts = append(parts, o.ID+" ("+msg+")")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// observe reports without writing: drift in detect mode, or a new revision
+// while automated sync is off.
+func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision, newRevision bool) (ctrl.Result, error) {
+	drifted, err := mgr.Drifted(ctx, rev.objects)
+	if err != nil {
+		r.reject(app, rev.sha, reasonFor(err), err)
+		return ctrl.Result{RequeueAfter: r.interval(app)}, nil
+	}
+	if newRevision {
+		app.Status.Sync = "OutOfSync"
+		msg := fmt.Sprintf("revision %s is not applied: automated sync is off (run `berth sync %s`); %d object(s) would change", short(rev.sha), app.Name, len(drifted))
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "AwaitingSync", msg)
+		if app.Status.LastAppliedRevision == "" {
+			setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "AwaitingSync", msg)
+			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
+		}
+		return r.health(ctx, app, mgr)
+	}
+	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(float64(len(drifted)))
+	if len(drifted) == 0 {
+		app.Status.Sync = "Synced"
+		if app.Status.Drift != nil {
+			app.Status.Drift.Objects = nil
+		}
+		meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
+		return r.health(ctx, app, mgr)
+	}
+	app.Status.Sync = "OutOfSync"
+	if app.Status.Drift == nil {
+		app.Status.Drift = &berthv1.DriftSummary{}
+	}
+	changed := strings.Join(drifted, ",") != strings.Join(app.Status.Drift.Objects, ",")
+	app.Status.Drift.Objects = drifted
+	now := metav1.Now()
+	app.Status.Drift.DetectedAt = &now
+	msg := fmt.Sprintf("%d object(s) differ from revision %s: %s (drift mode %s: not corrected; see `berth diff %s`)",
+		len(drifted), short(rev.sha), strings.Join(drifted, ", "), app.Spec.SyncPolicy.Drift, app.Name)
+	setCondition(app, berthv1.ConditionDrifted, metav1.ConditionTrue, "DriftDetected", msg)
+	if changed {
+		r.Recorder.Event(app, corev1.EventTypeWarning, "DriftDetected", msg)
+	}
+	return r.health(ctx, app, mgr)
+}

@@ -1,0 +1,58 @@
+package application
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics are the agent's Prometheus collectors.
+type Metrics struct {
+	ReconcileDuration *prometheus.HistogramVec
+	FetchDuration     *prometheus.HistogramVec
+	AppliedObjects    *prometheus.CounterVec
+	Failures          *prometheus.CounterVec
+	Drift             *prometheus.GaugeVec
+	Healed            *prometheus.CounterVec
+}
+
+var defaultMetrics = newMetrics()
+
+func newMetrics() *Metrics {
+	m := &Metrics{
+		ReconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_reconcile_duration_seconds", Help: "Duration of Application reconciles.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"namespace", "name"}),
+		FetchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "berth_git_fetch_duration_seconds", Help: "Duration of real Git fetches (cache hits excluded).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}, []string{"result"}),
+		AppliedObjects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_applied_objects_total", Help: "Objects written by server-side apply or deleted by prune, by action.",
+		}, []string{"namespace", "name", "action"}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_sync_failures_total", Help: "Failed syncs, by reason.",
+		}, []string{"namespace", "name", "reason"}),
+		Drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_drifted_objects", Help: "Owned objects whose live state differs from Git.",
+		}, []string{"namespace", "name"}),
+		Healed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_drift_healed_total", Help: "Re-applies caused by drift.",
+		}, []string{"namespace", "name"}),
+	}
+	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed)
+	return m
+}
+
+// FetchObserver returns a callback recording real Git fetch durations.
+func FetchObserver() func(url string, d time.Duration, err error) {
+	return func(_ string, d time.Duration, err error) {
+		result := "success"
+		if err != nil {
+			result = "error"
+		}
+		defaultMetrics.FetchDuration.WithLabelValues(result).Observe(d.Seconds())
+	}
+}

@@ -1,0 +1,311 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/source"
+)
+
+// Reconciler reconciles Applications.
+type Reconciler struct {
+	client.Client
+	// Config is the agent's own client configuration; writes to
+	// Applications' objects use a copy impersonating their service account.
+	Config *rest.Config
+	// Mapper maps kinds to resources; shared and reset on unknown kinds.
+	Mapper ResettableMapper
+	// Fetcher pulls Git snapshots, shared by every Application.
+	Fetcher *source.Fetcher
+	// Recorder emits Kubernetes events on Applications.
+	Recorder record.EventRecorder
+	// DefaultServiceAccount is impersonated when an Application names none.
+	DefaultServiceAccount string
+	// DefaultInterval is the poll interval when an Application sets none.
+	DefaultInterval time.Duration
+	// MaxConcurrent reconciles; default 8.
+	MaxConcurrent int
+
+	metrics  *Metrics
+	watcher  *watcher
+	events   chan event.GenericEvent
+	mu       sync.Mutex
+	managers map[string]*applyManager // by impersonated user
+}
+
+// ResettableMapper is a REST mapper whose discovery cache can be reset when
+// a kind is not found (a CRD applied a moment ago).
+type ResettableMapper = meta.ResettableRESTMapper
+
+// Interval returns how often app polls Git.
+func (r *Reconciler) interval(app *berthv1.Application) time.Duration {
+	if app.Spec.Source.Interval != nil && app.Spec.Source.Interval.Duration > 0 {
+		return app.Spec.Source.Interval.Duration
+	}
+	if r.DefaultInterval > 0 {
+		return r.DefaultInterval
+	}
+	return time.Minute
+}
+
+// Reconcile runs one pass of the pipeline for one Application.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	start := time.Now()
+	defer func() {
+		r.metrics.ReconcileDuration.WithLabelValues(req.Namespace, req.Name).Observe(time.Since(start).Seconds())
+	}()
+	app := &berthv1.Application{}
+	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if app.Spec.Suspend {
+		return ctrl.Result{}, nil
+	}
+	before := app.DeepCopy()
+	defer func() {
+		app.Status.ObservedGeneration = app.Generation
+		if err := r.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		}
+	}()
+	return r.reconcile(ctx, app)
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	poll := ctrl.Result{RequeueAfter: r.interval(app)}
+	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", "fetching "+app.Spec.Source.URL)
+
+	sa := app.Spec.ServiceAccountName
+	if sa == "" {
+		sa = r.DefaultServiceAccount
+	}
+	if sa == "" {
+		r.stall(app, "NoServiceAccount", "no service account to impersonate: set spec.serviceAccountName or start the agent with --default-service-account")
+		return ctrl.Result{}, nil // a spec change will bring it back
+	}
+
+	// 1. Source.
+	auth, err := r.credentials(ctx, app)
+	if err != nil {
+		r.stall(app, "CredentialsUnavailable", err.Error())
+		return poll, nil
+	}
+	ref := source.Ref{Branch: app.Spec.Source.Branch, Tag: app.Spec.Source.Tag, Commit: app.Spec.Source.Commit}
+	snap, err := r.Fetcher.Fetch(ctx, app.Spec.Source.URL, ref, auth)
+	if err != nil {
+		reason := "FetchFailed"
+		if errors.Is(err, source.ErrUnsafe) {
+			reason = "UnsafeContent"
+		}
+		r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, reason).Inc()
+		msg := fmt.Sprintf("cannot fetch %s: %v; the last applied revision %s keeps running", ref, err, short(app.Status.LastAppliedRevision))
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, reason, msg)
+		r.Recorder.Event(app, corev1.EventTypeWarning, reason, msg)
+		log.Info("fetch failed", "url", app.Spec.Source.URL, "error", err.Error())
+		// Transient: retry with backoff, but never slower than the poll.
+		return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}, nil
+	}
+	app.Status.LastFetchedRevision = snap.Revision
+
+	// 2. Render.
+	rev, err := r.render(ctx, app, snap)
+	if err != nil {
+		r.reject(app, snap.Revision, "RenderFailed", err)
+		return poll, nil
+	}
+	app.Status.Renderer = string(rev.kind)
+
+	// 3. Decide whether to write.
+	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
+		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
+	automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
+	newRevision := snap.Revision != app.Status.LastAppliedRevision
+	mgr, err := r.manager(app, sa)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if (!automated && !syncRequested) || (!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftDetect) ||
+		(!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftOff && app.Status.Sync == "Synced") {
+		return r.observe(ctx, app, mgr, rev, newRevision)
+	}
+
+	// 4. Apply (validates the whole revision first).
+	cs, err := r.sync(ctx, app, mgr, rev)
+	if syncRequested {
+		app.Status.LastHandledSyncRequest = app.Annotations[berthv1.SyncRequestedAnnotation]
+	}
+	if err != nil {
+		r.reject(app, snap.Revision, reasonFor(err), err)
+		return poll, nil
+	}
+	if cs.Changed() {
+		for _, a := range []apply.Action{apply.Created, apply.Configured, apply.Deleted} {
+			if n := cs.Count(a); n > 0 {
+				r.metrics.AppliedObjects.WithLabelValues(app.Namespace, app.Name, string(a)).Add(float64(n))
+			}
+		}
+		if newRevision {
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "Applied", "revision %s applied: %s", short(snap.Revision), cs.Summary())
+		} else {
+			r.metrics.Healed.WithLabelValues(app.Namespace, app.Name).Inc()
+			if app.Status.Drift == nil {
+				app.Status.Drift = &berthv1.DriftSummary{}
+			}
+			app.Status.Drift.Healed++
+			app.Status.Drift.DetectedAt = ptrTime(metav1.Now())
+			app.Status.Drift.Objects = changedIDs(cs)
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "DriftHealed", "re-applied revision %s: %s", short(snap.Revision), cs.Summary())
+		}
+	}
+	if newRevision {
+		now := metav1.Now()
+		app.Status.LastAppliedAt = &now
+	}
+	app.Status.LastAppliedRevision = snap.Revision
+	app.Status.Sync = "Synced"
+	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(0)
+	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
+	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
+	r.watcher.ensure(ctx, app.Status.Inventory)
+	return r.health(ctx, app, mgr)
+}
+
+// credentials reads the Application's Git credentials Secret.
+func (r *Reconciler) credentials(ctx context.Context, app *berthv1.Application) (*source.Auth, error) {
+	if app.Spec.Source.SecretRef == nil {
+		return nil, nil
+	}
+	s := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.Source.SecretRef.Name}
+	if err := r.Get(ctx, key, s); err != nil {
+		return nil, fmt.Errorf("reading credentials Secret %s: %w", key, err)
+	}
+	return source.AuthFromSecretData(s.Data), nil
+}
+
+// applyManager is the apply.Manager type, named for the managers map.
+type applyManager = apply.Manager
+
+// manager returns the apply.Manager impersonating sa in app's namespace.
+func (r *Reconciler) manager(app *berthv1.Application, sa string) (*apply.Manager, error) {
+	user := "system:serviceaccount:" + app.Spec.Namespace + ":" + sa
+	if strings.Contains(sa, ":") {
+		user = sa // a full user name given as the agent default
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m, ok := r.managers[user]; ok {
+		return m, nil
+	}
+	dyn, err := dynamic.NewForConfig(impersonate(r.Config, user))
+	if err != nil {
+		return nil, fmt.Errorf("creating client for %s: %w", user, err)
+	}
+	m := apply.NewManager(dyn, r.Mapper)
+	r.managers[user] = m
+	return m, nil
+}
+
+func impersonate(cfg *rest.Config, user string) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.Impersonate = rest.ImpersonationConfig{UserName: user}
+	return c
+}
+
+func (r *Reconciler) impersonatedConfig(app *berthv1.Application) *rest.Config {
+	sa := app.Spec.ServiceAccountName
+	if sa == "" {
+		sa = r.DefaultServiceAccount
+	}
+	user := "system:serviceaccount:" + app.Spec.Namespace + ":" + sa
+	if strings.Contains(sa, ":") {
+		user = sa
+	}
+	return impersonate(r.Config, user)
+}
+
+// stall marks app Stalled: retrying the same input cannot help.
+func (r *Reconciler) stall(app *berthv1.Application, reason, msg string) {
+	setCondition(app, berthv1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+	setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, reason, msg)
+	r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, reason).Inc()
+	r.Recorder.Event(app, corev1.EventTypeWarning, reason, msg)
+}
+
+// reject records a rejected revision: nothing of it was applied and the
+// last good revision keeps running.
+func (r *Reconciler) reject(app *berthv1.Application, revision, reason string, err error) {
+	msg := fmt.Sprintf("revision %s rejected: %v", short(revision), err)
+	if app.Status.LastAppliedRevision != "" {
+		msg += fmt.Sprintf(" (still running %s)", short(app.Status.LastAppliedRevision))
+	}
+	app.Status.Sync = "Failed"
+	r.stall(app, reason, msg)
+}
+
+func reasonFor(err error) string {
+	var ve *apply.ValidationError
+	if errors.As(err, &ve) {
+		if ve.Forbidden() {
+			return "PermissionDenied"
+		}
+		return "ValidationFailed"
+	}
+	var ae *apply.ApplyError
+	if errors.As(err, &ae) {
+		return "ApplyFailed"
+	}
+	return "SyncFailed"
+}
+
+func setCondition(app *berthv1.Application, typ string, st metav1.ConditionStatus, reason, msg string) {
+	if len(msg) > 32000 {
+		msg = msg[:32000] + "..."
+	}
+	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
+		Type: typ, Status: st, Reason: reason, Message: msg, ObservedGeneration: app.Generation,
+	})
+}
+
+func short(sha string) string {
+	if len(sha) > 8 {
+		return sha[:8]
+	}
+	if sha == "" {
+		return "(none)"
+	}
+	return sha
+}
+
+func ptrTime(t metav1.Time) *metav1.Time { return &t }
+
+func changedIDs(cs apply.ChangeSet) []string {
+	var out []string
+	for _, e := range cs.Entries {
+		if e.Action == apply.Created || e.Action == apply.Configured || e.Action == apply.Deleted {
+			out = append(out, e.ID)
+		}
+	}
+	return out
+}

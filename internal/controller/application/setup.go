@@ -1,0 +1,93 @@
+package application
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+)
+
+// SetupWithManager registers the reconciler, its drift watches and its
+// trigger channel with mgr.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.metrics = defaultMetrics
+	r.managers = map[string]*applyManager{}
+	r.events = make(chan event.GenericEvent, 1024)
+	mc, err := metadata.NewForConfig(r.Config)
+	if err != nil {
+		return fmt.Errorf("creating metadata client: %w", err)
+	}
+	r.watcher = newWatcher(mc, r.Mapper, r.Enqueue)
+	if err := mgr.Add(manager.RunnableFunc(r.watcher.run)); err != nil {
+		return err
+	}
+	if r.MaxConcurrent <= 0 {
+		r.MaxConcurrent = 8
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&berthv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent}).
+		Named("application").
+		Complete(r)
+}
+
+// Enqueue asks for a reconcile of the Application namespace/name.
+func (r *Reconciler) Enqueue(namespace, name string) {
+	app := &berthv1.Application{}
+	app.Namespace, app.Name = namespace, name
+	select {
+	case r.events <- event.GenericEvent{Object: app}:
+	default: // the queue is full of triggers already; the poll will come
+	}
+}
+
+// TriggerURL fetches Git now for every Application whose source URL matches
+// url (compared without scheme credentials, trailing slash or ".git"). It
+// returns the matched Applications.
+func (r *Reconciler) TriggerURL(ctx context.Context, urls ...string) ([]types.NamespacedName, error) {
+	var list berthv1.ApplicationList
+	if err := r.List(ctx, &list, client.InNamespace("")); err != nil {
+		return nil, fmt.Errorf("listing Applications: %w", err)
+	}
+	want := map[string]bool{}
+	for _, u := range urls {
+		want[NormalizeURL(u)] = true
+	}
+	var out []types.NamespacedName
+	for _, a := range list.Items {
+		if want[NormalizeURL(a.Spec.Source.URL)] {
+			r.Fetcher.Invalidate(a.Spec.Source.URL)
+			r.Enqueue(a.Namespace, a.Name)
+			out = append(out, types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
+		}
+	}
+	return out, nil
+}
+
+// NormalizeURL reduces a repository URL to host/path for matching.
+func NormalizeURL(u string) string {
+	u = strings.ToLower(strings.TrimSpace(u))
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	if i := strings.LastIndex(u, "@"); i >= 0 && (strings.Index(u, "/") < 0 || i < strings.Index(u, "/")) {
+		u = u[i+1:]
+	}
+	u = strings.Replace(u, ":", "/", 1) // git@host:org/repo
+	u = strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git")
+	return u
+}

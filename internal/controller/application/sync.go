@@ -1,0 +1,198 @@
+package application
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/helmrelease"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/render"
+	"github.com/berth-dev/berth/internal/source"
+)
+
+// revision is a rendered, labelled commit.
+type revision struct {
+	sha     string
+	kind    render.Kind
+	objects []manifest.Object
+	helm    *render.HelmChart
+}
+
+// RenderOptions returns the render options of app.
+func RenderOptions(app *berthv1.Application) (render.Options, error) {
+	opts := render.Options{Environment: app.Spec.Environment, Namespace: app.Spec.Namespace, ReleaseName: app.Name}
+	if h := app.Spec.Helm; h != nil {
+		if h.ReleaseName != "" {
+			opts.ReleaseName = h.ReleaseName
+		}
+		opts.ValuesFiles = h.ValuesFiles
+		if h.Values != nil && len(h.Values.Raw) > 0 {
+			if err := json.Unmarshal(h.Values.Raw, &opts.Values); err != nil {
+				return opts, fmt.Errorf("spec.helm.values: %w", err)
+			}
+		}
+	}
+	return opts, nil
+}
+
+func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap *source.Snapshot) (*revision, error) {
+	dir, err := render.Join(snap.Dir, app.Spec.Source.Path)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := RenderOptions(app)
+	if err != nil {
+		return nil, err
+	}
+	res, err := render.Render(ctx, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	Prepare(res.Objects, app, r.namespacedFunc(res.Objects))
+	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm}, nil
+}
+
+// namespacedFunc tells whether a kind is namespaced, asking the cluster and,
+// for kinds defined by CRDs in the same revision, the CRD's scope.
+func (r *Reconciler) namespacedFunc(objs []manifest.Object) func(schema.GroupVersionKind) bool {
+	crdScope := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.Object.GetKind() == "CustomResourceDefinition" {
+			g, _, _ := unstructured.NestedString(o.Object.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(o.Object.Object, "spec", "names", "kind")
+			s, _, _ := unstructured.NestedString(o.Object.Object, "spec", "scope")
+			crdScope[schema.GroupKind{Group: g, Kind: k}] = s == "Namespaced"
+		}
+	}
+	return func(gvk schema.GroupVersionKind) bool {
+		if ns, ok := crdScope[gvk.GroupKind()]; ok {
+			return ns
+		}
+		mapping, err := r.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return true // unknown kinds are rejected by validation
+		}
+		return mapping.Scope.Name() == "namespace"
+	}
+}
+
+// Prepare stamps berth's ownership labels on every object and puts
+// namespaced objects that name no namespace into the destination namespace.
+func Prepare(objs []manifest.Object, app *berthv1.Application, namespaced func(schema.GroupVersionKind) bool) {
+	for _, o := range objs {
+		u := o.Object
+		if u.GetNamespace() == "" && namespaced(u.GroupVersionKind()) {
+			u.SetNamespace(app.Spec.Namespace)
+		}
+		labels := u.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[berthv1.OwnerNameLabel] = labelValue(app.Name)
+		labels[berthv1.OwnerNamespaceLabel] = app.Namespace
+		u.SetLabels(labels)
+	}
+}
+
+func labelValue(s string) string {
+	if len(s) <= 63 {
+		return s
+	}
+	return s[:63]
+}
+
+// sync applies rev and prunes what the previous inventory held and rev
+// does not. Nothing is written when validation fails.
+func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision) (apply.ChangeSet, error) {
+	newRevision := rev.sha != app.Status.LastAppliedRevision
+	var cs apply.ChangeSet
+	var err error
+	if rev.kind == render.Helm && (newRevision || app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation]) {
+		if cs, err = mgr.Validate(ctx, rev.objects); err != nil {
+			return cs, err
+		}
+		_, err = helmrelease.Upgrade(ctx, r.impersonatedConfig(app), rev.helm.Chart, rev.helm.Values, helmrelease.Options{
+			Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName,
+			Description: "berth: revision " + rev.sha,
+		})
+		if err != nil {
+			return cs, err
+		}
+		// Stamp ownership labels (and heal any drift) over Helm's apply.
+		if _, err = mgr.Apply(ctx, rev.objects); err != nil {
+			return cs, err
+		}
+	} else if cs, err = mgr.Apply(ctx, rev.objects); err != nil {
+		return cs, err
+	}
+
+	next := inventoryOf(rev.objects)
+	prune := app.Spec.SyncPolicy.Prune == nil || *app.Spec.SyncPolicy.Prune
+	if gone := subtract(app.Status.Inventory, next); prune && len(gone) > 0 {
+		pcs, perr := mgr.Prune(ctx, refsOf(gone), apply.PruneOptions{
+			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: labelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
+			PruneAnnotation: berthv1.PruneAnnotation,
+		})
+		cs.Entries = append(cs.Entries, pcs.Entries...)
+		var kept []string
+		for _, e := range pcs.Entries {
+			if e.Action == apply.Skipped {
+				kept = append(kept, e.ID+" ("+e.Reason+")")
+			}
+		}
+		if len(kept) > 0 {
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "PruneSkipped", "kept objects removed from Git: %s", strings.Join(kept, "; "))
+		}
+		if perr != nil {
+			return cs, perr
+		}
+	}
+	app.Status.Inventory = next
+	return cs, nil
+}
+
+func inventoryOf(objs []manifest.Object) []berthv1.ObjectRef {
+	out := make([]berthv1.ObjectRef, 0, len(objs))
+	for _, o := range objs {
+		gvk := o.Object.GroupVersionKind()
+		out = append(out, berthv1.ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind,
+			Namespace: o.Object.GetNamespace(), Name: o.Object.GetName()})
+	}
+	sort.Slice(out, func(i, j int) bool { return refKey(out[i]) < refKey(out[j]) })
+	return out
+}
+
+func refKey(r berthv1.ObjectRef) string {
+	return r.Group + "/" + r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+func subtract(old, next []berthv1.ObjectRef) []berthv1.ObjectRef {
+	keep := map[string]bool{}
+	for _, r := range next {
+		keep[refKey(r)] = true
+	}
+	var out []berthv1.ObjectRef
+	for _, r := range old {
+		if !keep[refKey(r)] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func refsOf(inv []berthv1.ObjectRef) []apply.Ref {
+	out := make([]apply.Ref, 0, len(inv))
+	for _, r := range inv {
+		out = append(out, apply.Ref{GVK: schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}, Namespace: r.Namespace, Name: r.Name})
+	}
+	return out
+}

@@ -1,0 +1,98 @@
+package application
+
+import (
+	"context"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+)
+
+// watcher keeps one metadata-only informer per kind that Applications own,
+// selected by berth's ownership label, and enqueues the owning Application
+// on every change or deletion: that is how drift is seen within seconds.
+type watcher struct {
+	client  metadata.Interface
+	mapper  meta.RESTMapper
+	enqueue func(namespace, name string)
+
+	mu      sync.Mutex
+	ctx     context.Context
+	started map[schema.GroupVersionResource]bool
+	pending []schema.GroupVersionResource
+}
+
+func newWatcher(c metadata.Interface, mapper meta.RESTMapper, enqueue func(namespace, name string)) *watcher {
+	return &watcher{client: c, mapper: mapper, enqueue: enqueue, started: map[schema.GroupVersionResource]bool{}}
+}
+
+// run starts the informers requested so far and those requested later,
+// until ctx ends. It is a manager Runnable, so only the leader watches.
+func (w *watcher) run(ctx context.Context) error {
+	w.mu.Lock()
+	w.ctx = ctx
+	pending := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	for _, gvr := range pending {
+		w.startInformer(ctx, gvr)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// ensure makes sure every kind in inv is watched.
+func (w *watcher) ensure(_ context.Context, inv []berthv1.ObjectRef) {
+	for _, r := range inv {
+		mapping, err := w.mapper.RESTMapping(schema.GroupKind{Group: r.Group, Kind: r.Kind}, r.Version)
+		if err != nil {
+			continue
+		}
+		gvr := mapping.Resource
+		w.mu.Lock()
+		if w.started[gvr] {
+			w.mu.Unlock()
+			continue
+		}
+		w.started[gvr] = true
+		ctx := w.ctx
+		if ctx == nil {
+			w.pending = append(w.pending, gvr)
+		}
+		w.mu.Unlock()
+		if ctx != nil {
+			w.startInformer(ctx, gvr)
+		}
+	}
+}
+
+func (w *watcher) startInformer(ctx context.Context, gvr schema.GroupVersionResource) {
+	inf := metadatainformer.NewFilteredMetadataInformer(w.client, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
+		func(o *metav1.ListOptions) { o.LabelSelector = berthv1.OwnerNameLabel }).Informer()
+	notify := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return
+		}
+		l := m.GetLabels()
+		if name, ns := l[berthv1.OwnerNameLabel], l[berthv1.OwnerNamespaceLabel]; name != "" && ns != "" {
+			w.enqueue(ns, name)
+		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, n any) { notify(n) },
+		DeleteFunc: notify,
+	})
+	ctrl.LoggerFrom(ctx).Info("watching owned objects", "resource", gvr.String())
+	go inf.Run(ctx.Done())
+}

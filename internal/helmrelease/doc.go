@@ -1,0 +1,6 @@
+// Package helmrelease installs and upgrades charts as real Helm releases
+// through the Helm v4 SDK, so `helm list` and `helm history` in the
+// destination namespace tell the same story as berth. Releases are stored
+// the way the helm CLI stores them (Secrets driver) and every call runs with
+// the caller's (impersonated) rest.Config.
+package helmrelease

@@ -1,0 +1,137 @@
+package helmrelease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart"
+	"helm.sh/helm/v4/pkg/kube"
+	rspb "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	"k8s.io/client-go/rest"
+)
+
+// Release is the outcome of an install or upgrade.
+type Release struct {
+	Name     string
+	Version  int
+	Status   string
+	Manifest string
+}
+
+// Options configure Upgrade.
+type Options struct {
+	Namespace   string
+	ReleaseName string
+	Description string
+	// MaxHistory bounds stored revisions; default 10.
+	MaxHistory int
+	// Timeout bounds hooks; default 5m.
+	Timeout time.Duration
+}
+
+func configure(cfg *rest.Config, namespace string) (*action.Configuration, error) {
+	ac := action.NewConfiguration(action.ConfigurationSetLogger(slog.New(slog.NewTextHandler(io.Discard, nil)).Handler()))
+	if err := ac.Init(&getter{cfg: cfg, namespace: namespace}, namespace, "secret"); err != nil {
+		return nil, fmt.Errorf("initialising helm: %w", err)
+	}
+	return ac, nil
+}
+
+// Upgrade installs the chart as release opts.ReleaseName in opts.Namespace,
+// or upgrades it when it exists. Changes are applied with server-side apply
+// (forcing conflicts, so berth's own drift corrections never block it).
+func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map[string]any, opts Options) (*Release, error) {
+	if opts.MaxHistory == 0 {
+		opts.MaxHistory = 10
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 5 * time.Minute
+	}
+	ac, err := configure(cfg, opts.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	hist := action.NewHistory(ac)
+	hist.Max = 1
+	_, herr := hist.Run(opts.ReleaseName)
+	var r any
+	if errors.Is(herr, driver.ErrReleaseNotFound) {
+		in := action.NewInstall(ac)
+		in.ReleaseName = opts.ReleaseName
+		in.Namespace = opts.Namespace
+		in.Description = opts.Description
+		in.Timeout = opts.Timeout
+		in.ServerSideApply = true
+		in.ForceConflicts = true
+		in.WaitStrategy = kube.HookOnlyStrategy
+		r, err = in.RunWithContext(ctx, ch, values)
+	} else if herr != nil {
+		return nil, fmt.Errorf("reading helm history of %s: %w", opts.ReleaseName, herr)
+	} else {
+		up := action.NewUpgrade(ac)
+		up.Namespace = opts.Namespace
+		up.Description = opts.Description
+		up.MaxHistory = opts.MaxHistory
+		up.Timeout = opts.Timeout
+		up.ServerSideApply = "true"
+		up.ForceConflicts = true
+		up.WaitStrategy = kube.HookOnlyStrategy
+		r, err = up.RunWithContext(ctx, opts.ReleaseName, ch, values)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("helm release %s: %w", opts.ReleaseName, err)
+	}
+	rel, ok := r.(*rspb.Release)
+	if !ok {
+		return nil, fmt.Errorf("helm returned an unexpected release type %T", r)
+	}
+	return &Release{Name: rel.Name, Version: rel.Version, Status: rel.Info.Status.String(), Manifest: rel.Manifest}, nil
+}
+
+// List returns the releases in namespace, as `helm list` shows them.
+func List(cfg *rest.Config, namespace string) ([]Release, error) {
+	ac, err := configure(cfg, namespace)
+	if err != nil {
+		return nil, err
+	}
+	l := action.NewList(ac)
+	l.All = true
+	rs, err := l.Run()
+	if err != nil {
+		return nil, fmt.Errorf("listing helm releases: %w", err)
+	}
+	var out []Release
+	for _, r := range rs {
+		rel, ok := r.(*rspb.Release)
+		if !ok {
+			continue
+		}
+		out = append(out, Release{Name: rel.Name, Version: rel.Version, Status: rel.Info.Status.String(), Manifest: rel.Manifest})
+	}
+	return out, nil
+}
+
+// History returns every stored revision of release name, oldest first.
+func History(cfg *rest.Config, namespace, name string) ([]Release, error) {
+	ac, err := configure(cfg, namespace)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := action.NewHistory(ac).Run(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading helm history of %s: %w", name, err)
+	}
+	var out []Release
+	for _, r := range rs {
+		if rel, ok := r.(*rspb.Release); ok {
+			out = append(out, Release{Name: rel.Name, Version: rel.Version, Status: rel.Info.Status.String(), Manifest: rel.Manifest})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,144 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"helm.sh/helm/v4/pkg/action"
+	chart "helm.sh/helm/v4/pkg/chart"
+	"helm.sh/helm/v4/pkg/chart/common"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	rspb "helm.sh/helm/v4/pkg/release/v1"
+
+	"github.com/berth-dev/berth/internal/manifest"
+)
+
+// HelmChart is a loaded chart and the merged values to install it with.
+type HelmChart struct {
+	Chart       chart.Charter
+	Values      map[string]any
+	ReleaseName string
+	// ValuesFiles are the files merged, in order, relative to the chart.
+	ValuesFiles []string
+}
+
+func loadHelm(dir string, opts Options) (*HelmChart, error) {
+	if opts.ReleaseName == "" {
+		return nil, fmt.Errorf("helm chart in %s: a release name is required", dir)
+	}
+	ch, err := loader.Load(dir)
+	if err != nil {
+		return nil, &manifest.Error{Source: manifest.Source{File: "Chart.yaml"}, Err: fmt.Errorf("loading chart: %w", err)}
+	}
+	files := append([]string(nil), opts.ValuesFiles...)
+	if opts.Environment != "" {
+		env := "values-" + opts.Environment + ".yaml"
+		if exists(filepath.Join(dir, env)) && !contains(files, env) {
+			files = append(files, env)
+		}
+	}
+	vals := map[string]any{}
+	for _, f := range files {
+		p, err := Join(dir, f)
+		if err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, &manifest.Error{Source: manifest.Source{File: f}, Err: fmt.Errorf("reading values: %w", err)}
+		}
+		v, err := common.ReadValues(b)
+		if err != nil {
+			return nil, &manifest.Error{Source: manifest.Source{File: f}, Err: fmt.Errorf("invalid values: %w", err)}
+		}
+		vals = mergeMaps(vals, v)
+	}
+	if opts.Values != nil {
+		vals = mergeMaps(vals, opts.Values)
+	}
+	return &HelmChart{Chart: ch, Values: vals, ReleaseName: opts.ReleaseName, ValuesFiles: files}, nil
+}
+
+// renderHelm templates the chart client-side, like `helm template`.
+func renderHelm(ctx context.Context, dir string, opts Options) (*Result, error) {
+	hc, err := loadHelm(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	install := action.NewInstall(action.NewConfiguration())
+	install.DryRunStrategy = action.DryRunClient
+	install.Replace = true
+	install.IncludeCRDs = true
+	install.ReleaseName = hc.ReleaseName
+	install.Namespace = opts.Namespace
+	if opts.KubeVersion != "" {
+		kv, err := common.ParseKubeVersion(opts.KubeVersion)
+		if err != nil {
+			return nil, fmt.Errorf("kube version %q: %w", opts.KubeVersion, err)
+		}
+		install.KubeVersion = kv
+	}
+	r, err := install.RunWithContext(ctx, hc.Chart, hc.Values)
+	if err != nil {
+		return nil, &manifest.Error{Source: manifest.Source{File: "Chart.yaml"}, Err: fmt.Errorf("helm template: %w", err)}
+	}
+	rel, ok := r.(*rspb.Release)
+	if !ok {
+		return nil, fmt.Errorf("helm returned an unexpected release type %T", r)
+	}
+	objs, err := ParseHelmManifest(rel.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Kind: Helm, Objects: objs, Helm: hc}, nil
+}
+
+var sourceComment = regexp.MustCompile(`(?m)^# Source: (.+)$`)
+
+// ParseHelmManifest parses a Helm release manifest, naming each object's
+// source after the "# Source:" comment Helm writes above it.
+func ParseHelmManifest(m string) ([]manifest.Object, error) {
+	var out []manifest.Object
+	for _, doc := range strings.Split(m, "\n---") {
+		src := "helm"
+		if s := sourceComment.FindStringSubmatch(doc); s != nil {
+			src = s[1]
+		}
+		objs, err := manifest.Parse(src, []byte(doc))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+func mergeMaps(a, b map[string]any) map[string]any {
+	out := make(map[string]any, len(a))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if bv, ok := v.(map[string]any); ok {
+			if av, ok := out[k].(map[string]any); ok {
+				out[k] = mergeMaps(av, bv)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

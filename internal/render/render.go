@@ -1,0 +1,132 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth-dev/berth/internal/manifest"
+)
+
+// Kind is a renderer.
+type Kind string
+
+// Renderers.
+const (
+	Plain     Kind = "plain"
+	Kustomize Kind = "kustomize"
+	Helm      Kind = "helm"
+)
+
+// Options configure a render.
+type Options struct {
+	// Environment selects values-<environment>.yaml for Helm.
+	Environment string
+	// Namespace is the release namespace for Helm.
+	Namespace string
+	// ReleaseName for Helm; required for Helm.
+	ReleaseName string
+	// ValuesFiles for Helm, relative to the chart directory.
+	ValuesFiles []string
+	// Values are inline Helm values merged last.
+	Values map[string]any
+	// AllowRemoteBases lets Kustomize fetch remote bases.
+	AllowRemoteBases bool
+	// KubeVersion is the Kubernetes version Helm templates see
+	// (Capabilities.KubeVersion); empty means Helm's default.
+	KubeVersion string
+	// Load bounds plain-YAML loading.
+	Load manifest.LoadOptions
+}
+
+// Result is a rendered revision.
+type Result struct {
+	Kind    Kind
+	Objects []manifest.Object
+	// Helm holds what the agent needs to install the chart as a release.
+	Helm *HelmChart
+}
+
+// ErrPathEscapes is returned when an Application's path leaves the repository.
+var ErrPathEscapes = errors.New("path escapes the repository")
+
+// Join returns root/p after checking that p stays inside root.
+func Join(root, p string) (string, error) {
+	clean := path.Clean("/" + filepath.ToSlash(p))
+	if strings.Contains(p, "..") && clean != path.Clean("/"+p) {
+		return "", fmt.Errorf("%q: %w", p, ErrPathEscapes)
+	}
+	for _, seg := range strings.Split(filepath.ToSlash(p), "/") {
+		if seg == ".." {
+			return "", fmt.Errorf("%q: %w", p, ErrPathEscapes)
+		}
+	}
+	return filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(clean, "/"))), nil
+}
+
+// Detect tells which renderer a directory needs.
+func Detect(dir string) (Kind, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", dir)
+	}
+	if exists(filepath.Join(dir, "Chart.yaml")) {
+		return Helm, nil
+	}
+	for _, n := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		if exists(filepath.Join(dir, n)) {
+			return Kustomize, nil
+		}
+	}
+	return Plain, nil
+}
+
+// Render renders dir with the detected renderer.
+func Render(ctx context.Context, dir string, opts Options) (*Result, error) {
+	kind, err := Detect(dir)
+	if err != nil {
+		return nil, err
+	}
+	var res *Result
+	switch kind {
+	case Helm:
+		res, err = renderHelm(ctx, dir, opts)
+	case Kustomize:
+		res, err = renderKustomize(dir, opts)
+	default:
+		var objs []manifest.Object
+		objs, err = manifest.LoadDir(dir, opts.Load)
+		res = &Result{Kind: Plain, Objects: objs}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDuplicates(res.Objects); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func checkDuplicates(objs []manifest.Object) error {
+	seen := map[string]manifest.Source{}
+	for _, o := range objs {
+		id := o.ID()
+		if prev, ok := seen[id]; ok {
+			return &manifest.Error{Source: o.Source, Err: fmt.Errorf("%s is defined twice (also at %s)", id, prev)}
+		}
+		seen[id] = o.Source
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

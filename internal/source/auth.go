@@ -1,0 +1,99 @@
+package source
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+)
+
+// Auth holds credentials for a repository, usually read from a Secret with
+// keys username/password, token, or identity/known_hosts.
+type Auth struct {
+	Username   string
+	Password   string
+	Token      string
+	SSHKey     []byte
+	KnownHosts []byte
+}
+
+// AuthFromSecretData builds Auth from a Secret's data.
+func AuthFromSecretData(data map[string][]byte) *Auth {
+	return &Auth{
+		Username:   string(data["username"]),
+		Password:   string(data["password"]),
+		Token:      string(data["token"]),
+		SSHKey:     data["identity"],
+		KnownHosts: data["known_hosts"],
+	}
+}
+
+// method returns the go-git auth method for url and a cleanup function.
+func (a *Auth) method(url string) (transport.AuthMethod, func(), error) {
+	noop := func() {}
+	if a == nil {
+		return nil, noop, nil
+	}
+	isSSH := strings.HasPrefix(url, "ssh://") || (strings.Contains(url, "@") && !strings.Contains(url, "://"))
+	if isSSH {
+		if len(a.SSHKey) == 0 {
+			return nil, noop, errors.New("ssh repository needs an `identity` key in the credentials Secret")
+		}
+		user := "git"
+		if a.Username != "" {
+			user = a.Username
+		}
+		pk, err := gitssh.NewPublicKeys(user, a.SSHKey, a.Password)
+		if err != nil {
+			return nil, noop, fmt.Errorf("parsing ssh identity: %w", err)
+		}
+		if len(a.KnownHosts) == 0 {
+			return nil, noop, errors.New("ssh repository needs `known_hosts` in the credentials Secret")
+		}
+		f, err := os.CreateTemp("", "berth-known-hosts-")
+		if err != nil {
+			return nil, noop, fmt.Errorf("writing known_hosts: %w", err)
+		}
+		cleanup := func() { _ = os.Remove(f.Name()) }
+		if _, err := f.Write(a.KnownHosts); err != nil {
+			_ = f.Close()
+			cleanup()
+			return nil, noop, fmt.Errorf("writing known_hosts: %w", err)
+		}
+		_ = f.Close()
+		cb, err := gitssh.NewKnownHostsCallback(f.Name())
+		if err != nil {
+			cleanup()
+			return nil, noop, fmt.Errorf("parsing known_hosts: %w", err)
+		}
+		pk.HostKeyCallback = cb
+		return pk, cleanup, nil
+	}
+	switch {
+	case a.Token != "":
+		user := a.Username
+		if user == "" {
+			user = "git"
+		}
+		return &githttp.BasicAuth{Username: user, Password: a.Token}, noop, nil
+	case a.Username != "" || a.Password != "":
+		return &githttp.BasicAuth{Username: a.Username, Password: a.Password}, noop, nil
+	}
+	return nil, noop, nil
+}
+
+// authKey identifies credentials without revealing them, so listings made
+// with different credentials are not shared.
+func authKey(am transport.AuthMethod) string {
+	if am == nil {
+		return "anonymous"
+	}
+	h := sha256.Sum256([]byte(am.String() + fmt.Sprintf("%#v", am)))
+	return hex.EncodeToString(h[:8])
+}

@@ -1,0 +1,264 @@
+package source
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+	"golang.org/x/sync/singleflight"
+)
+
+// Ref selects what to deploy; exactly one of Branch, Tag, Commit is used, in
+// the order Commit, Tag, Branch; empty means branch "main".
+type Ref struct {
+	Branch string
+	Tag    string
+	Commit string
+}
+
+// String renders the reference for messages.
+func (r Ref) String() string {
+	switch {
+	case r.Commit != "":
+		return "commit " + r.Commit
+	case r.Tag != "":
+		return "tag " + r.Tag
+	case r.Branch != "":
+		return "branch " + r.Branch
+	}
+	return "branch main"
+}
+
+// Snapshot is one commit of a repository on disk.
+type Snapshot struct {
+	URL      string
+	Revision string // full commit SHA
+	Dir      string // root of the files; read-only by convention
+}
+
+// Options bounds a Fetcher.
+type Options struct {
+	// CacheDir holds the snapshots.
+	CacheDir string
+	// MaxFileBytes refuses larger files; default 10 MiB.
+	MaxFileBytes int64
+	// MaxTotalBytes refuses larger commits; default 512 MiB.
+	MaxTotalBytes int64
+	// ListTTL reuses a remote's ref listing for this long, so many
+	// Applications polling one repository ask it once; default 2s.
+	ListTTL time.Duration
+	// Timeout bounds one remote operation; default 2m.
+	Timeout time.Duration
+	// Observe, when set, is called with the duration of every real fetch.
+	Observe func(url string, d time.Duration, err error)
+}
+
+// Fetcher fetches snapshots, sharing work between callers.
+type Fetcher struct {
+	opts  Options
+	group singleflight.Group
+	mu    sync.Mutex
+	lists map[string]listing
+	// Fetches counts real fetches (not cache hits), for tests and metrics.
+	fetches int64
+}
+
+type listing struct {
+	at   time.Time
+	refs map[string]string // ref name -> commit
+}
+
+// ErrRefNotFound is returned when the branch or tag does not exist.
+var ErrRefNotFound = errors.New("reference not found")
+
+// NewFetcher returns a Fetcher storing snapshots under opts.CacheDir.
+func NewFetcher(opts Options) *Fetcher {
+	if opts.MaxFileBytes <= 0 {
+		opts.MaxFileBytes = 10 << 20
+	}
+	if opts.MaxTotalBytes <= 0 {
+		opts.MaxTotalBytes = 512 << 20
+	}
+	if opts.ListTTL <= 0 {
+		opts.ListTTL = 2 * time.Second
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	return &Fetcher{opts: opts, lists: map[string]listing{}}
+}
+
+// Fetches returns how many real fetches (clones) the Fetcher made.
+func (f *Fetcher) Fetches() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fetches
+}
+
+// Fetch returns the snapshot of ref in the repository at url, fetching it
+// only when no snapshot of the resolved commit exists.
+func (f *Fetcher) Fetch(ctx context.Context, url string, ref Ref, auth *Auth) (*Snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	am, cleanup, err := auth.method(url)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+
+	commit := strings.ToLower(ref.Commit)
+	if commit == "" {
+		commit, err = f.resolve(ctx, url, ref, am)
+		if err != nil {
+			return nil, err
+		}
+	}
+	dir := f.snapshotDir(url, commit)
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return &Snapshot{URL: url, Revision: commit, Dir: dir}, nil
+	}
+	_, err, _ = f.group.Do("fetch\x00"+url+"\x00"+commit, func() (any, error) {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return nil, nil
+		}
+		start := time.Now()
+		err := f.fetch(ctx, url, ref, commit, am, dir)
+		if f.opts.Observe != nil {
+			f.opts.Observe(url, time.Since(start), err)
+		}
+		return nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{URL: url, Revision: commit, Dir: dir}, nil
+}
+
+// Resolve returns the commit ref points to, without fetching.
+func (f *Fetcher) Resolve(ctx context.Context, url string, ref Ref, auth *Auth) (string, error) {
+	if ref.Commit != "" {
+		return strings.ToLower(ref.Commit), nil
+	}
+	am, cleanup, err := auth.method(url)
+	if err != nil {
+		return "", err
+	}
+	defer cleanup()
+	return f.resolve(ctx, url, ref, am)
+}
+
+func refName(ref Ref) plumbing.ReferenceName {
+	if ref.Tag != "" {
+		return plumbing.NewTagReferenceName(ref.Tag)
+	}
+	b := ref.Branch
+	if b == "" {
+		b = "main"
+	}
+	return plumbing.NewBranchReferenceName(b)
+}
+
+func (f *Fetcher) resolve(ctx context.Context, url string, ref Ref, am transport.AuthMethod) (string, error) {
+	key := url + "\x00" + authKey(am)
+	f.mu.Lock()
+	l, ok := f.lists[key]
+	f.mu.Unlock()
+	if !ok || time.Since(l.at) > f.opts.ListTTL {
+		v, err, _ := f.group.Do("list\x00"+key, func() (any, error) {
+			rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
+			refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: am})
+			if err != nil {
+				return nil, fmt.Errorf("listing references of %s: %w", url, err)
+			}
+			m := map[string]string{}
+			for _, r := range refs {
+				if r.Type() == plumbing.HashReference {
+					m[r.Name().String()] = r.Hash().String()
+				}
+			}
+			// Annotated tags: prefer the peeled commit.
+			for _, r := range refs {
+				if n := r.Name().String(); strings.HasSuffix(n, "^{}") {
+					m[strings.TrimSuffix(n, "^{}")] = r.Hash().String()
+				}
+			}
+			nl := listing{at: time.Now(), refs: m}
+			f.mu.Lock()
+			f.lists[key] = nl
+			f.mu.Unlock()
+			return nl, nil
+		})
+		if err != nil {
+			return "", err
+		}
+		l = v.(listing)
+	}
+	name := refName(ref)
+	c, ok := l.refs[name.String()]
+	if !ok {
+		return "", fmt.Errorf("%s in %s: %w", ref, url, ErrRefNotFound)
+	}
+	return c, nil
+}
+
+func (f *Fetcher) snapshotDir(url, commit string) string {
+	h := sha256.Sum256([]byte(url))
+	return filepath.Join(f.opts.CacheDir, hex.EncodeToString(h[:8]), commit)
+}
+
+func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string, am transport.AuthMethod, dir string) error {
+	f.mu.Lock()
+	f.fetches++
+	f.mu.Unlock()
+	st := memory.NewStorage()
+	opts := &git.CloneOptions{URL: url, Auth: am, NoCheckout: true, Tags: git.NoTags}
+	if ref.Commit == "" {
+		opts.ReferenceName = refName(ref)
+		opts.SingleBranch = true
+		opts.Depth = 1
+	}
+	repo, err := git.CloneContext(ctx, st, nil, opts)
+	if err != nil {
+		return fmt.Errorf("fetching %s (%s) from %s: %w", commit, ref, url, err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil && ref.Commit == "" {
+		// The branch moved between listing and fetching: take what we got.
+		head, herr := repo.Head()
+		if herr != nil {
+			return fmt.Errorf("reading fetched head of %s: %w", url, herr)
+		}
+		c, err = repo.CommitObject(head.Hash())
+		if err == nil && c.Hash.String() != commit {
+			return fmt.Errorf("%s moved from %s to %s while fetching; retrying", ref, commit, c.Hash)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("commit %s not found in %s: %w", commit, url, err)
+	}
+	return writeSnapshot(c, dir, f.opts.MaxFileBytes, f.opts.MaxTotalBytes)
+}
+
+// Invalidate forgets the cached reference listing of url, so the next Fetch
+// asks the remote (used by webhooks).
+func (f *Fetcher) Invalidate(url string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.lists {
+		if strings.HasPrefix(k, url+"\x00") {
+			delete(f.lists, k)
+		}
+	}
+}

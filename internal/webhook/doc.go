@@ -1,0 +1,14 @@
+// Package webhook receives push notifications from Git hosts and triggers an
+// immediate fetch of the Applications on the pushed repository, instead of
+// waiting for the next poll.
+//
+// Three endpoints, each verifying the sender before reading the payload:
+//
+//	POST /hooks/github   X-Hub-Signature-256: sha256=HMAC-SHA256(secret, body)
+//	POST /hooks/gitlab   X-Gitlab-Token: secret
+//	POST /hooks/generic  X-Berth-Signature: sha256=HMAC-SHA256(secret, body),
+//	                     body {"url": "..."} or {"urls": ["..."]}
+//
+// Unsigned or wrongly signed calls get 401 and are logged with the sender's
+// address and the reason, never with the secret or the signature.
+package webhook

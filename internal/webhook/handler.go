@@ -1,0 +1,209 @@
+package webhook
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// maxBody bounds a webhook payload.
+const maxBody = 1 << 20
+
+// Secrets are the shared secrets per endpoint; an empty secret disables
+// that endpoint (it answers 404).
+type Secrets struct {
+	GitHub  []byte
+	GitLab  []byte
+	Generic []byte
+}
+
+// Trigger fetches now for the Applications on any of urls and returns how
+// many matched.
+type Trigger func(ctx context.Context, urls []string) (int, error)
+
+// NewHandler returns the webhook receiver.
+func NewHandler(secrets Secrets, trigger Trigger, log *slog.Logger) http.Handler {
+	h := &handler{secrets: secrets, trigger: trigger, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hooks/github", h.github)
+	mux.HandleFunc("POST /hooks/gitlab", h.gitlab)
+	mux.HandleFunc("POST /hooks/generic", h.generic)
+	return mux
+}
+
+type handler struct {
+	secrets Secrets
+	trigger Trigger
+	log     *slog.Logger
+}
+
+func (h *handler) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		http.Error(w, "payload unreadable or larger than 1 MiB", http.StatusRequestEntityTooLarge)
+		return nil, false
+	}
+	return body, true
+}
+
+func (h *handler) deny(w http.ResponseWriter, r *http.Request, hook, reason string) {
+	h.log.Warn("webhook rejected", "hook", hook, "remote", r.RemoteAddr, "reason", reason)
+	http.Error(w, "invalid signature", http.StatusUnauthorized)
+}
+
+// validHMAC reports whether header is "sha256=<hex>" of body under secret.
+func validHMAC(secret, body []byte, header string) bool {
+	sig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+func (h *handler) github(w http.ResponseWriter, r *http.Request) {
+	if len(h.secrets.GitHub) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	body, ok := h.read(w, r)
+	if !ok {
+		return
+	}
+	sig := r.Header.Get("X-Hub-Signature-256")
+	if sig == "" {
+		h.deny(w, r, "github", "missing X-Hub-Signature-256")
+		return
+	}
+	if !validHMAC(h.secrets.GitHub, body, sig) {
+		h.deny(w, r, "github", "signature mismatch")
+		return
+	}
+	if r.Header.Get("X-GitHub-Event") == "ping" {
+		writeJSON(w, http.StatusOK, map[string]any{"pong": true})
+		return
+	}
+	var p struct {
+		Repository struct {
+			CloneURL string `json:"clone_url"`
+			HTMLURL  string `json:"html_url"`
+			SSHURL   string `json:"ssh_url"`
+			GitURL   string `json:"git_url"`
+		} `json:"repository"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		http.Error(w, "invalid JSON payload", http.StatusBadRequest)
+		return
+	}
+	rp := p.Repository
+	h.fire(w, r, "github", rp.CloneURL, rp.HTMLURL, rp.SSHURL, rp.GitURL)
+}
+
+func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
+	if len(h.secrets.GitLab) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	tok := r.Header.Get("X-Gitlab-Token")
+	if tok == "" {
+		h.deny(w, r, "gitlab", "missing X-Gitlab-Token")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(tok), h.secrets.GitLab) != 1 {
+		h.deny(w, r, "gitlab", "token mismatch")
+		return
+	}
+	body, ok := h.read(w, r)
+	if !ok {
+		return
+	}
+	var p struct {
+		Project struct {
+			HTTP string `json:"git_http_url"`
+			SSH  string `json:"git_ssh_url"`
+			Web  string `json:"web_url"`
+		} `json:"project"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		http.Error(w, "invalid JSON payload", http.StatusBadRequest)
+		return
+	}
+	h.fire(w, r, "gitlab", p.Project.HTTP, p.Project.SSH, p.Project.Web)
+}
+
+func (h *handler) generic(w http.ResponseWriter, r *http.Request) {
+	if len(h.secrets.Generic) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	body, ok := h.read(w, r)
+	if !ok {
+		return
+	}
+	sig := r.Header.Get("X-Berth-Signature")
+	if sig == "" {
+		h.deny(w, r, "generic", "missing X-Berth-Signature")
+		return
+	}
+	if !validHMAC(h.secrets.Generic, body, sig) {
+		h.deny(w, r, "generic", "signature mismatch")
+		return
+	}
+	var p struct {
+		URL  string   `json:"url"`
+		URLs []string `json:"urls"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		http.Error(w, "invalid JSON payload", http.StatusBadRequest)
+		return
+	}
+	h.fire(w, r, "generic", append(p.URLs, p.URL)...)
+}
+
+func (h *handler) fire(w http.ResponseWriter, r *http.Request, hook string, urls ...string) {
+	var clean []string
+	for _, u := range urls {
+		if u != "" {
+			clean = append(clean, u)
+		}
+	}
+	if len(clean) == 0 {
+		http.Error(w, "payload names no repository", http.StatusBadRequest)
+		return
+	}
+	n, err := h.trigger(r.Context(), clean)
+	if err != nil {
+		h.log.Error("webhook trigger failed", "hook", hook, "error", err.Error())
+		http.Error(w, fmt.Sprintf("trigger failed: %v", err), http.StatusInternalServerError)
+		return
+	}
+	h.log.Info("webhook accepted", "hook", hook, "matched", n)
+	writeJSON(w, http.StatusAccepted, map[string]any{"matched": n})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Sign returns the "sha256=<hex>" signature of body under secret, as senders
+// compute it.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
