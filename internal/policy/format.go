@@ -88,7 +88,7 @@ type (
 		Locations []sarifLocation `json:"locations"`
 	}
 	sarifLocation struct {
-		PhysicalLocation *sarifPhysical  `json:"physicalLocation,omitempty"`
+		PhysicalLocation *sarifPhysical `json:"physicalLocation,omitempty"`
 		LogicalLocations []sarifLogical `json:"logicalLocations,omitempty"`
 	}
 	sarifPhysical struct {
