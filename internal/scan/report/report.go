@@ -16,9 +16,12 @@ type Report struct {
 	Digest      string            `json:"digest,omitempty"`
 	OS          *catalog.OS       `json:"os,omitempty"`
 	Packages    []catalog.Package `json:"packages"`
-	DB          DBInfo            `json:"database"`
-	Policy      Policy            `json:"policy"`
-	Verdict     Verdict           `json:"verdict"`
+	// Secrets are hard-coded secrets the catalogers found, redacted. They
+	// are reported, not gated here: the policy engine decides about them.
+	Secrets []catalog.Secret `json:"secrets,omitempty"`
+	DB      DBInfo           `json:"database"`
+	Policy  Policy           `json:"policy"`
+	Verdict Verdict          `json:"verdict"`
 	// Warnings are inputs that were skipped or could not be compared.
 	Warnings   []string  `json:"warnings,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`

@@ -68,6 +68,12 @@ func WriteTable(w io.Writer, r *Report) error {
 			ew.printf("  %s expired %s (%s)\n", e.ID, e.Expires, e.Reason)
 		}
 	}
+	if len(r.Secrets) > 0 {
+		ew.printf("\nSecrets (%d, redacted)\n", len(r.Secrets))
+		for _, s := range r.Secrets {
+			ew.printf("  %s %s:%d %s\n", s.RuleID, s.Path, s.Line, s.Redacted)
+		}
+	}
 	for _, wmsg := range r.Warnings {
 		ew.printf("warning: %s\n", wmsg)
 	}
