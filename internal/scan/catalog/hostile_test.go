@@ -1,0 +1,186 @@
+package catalog
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// bombLayer is a gzip stream of a tar holding one file of size zero bytes:
+// a few hundred KiB that inflate to size.
+func bombLayer(t *testing.T, size int64) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(tw, zeroReader{}, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// truncatedGzipLayer is a layer whose gzip stream ends early. Registries
+// and go-containerregistry's own constructors refuse such blobs (digest
+// checks), so it is built by hand to reach the scanner.
+type truncatedGzipLayer struct{ gz []byte }
+
+func (l truncatedGzipLayer) Digest() (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(l.gz))
+	return h, err
+}
+func (l truncatedGzipLayer) DiffID() (v1.Hash, error) { return l.Digest() }
+func (l truncatedGzipLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.gz)), nil
+}
+func (l truncatedGzipLayer) Uncompressed() (io.ReadCloser, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(l.gz))
+	if err != nil {
+		return nil, err
+	}
+	return zr, nil
+}
+func (l truncatedGzipLayer) Size() (int64, error)                { return int64(len(l.gz)), nil }
+func (l truncatedGzipLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestHostileLayers(t *testing.T) {
+	lodash := readFile(t, "testdata/npm/lodash/package.json")
+	good := tarBytes(t, file("app/node_modules/lodash/package.json", lodash), file("etc/motd", bytes.Repeat([]byte("x"), 4096)))
+	bigStatus := bytes.Repeat([]byte("Package: a\nVersion: 1\n\n"), 100000) // 2.3 MB
+	bomb := bombLayer(t, 256<<20)
+	t.Logf("bomb layer: %d compressed bytes inflate to %d", len(bomb), 256<<20)
+
+	tests := []struct {
+		name     string
+		raw      []byte
+		layer    v1.Layer // instead of raw
+		opts     Options
+		wantErr  error  // errors.Is target
+		errText  string // or a substring of the error
+		warnings []string
+		pkgs     int
+	}{
+		{name: "truncated tar", raw: good[:len(good)-3000], errText: "unexpected EOF"},
+		{name: "truncated gzip", layer: truncatedGzipLayer{gzipOf(t, good)[:200]}, errText: "unexpected EOF"},
+		{name: "garbage", raw: bytes.Repeat([]byte("not a tar "), 200), errText: "reading layer"},
+		{
+			name: "dot-dot and absolute paths",
+			raw: tarBytes(t,
+				file("../../../tmp/node_modules/evil/package.json", lodash),
+				file("app/../../node_modules/evil/package.json", lodash),
+				file("/abs/node_modules/lodash/package.json", lodash),
+				entry{name: "app/hardlink", typ: tar.TypeLink, link: "../../etc/passwd"},
+				file("app/node_modules/lodash/package.json", lodash),
+			),
+			warnings: []string{
+				`skipped tar entry "../../../tmp/node_modules/evil/package.json": path with .. element`,
+				`skipped tar entry "app/../../node_modules/evil/package.json": path with .. element`,
+				`skipped tar entry "/abs/node_modules/lodash/package.json": absolute path`,
+			},
+			pkgs: 1,
+		},
+		{
+			name: "symlink loops",
+			raw: tarBytes(t,
+				symlink("etc/os-release", "os-release2"),
+				symlink("etc/os-release2", "/etc/os-release"),
+				symlink("usr/lib", "../usr/lib"),
+				file("app/node_modules/lodash/package.json", lodash),
+			),
+			warnings: []string{
+				"/etc/os-release: too many levels of symbolic links",
+				"/usr/lib/os-release: too many levels of symbolic links",
+			},
+			pkgs: 1,
+		},
+		{name: "bomb", raw: bomb, opts: Options{MaxLayerBytes: 64 << 20}, wantErr: ErrLayerTooLarge},
+		{
+			name:     "gigantic cataloged file",
+			raw:      tarBytes(t, file("var/lib/dpkg/status", bigStatus), file("app/node_modules/lodash/package.json", lodash)),
+			opts:     Options{MaxFileSize: 1 << 20},
+			warnings: []string{"skipped /var/lib/dpkg/status: 2300000 bytes is over the 1048576-byte file limit"},
+			pkgs:     1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			opts := tc.opts
+			opts.CacheDir = filepath.Join(root, "cache")
+			opts.Secrets = true
+			l := tc.layer
+			if l == nil {
+				l = layerOf(t, tc.raw)
+			}
+			inv, err := Scan(context.Background(), image(t, l), opts)
+			switch {
+			case tc.wantErr != nil || tc.errText != "":
+				if err == nil {
+					t.Fatalf("no error; inventory %+v", inv)
+				}
+				if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+					t.Fatalf("error %v, want %v", err, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.errText) {
+					t.Fatalf("error %q does not contain %q", err, tc.errText)
+				}
+				t.Logf("error: %v", err)
+			case err != nil:
+				t.Fatal(err)
+			default:
+				var got []string
+				for _, w := range inv.Warnings {
+					msg, _, _ := strings.Cut(w, " (layer ")
+					got = append(got, msg)
+				}
+				if strings.Join(got, "\n") != strings.Join(tc.warnings, "\n") {
+					t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.warnings, "\n"))
+				}
+				if len(inv.Packages) != tc.pkgs {
+					t.Errorf("got %d packages, want %d: %+v", len(inv.Packages), tc.pkgs, inv.Packages)
+				}
+			}
+			// Nothing was written outside the cache directory.
+			err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if p != root && !strings.HasPrefix(p, opts.CacheDir) {
+					t.Errorf("scan wrote %s outside the cache", p)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
