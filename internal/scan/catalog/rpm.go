@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	rpmdb "github.com/erikvarga/go-rpmdb/pkg"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver the rpm reader opens (RHEL 9 style databases)
 )
 
 // tempRoot is where catalogers that need a real file (the rpm database
