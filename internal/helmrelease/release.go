@@ -18,10 +18,45 @@ import (
 
 // Release is the outcome of an install or upgrade.
 type Release struct {
-	Name     string
-	Version  int
-	Status   string
-	Manifest string
+	Name        string
+	Version     int
+	Status      string
+	Description string
+	Manifest    string
+}
+
+func fromV1(rel *rspb.Release) Release {
+	r := Release{Name: rel.Name, Version: rel.Version, Manifest: rel.Manifest}
+	if rel.Info != nil {
+		r.Status, r.Description = rel.Info.Status.String(), rel.Info.Description
+	}
+	return r
+}
+
+// Latest returns the newest revision of release name, or nil when the
+// release does not exist.
+func Latest(cfg *rest.Config, namespace, name string) (*Release, error) {
+	ac, err := configure(cfg, namespace)
+	if err != nil {
+		return nil, err
+	}
+	h := action.NewHistory(ac)
+	h.Max = 1
+	rs, err := h.Run(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading helm history of %s: %w", name, err)
+	}
+	var latest *Release
+	for _, r := range rs {
+		if rel, ok := r.(*rspb.Release); ok && (latest == nil || rel.Version > latest.Version) {
+			v := fromV1(rel)
+			latest = &v
+		}
+	}
+	return latest, nil
 }
 
 // Options configure Upgrade.
@@ -91,7 +126,8 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 	if !ok {
 		return nil, fmt.Errorf("helm returned an unexpected release type %T", r)
 	}
-	return &Release{Name: rel.Name, Version: rel.Version, Status: rel.Info.Status.String(), Manifest: rel.Manifest}, nil
+	out := fromV1(rel)
+	return &out, nil
 }
 
 // List returns the releases in namespace, as `helm list` shows them.
@@ -112,7 +148,7 @@ func List(cfg *rest.Config, namespace string) ([]Release, error) {
 		if !ok {
 			continue
 		}
-		out = append(out, Release{Name: rel.Name, Version: rel.Version, Status: rel.Info.Status.String(), Manifest: rel.Manifest})
+		out = append(out, fromV1(rel))
 	}
 	return out, nil
 }
@@ -130,7 +166,7 @@ func History(cfg *rest.Config, namespace, name string) ([]Release, error) {
 	var out []Release
 	for _, r := range rs {
 		if rel, ok := r.(*rspb.Release); ok {
-			out = append(out, Release{Name: rel.Name, Version: rel.Version, Status: rel.Info.Status.String(), Manifest: rel.Manifest})
+			out = append(out, fromV1(rel))
 		}
 	}
 	return out, nil

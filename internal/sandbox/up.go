@@ -208,6 +208,10 @@ func Up(ctx context.Context, opts UpOptions) (st *State, err error) {
 		"--server-address=127.0.0.1:" + strconv.Itoa(st.Ports.Kwok),
 		"--cidr=10.244.0.1/16",
 		"--node-ip=127.0.0.1",
+		// Without a KwokConfiguration kwok would fall back to status-only
+		// heartbeats every 20-45s, close enough to the node monitor grace
+		// period for nodes to flap NotReady; leases keep them Ready.
+		"--node-lease-duration-seconds=40",
 	})
 	if err != nil {
 		return st, err

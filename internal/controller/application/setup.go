@@ -37,10 +37,12 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.MaxConcurrent <= 0 {
 		r.MaxConcurrent = 8
 	}
+	// Several agents may run in one process (tests); names need not be unique.
+	skip := true
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&berthv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent, SkipNameValidation: &skip}).
 		Named("application").
 		Complete(r)
 }

@@ -120,12 +120,21 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		if cs, err = mgr.Validate(ctx, rev.objects); err != nil {
 			return cs, err
 		}
-		_, err = helmrelease.Upgrade(ctx, r.impersonatedConfig(app), rev.helm.Chart, rev.helm.Values, helmrelease.Options{
-			Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName,
-			Description: "berth: revision " + rev.sha,
-		})
+		// The Helm history, not the (possibly stale) cached status, says
+		// whether this revision is already released.
+		desc := "berth: revision " + rev.sha
+		cfg := r.impersonatedConfig(app)
+		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, rev.helm.ReleaseName)
 		if err != nil {
 			return cs, err
+		}
+		if latest == nil || latest.Description != desc || latest.Status != "deployed" ||
+			app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation] {
+			if _, err = helmrelease.Upgrade(ctx, cfg, rev.helm.Chart, rev.helm.Values, helmrelease.Options{
+				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc,
+			}); err != nil {
+				return cs, err
+			}
 		}
 		// Stamp ownership labels (and heal any drift) over Helm's apply.
 		if _, err = mgr.Apply(ctx, rev.objects); err != nil {

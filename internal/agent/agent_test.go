@@ -1,0 +1,395 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/helmrelease"
+	"github.com/berth-dev/berth/internal/webhook"
+)
+
+const configMap = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: %s
+data:
+  greeting: %s
+`
+
+const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: example.test/web:%s
+`
+
+const pvc = `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: data
+spec:
+  storageClassName: manual
+  volumeName: %s
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+`
+
+func cm(name, greeting string) string {
+	return strings.Replace(strings.Replace(configMap, "%s", name, 1), "%s", greeting, 1)
+}
+func deploy(tag string) string { return strings.Replace(deployment, "%s", tag, 1) }
+
+func TestCommitAppliedAndPruned(t *testing.T) {
+	f := newFixture(t)
+	pvName := f.persistentVolume()
+	sha1 := f.wt.Write("app/cm.yaml", cm("settings", "hello")).
+		Write("app/web/deploy.yaml", deploy("1")).
+		Write("app/pvc.yaml", strings.Replace(pvc, "%s", pvName, 1)).
+		Write("app/extra.yaml", cm("extra", "x")).
+		CommitAndPush("first")
+	f.createApp("demo", "app")
+	app := f.waitApp("demo", 60*time.Second, "first commit applied and healthy", appliedReady(sha1))
+	if app.Status.Health != "Healthy" || app.Status.Sync != "Synced" || len(app.Status.Inventory) != 4 {
+		t.Fatalf("status = %s, inventory %v", describeStatus(app), app.Status.Inventory)
+	}
+	var got corev1.ConfigMap
+	if !f.get(&got, "settings") || got.Data["greeting"] != "hello" || got.Labels[berthv1.OwnerNameLabel] != "demo" {
+		t.Fatalf("ConfigMap settings = %+v", got)
+	}
+
+	// Remove the extra ConfigMap and the PVC from Git: the ConfigMap is
+	// pruned, the PVC is kept.
+	sha2 := f.wt.Remove("app/extra.yaml").Remove("app/pvc.yaml").Write("app/cm.yaml", cm("settings", "bonjour")).CommitAndPush("second")
+	app = f.waitApp("demo", 60*time.Second, "second commit applied", appliedReady(sha2))
+	if f.get(&corev1.ConfigMap{}, "extra") {
+		t.Error("ConfigMap extra was not pruned")
+	}
+	if !f.get(&corev1.PersistentVolumeClaim{}, "data") {
+		t.Error("the PersistentVolumeClaim was pruned; it must be kept")
+	}
+	if !f.get(&got, "settings") || got.Data["greeting"] != "bonjour" {
+		t.Errorf("settings greeting = %q, want bonjour", got.Data["greeting"])
+	}
+	if len(app.Status.Inventory) != 2 {
+		t.Errorf("inventory = %v, want the ConfigMap and the Deployment", app.Status.Inventory)
+	}
+}
+
+func TestDriftHealAndDetect(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("heal/cm.yaml", cm("healed", "git")).Write("detect/cm.yaml", cm("detected", "git")).CommitAndPush("drift")
+	f.createApp("heal", "heal", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
+	f.createApp("detect", "detect", func(a *berthv1.Application) {
+		a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour}
+		a.Spec.SyncPolicy.Drift = berthv1.DriftDetect
+	})
+	f.waitApp("heal", 60*time.Second, "applied", appliedReady(sha))
+	f.waitApp("detect", 60*time.Second, "applied", appliedReady(sha))
+	ctx := context.Background()
+
+	for _, name := range []string{"healed", "detected"} {
+		var c corev1.ConfigMap
+		f.get(&c, name)
+		c.Data["greeting"] = "kubectl edit"
+		must(t, f.c.Update(ctx, &c))
+	}
+	// heal: the watch brings the agent back long before the 1h poll.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var c corev1.ConfigMap
+		f.get(&c, "healed")
+		if c.Data["greeting"] == "git" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("manual edit not healed after 30s: %v", c.Data)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	app := f.waitApp("heal", 10*time.Second, "heal recorded", func(a *berthv1.Application) bool { return a.Status.Drift != nil && a.Status.Drift.Healed > 0 })
+	if app.Status.Drift.Objects[0] != "ConfigMap "+f.ns+"/healed" {
+		t.Errorf("drift objects = %v", app.Status.Drift.Objects)
+	}
+
+	// detect: reported, not corrected.
+	app = f.waitApp("detect", 30*time.Second, "drift reported", func(a *berthv1.Application) bool {
+		c := condition(a, berthv1.ConditionDrifted)
+		return c != nil && c.Status == metav1.ConditionTrue
+	})
+	if app.Status.Sync != "OutOfSync" || !strings.Contains(condition(app, berthv1.ConditionDrifted).Message, "detected") {
+		t.Errorf("detect status = %s", describeStatus(app))
+	}
+	var c corev1.ConfigMap
+	f.get(&c, "detected")
+	if c.Data["greeting"] != "kubectl edit" {
+		t.Errorf("detect mode changed the object back: %v", c.Data)
+	}
+
+	// A deleted object is re-created in heal mode.
+	f.get(&c, "healed")
+	must(t, f.c.Delete(ctx, &c))
+	deadline = time.Now().Add(30 * time.Second)
+	for !f.get(&corev1.ConfigMap{}, "healed") {
+		if time.Now().After(deadline) {
+			t.Fatal("deleted object not re-created after 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestInvalidRevisionsAreRejectedWhole(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/a.yaml", cm("a", "v1")).Write("app/b.yaml", cm("b", "v1")).CommitAndPush("good")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "good revision applied", appliedReady(good))
+
+	cases := []struct {
+		name, file, content, want string
+	}{
+		{"invalid yaml", "app/broken.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [oops\n", "broken.yaml"},
+		{"unknown kind", "app/widget.yaml", "apiVersion: example.test/v1\nkind: Widget\nmetadata:\n  name: w\n", "unknown kind"},
+		{"schema error", "app/schema.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\nspec:\n  nonsense: true\n", "schema.yaml"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			// The bad file comes with a change to a.yaml: that change must not land.
+			bad := f.wt.Write("app/a.yaml", cm("a", "v2-"+strings.ReplaceAll(c.name, " ", "-"))).Write(c.file, c.content).CommitAndPush("bad: " + c.name)
+			app := f.waitApp("demo", 60*time.Second, "revision rejected", func(a *berthv1.Application) bool {
+				s := condition(a, berthv1.ConditionStalled)
+				return a.Status.LastFetchedRevision == bad && s != nil && s.Status == metav1.ConditionTrue
+			})
+			msg := condition(app, berthv1.ConditionStalled).Message
+			if !strings.Contains(msg, c.want) || !strings.Contains(msg, "rejected") {
+				t.Errorf("Stalled message %q does not name %q", msg, c.want)
+			}
+			if app.Status.LastAppliedRevision != good {
+				t.Errorf("last applied = %s, want the good %s", app.Status.LastAppliedRevision, good)
+			}
+			var a corev1.ConfigMap
+			f.get(&a, "a")
+			if a.Data["greeting"] != "v1" {
+				t.Errorf("part of a rejected revision was applied: a = %v", a.Data)
+			}
+			f.wt.Remove(c.file).Write("app/a.yaml", cm("a", "v1"))
+		})
+	}
+	fixed := f.wt.CommitAndPush("fixed")
+	f.waitApp("demo", 60*time.Second, "recovered", appliedReady(fixed))
+}
+
+func TestGitServerDownKeepsStateAndRecovers(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("app/a.yaml", cm("a", "v1")).CommitAndPush("one")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "applied", appliedReady(sha))
+
+	f.git.Stop()
+	app := f.waitApp("demo", 30*time.Second, "fetch failure reported", func(a *berthv1.Application) bool {
+		c := condition(a, berthv1.ConditionReady)
+		return c != nil && c.Reason == "FetchFailed"
+	})
+	if msg := condition(app, berthv1.ConditionReady).Message; !strings.Contains(msg, "keeps running") {
+		t.Errorf("Ready message %q does not say the last revision keeps running", msg)
+	}
+	if !f.get(&corev1.ConfigMap{}, "a") {
+		t.Error("objects disappeared while Git was down")
+	}
+	f.git.Start(t)
+	sha2 := f.wt.Write("app/a.yaml", cm("a", "v2")).CommitAndPush("two")
+	f.waitApp("demo", 60*time.Second, "recovered", appliedReady(sha2))
+}
+
+func TestWebhookTriggersImmediateSync(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("app/a.yaml", cm("a", "v1")).CommitAndPush("one")
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
+	f.waitApp("demo", 60*time.Second, "applied", appliedReady(sha))
+
+	sha2 := f.wt.Write("app/a.yaml", cm("a", "v2")).CommitAndPush("two")
+	body := []byte(`{"repository":{"clone_url":"` + f.git.RepoURL("apps") + `"}}`)
+	post := func(sig string) int {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, f.hookURL+"/hooks/github", bytes.NewReader(body))
+		if sig != "" {
+			req.Header.Set("X-Hub-Signature-256", sig)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(""); code != http.StatusUnauthorized {
+		t.Errorf("unsigned webhook = %d, want 401", code)
+	}
+	if code := post(webhook.Sign([]byte("wrong"), body)); code != http.StatusUnauthorized {
+		t.Errorf("wrongly signed webhook = %d, want 401", code)
+	}
+	time.Sleep(3 * time.Second)
+	if app := f.waitApp("demo", time.Second, "read", func(*berthv1.Application) bool { return true }); app.Status.LastAppliedRevision == sha2 {
+		t.Fatal("a rejected webhook triggered a sync")
+	}
+	if code := post(webhook.Sign([]byte(f.secret), body)); code != http.StatusAccepted {
+		t.Fatalf("signed webhook = %d, want 202", code)
+	}
+	f.waitApp("demo", 20*time.Second, "applied after the webhook", appliedReady(sha2))
+}
+
+func TestImpersonationWithoutRights(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("app/a.yaml", cm("a", "v1")).CommitAndPush("one")
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "nobody" })
+	app := f.waitApp("demo", 60*time.Second, "permission error", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastFetchedRevision == sha && s != nil && s.Reason == "PermissionDenied"
+	})
+	msg := condition(app, berthv1.ConditionStalled).Message
+	if !strings.Contains(msg, "system:serviceaccount:"+f.ns+":nobody") {
+		t.Errorf("message %q does not name the service account", msg)
+	}
+	if f.get(&corev1.ConfigMap{}, "a") {
+		t.Error("an object was created without permission")
+	}
+}
+
+func TestApplicationWithoutServiceAccountIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.wt.Write("app/a.yaml", cm("a", "v1")).CommitAndPush("one")
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "" })
+	f.waitApp("demo", 30*time.Second, "refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "NoServiceAccount"
+	})
+}
+
+const chartYAML = `apiVersion: v2
+name: hello
+version: 0.1.0
+`
+
+const chartTemplate = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-config
+data:
+  replicas: {{ .Values.replicas | quote }}
+  env: {{ .Values.env | quote }}
+`
+
+func TestHelmChartBecomesARelease(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).
+		Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/values-staging.yaml", "env: staging\n").
+		Write("chart/templates/cm.yaml", chartTemplate).CommitAndPush("chart")
+	f.createApp("hello", "chart")
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	var c corev1.ConfigMap
+	if !f.get(&c, "hello-config") || c.Data["env"] != "staging" || c.Data["replicas"] != "1" {
+		t.Fatalf("rendered ConfigMap = %v", c.Data)
+	}
+	rels, err := helmrelease.List(f.env.Config, f.ns)
+	must(t, err)
+	if len(rels) != 1 || rels[0].Name != "hello" || rels[0].Status != "deployed" || rels[0].Version != 1 {
+		t.Fatalf("helm releases = %+v, want hello v1 deployed", rels)
+	}
+	sha2 := f.wt.Write("chart/values.yaml", "replicas: 3\nenv: default\n").CommitAndPush("scale")
+	f.waitApp("hello", 60*time.Second, "upgrade applied", appliedReady(sha2))
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	if len(hist) != 2 || hist[1].Status != "deployed" {
+		t.Fatalf("helm history = %+v, want 2 revisions", hist)
+	}
+	f.get(&c, "hello-config")
+	if c.Data["replicas"] != "3" {
+		t.Errorf("replicas = %q after upgrade", c.Data["replicas"])
+	}
+}
+
+func TestKustomizeOverlay(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("kust/base/kustomization.yaml", "resources: [cm.yaml]\n").
+		Write("kust/base/cm.yaml", cm("settings", "base")).
+		Write("kust/overlays/staging/kustomization.yaml", "resources: [../../base]\nnamePrefix: staging-\npatches:\n- patch: |-\n    - op: replace\n      path: /data/greeting\n      value: staging\n  target:\n    kind: ConfigMap\n").
+		CommitAndPush("kustomize")
+	f.createApp("kust", "kust/overlays/staging")
+	app := f.waitApp("kust", 60*time.Second, "overlay applied", appliedReady(sha))
+	if app.Status.Renderer != "kustomize" {
+		t.Errorf("renderer = %q", app.Status.Renderer)
+	}
+	var c corev1.ConfigMap
+	if !f.get(&c, "staging-settings") || c.Data["greeting"] != "staging" {
+		t.Fatalf("overlay ConfigMap = %v", c.Data)
+	}
+}
+
+func TestUnhealthyRolloutIsFailedFast(t *testing.T) {
+	f := newFixture(t)
+	bad := strings.Replace(deploy("2-never-ready"), "spec:\n  replicas: 2", "spec:\n  progressDeadlineSeconds: 5\n  replicas: 2", 1)
+	sha := f.wt.Write("app/deploy.yaml", bad).CommitAndPush("bad image")
+	f.createApp("demo", "app")
+	app := f.waitApp("demo", 90*time.Second, "health failed", func(a *berthv1.Application) bool {
+		return a.Status.LastAppliedRevision == sha && a.Status.Health == "Degraded"
+	})
+	c := condition(app, berthv1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Reason != "HealthCheckFailed" || !strings.Contains(c.Message, "Deployment") {
+		t.Errorf("Ready = %+v", c)
+	}
+	var d appsv1.Deployment
+	f.get(&d, "web")
+}
+
+func TestLeaderElectionOnlyOneActs(t *testing.T) {
+	f := newFixture(t, fixtureOptions{noAgent: true})
+	e1, e2 := make(chan struct{}), make(chan struct{})
+	f.startAgent(true, e1)
+	f.startAgent(true, e2)
+	var leader int
+	select {
+	case <-e1:
+		leader = 0
+	case <-e2:
+		leader = 1
+	case <-time.After(30 * time.Second):
+		t.Fatal("no agent became leader")
+	}
+	// The other must not be elected while the leader runs.
+	other := []chan struct{}{e1, e2}[1-leader]
+	select {
+	case <-other:
+		t.Fatal("both agents were elected")
+	case <-time.After(3 * time.Second):
+	}
+	sha := f.wt.Write("app/a.yaml", cm("a", "v1")).CommitAndPush("one")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "applied by the leader", appliedReady(sha))
+
+	// Stop the leader: the other takes over and applies the next commit.
+	f.agentStops[leader]()
+	select {
+	case <-other:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the standby agent did not take over")
+	}
+	sha2 := f.wt.Write("app/a.yaml", cm("a", "v2")).CommitAndPush("two")
+	f.waitApp("demo", 60*time.Second, "applied by the new leader", appliedReady(sha2))
+}

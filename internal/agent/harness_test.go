@@ -1,0 +1,311 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/config"
+	"github.com/berth-dev/berth/internal/agent"
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var crdOnce sync.Once
+
+// installCRDs applies berth's CRDs to the sandbox once per test binary.
+func installCRDs(t *testing.T, env *testenv.Env) {
+	t.Helper()
+	var err error
+	crdOnce.Do(func() {
+		dyn := dynamic.NewForConfigOrDie(env.Config)
+		gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+		err = fs.WalkDir(config.CRDs, "crd", func(p string, d fs.DirEntry, werr error) error {
+			if werr != nil || d.IsDir() {
+				return werr
+			}
+			b, _ := config.CRDs.ReadFile(p)
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal(b, &u.Object); err != nil {
+				return err
+			}
+			data, _ := u.MarshalJSON()
+			force := true
+			_, err := dyn.Resource(gvr).Patch(context.Background(), u.GetName(), types.ApplyPatchType, data,
+				metav1.PatchOptions{FieldManager: "berth-test", Force: &force})
+			if err != nil {
+				return err
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				live, err := dyn.Resource(gvr).Get(context.Background(), u.GetName(), metav1.GetOptions{})
+				if err == nil {
+					conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+					for _, c := range conds {
+						if m := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
+							return nil
+						}
+					}
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			return errors.New("CRD not established")
+		})
+	})
+	if err != nil {
+		t.Fatalf("installing CRDs: %v", err)
+	}
+}
+
+type fixture struct {
+	t       *testing.T
+	env     *testenv.Env
+	ns      string
+	c       client.Client
+	git     *testenv.GitServer
+	wt      *testenv.WorkTree
+	hookURL string
+	secret  string
+
+	agentStops []context.CancelFunc
+}
+
+type fixtureOptions struct {
+	leaderElect bool
+	noAgent     bool
+}
+
+func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
+	t.Helper()
+	var o fixtureOptions
+	if len(fo) > 0 {
+		o = fo[0]
+	}
+	env := testenv.Sandbox(t)
+	installCRDs(t, env)
+	f := &fixture{t: t, env: env, ns: env.Namespace(t), secret: "webhook-s3cret"}
+	c, err := client.New(env.Config, client.Options{Scheme: agent.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.c = c
+	ctx := context.Background()
+	// The deployer may write in its namespace only.
+	must(t, c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: f.ns}}))
+	must(t, c.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "deployer-admin", Namespace: f.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: f.ns}},
+	}))
+	must(t, c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody", Namespace: f.ns}}))
+
+	f.git = testenv.NewGitServer(t, testenv.WithBasicAuth("reader", "pw"))
+	f.git.CreateRepo(t, "apps")
+	f.wt = f.git.Clone(t, "apps")
+	must(t, c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-creds", Namespace: f.ns},
+		StringData: map[string]string{"username": "reader", "password": "pw"}}))
+	if !o.noAgent {
+		f.hookURL = f.startAgent(o.leaderElect, nil)
+	}
+	return f
+}
+
+// startAgent runs the real agent in process, restricted to the fixture's
+// namespace, and returns its webhook URL.
+func (f *fixture) startAgent(leaderElect bool, elected chan<- struct{}) string {
+	t := f.t
+	t.Helper()
+	port := freePort(t)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	must(t, os.WriteFile(secretFile, []byte(f.secret+"\n"), 0o600))
+	opts := agent.DefaultOptions()
+	opts.RESTConfig = f.env.Config
+	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
+	opts.WebhookAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	opts.WebhookSecretFile = secretFile
+	opts.LeaderElect = leaderElect
+	opts.LeaderElectionNamespace = f.ns
+	opts.WatchNamespace = f.ns
+	opts.CacheDir = t.TempDir()
+	opts.DefaultInterval = 2 * time.Second
+	opts.Elected = elected
+	ready := make(chan struct{})
+	opts.Ready = ready
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	must(t, err)
+	log := funcr.New(func(prefix, args string) { fmt.Fprintln(logFile, prefix, args) }, funcr.Options{Verbosity: 1})
+	go func() { done <- agent.Run(ctx, opts, log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				t.Logf("agent stopped with: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("agent did not stop within 30s")
+		}
+		_ = logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			lines := strings.Split(string(b), "\n")
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			t.Logf("agent log (tail):\n%s", strings.Join(lines, "\n"))
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent exited at start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent not ready after 30s")
+	}
+	f.agentStops = append(f.agentStops, cancel)
+	return "http://" + opts.WebhookAddr
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// createApp creates an Application on the fixture's repository.
+func (f *fixture) createApp(name, path string, mutate ...func(*berthv1.Application)) *berthv1.Application {
+	f.t.Helper()
+	app := &berthv1.Application{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns},
+		Spec: berthv1.ApplicationSpec{
+			Source: berthv1.GitSource{
+				URL: f.git.RepoURL("apps"), Branch: "main", Path: path,
+				SecretRef: &berthv1.LocalObjectReference{Name: "git-creds"},
+				Interval:  &metav1.Duration{Duration: 2 * time.Second},
+			},
+			Namespace:          f.ns,
+			ServiceAccountName: "deployer",
+			Environment:        "staging",
+		},
+	}
+	for _, m := range mutate {
+		m(app)
+	}
+	must(f.t, f.c.Create(context.Background(), app))
+	return app
+}
+
+// waitApp polls the Application until cond holds.
+func (f *fixture) waitApp(name string, timeout time.Duration, what string, cond func(*berthv1.Application) bool) *berthv1.Application {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	app := &berthv1.Application{}
+	for {
+		err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, app)
+		if err == nil && cond(app) {
+			return app
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("Application %s: %s not reached after %s; status: %s", name, what, timeout, describeStatus(app))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func describeStatus(app *berthv1.Application) string {
+	var parts []string
+	parts = append(parts, fmt.Sprintf("applied=%s fetched=%s health=%s sync=%s", app.Status.LastAppliedRevision, app.Status.LastFetchedRevision, app.Status.Health, app.Status.Sync))
+	for _, c := range app.Status.Conditions {
+		parts = append(parts, fmt.Sprintf("%s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func ready(app *berthv1.Application) bool {
+	for _, c := range app.Status.Conditions {
+		if c.Type == berthv1.ConditionReady && c.Status == metav1.ConditionTrue && c.ObservedGeneration == app.Generation {
+			return true
+		}
+	}
+	return false
+}
+
+func condition(app *berthv1.Application, typ string) *metav1.Condition {
+	for i := range app.Status.Conditions {
+		if app.Status.Conditions[i].Type == typ {
+			return &app.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func appliedReady(sha string) func(*berthv1.Application) bool {
+	return func(a *berthv1.Application) bool { return a.Status.LastAppliedRevision == sha && ready(a) }
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// get reads an object, reporting whether it exists.
+func (f *fixture) get(obj client.Object, name string) bool {
+	f.t.Helper()
+	err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return false
+	}
+	must(f.t, err)
+	return true
+}
+
+// persistentVolume creates a 1Gi PersistentVolume (storage class "manual")
+// for the fixture, deleted at the end, so claims can bind in the sandbox.
+func (f *fixture) persistentVolume() string {
+	f.t.Helper()
+	name := "pv-" + f.ns
+	pv := &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PersistentVolumeSpec{
+			StorageClassName:       "manual",
+			AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/tmp/" + name}},
+		},
+	}
+	must(f.t, f.c.Create(context.Background(), pv))
+	f.t.Cleanup(func() { _ = f.c.Delete(context.Background(), pv) })
+	return name
+}
