@@ -169,7 +169,7 @@ func TestHostileLayers(t *testing.T) {
 				}
 			}
 			// Nothing was written outside the cache directory.
-			err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			err = filepath.WalkDir(root, func(p string, _ os.DirEntry, err error) error {
 				if err != nil {
 					return err
 				}

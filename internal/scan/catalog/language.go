@@ -134,7 +134,7 @@ func parseJar(content []byte, maxSize int64, depth int) ([]Package, error) {
 }
 
 func readZipFile(f *zip.File, limit int64) ([]byte, error) {
-	if f.UncompressedSize64 > uint64(limit) {
+	if f.FileInfo().Size() > limit || f.FileInfo().Size() < 0 {
 		return nil, fmt.Errorf("%s: over the %d-byte limit", f.Name, limit)
 	}
 	rc, err := f.Open()
