@@ -1,6 +1,6 @@
 // Package vulndbtest gives tests real vulnerability data: the OSV entries of
 // golang.org/x/vulndb, fetched from the Go module proxy with `go mod
-// download`, and a store imported from them once per test binary.
+// download`, and stores imported from them.
 package vulndbtest
 
 import (
@@ -25,10 +25,6 @@ var (
 	osvOnce sync.Once
 	osvDir  string
 	osvErr  error
-
-	storeOnce sync.Once
-	storeDir  string
-	storeErr  error
 )
 
 // GoOSVDir returns the data/osv directory of the pinned golang.org/x/vulndb
@@ -60,22 +56,13 @@ func GoOSVDir(t testing.TB) string {
 	return osvDir
 }
 
-// Store returns a store imported from GoOSVDir, shared by the tests of one
-// binary; tests must not import into it.
+// Store imports GoOSVDir into a fresh store under t.TempDir (about half a
+// second) and returns its directory.
 func Store(t testing.TB) string {
 	t.Helper()
-	src := GoOSVDir(t)
-	storeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-vulndb-test-")
-		if err != nil {
-			storeErr = err
-			return
-		}
-		storeDir = filepath.Join(dir, "db")
-		_, storeErr = vulndb.Import(context.Background(), storeDir, src, vulndb.ImportOptions{})
-	})
-	if storeErr != nil {
-		t.Fatalf("importing the Go vulnerability database: %v", storeErr)
+	dir := filepath.Join(t.TempDir(), "db")
+	if _, err := vulndb.Import(context.Background(), dir, GoOSVDir(t), vulndb.ImportOptions{}); err != nil {
+		t.Fatalf("importing the Go vulnerability database: %v", err)
 	}
-	return storeDir
+	return dir
 }
