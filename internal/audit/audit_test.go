@@ -65,7 +65,7 @@ func TestAuditRBACFindsOverPrivilegedCIAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rep, err := AuditRBAC(ctx, cs, RBACOptions{})
+	rep, err := RBAC(ctx, cs, RBACOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestAuditClusterEncryptionAtRest(t *testing.T) {
 			if tt.dir == encDir {
 				cfg = encCfg
 			}
-			rep, err := AuditCluster(ctx, cfg, tt.opts)
+			rep, err := Cluster(ctx, cfg, tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -212,7 +212,7 @@ func TestAuditClusterAnonymousAndAgent(t *testing.T) {
 	ns := env.Namespace(t)
 	createSA(t, env.Client, ns, "agent")
 
-	rep, err := AuditCluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/agent"})
+	rep, err := Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/agent"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestAuditClusterAnonymousAndAgent(t *testing.T) {
 
 	clusterBind(t, env.Client, ns+"-agent-admin", "cluster-admin", rbacv1.Subject{Kind: "ServiceAccount", Name: "agent", Namespace: ns})
 	clusterBind(t, env.Client, ns+"-anon-view", "view", rbacv1.Subject{Kind: "User", Name: "system:anonymous", APIGroup: rbacv1.GroupName})
-	rep, err = AuditCluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/agent"})
+	rep, err = Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/agent"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestAuditClusterAnonymousAndAgent(t *testing.T) {
 	if !rep.Failed() {
 		t.Error("report with failing checks not Failed()")
 	}
-	missing, err := AuditCluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/nope"})
+	missing, err := Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/nope"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ const (
 	CheckAgentRBAC        = "agent-rbac"
 )
 
-// Check is one answer of AuditCluster.
+// Check is one answer of Cluster.
 type Check struct {
 	// ID is a stable check ID.
 	ID string `json:"id"`
@@ -47,7 +47,7 @@ type Check struct {
 	Detail string `json:"detail"`
 }
 
-// ClusterOptions configures AuditCluster.
+// ClusterOptions configures Cluster.
 type ClusterOptions struct {
 	// EtcdEndpoints enable the canary check: a Secret is written through the
 	// API and its etcd key read back. Plain-HTTP endpoints only for now.
@@ -66,7 +66,7 @@ type ClusterOptions struct {
 	AgentServiceAccount string
 }
 
-// ClusterReport is the outcome of AuditCluster.
+// ClusterReport is the outcome of Cluster.
 type ClusterReport struct {
 	Checks []Check `json:"checks"`
 }
@@ -91,10 +91,10 @@ func (r *ClusterReport) Get(id string) (Check, bool) {
 	return Check{}, false
 }
 
-// AuditCluster checks what can be checked about the hardening of the
+// Cluster checks what can be checked about the hardening of the
 // cluster behind cfg. It needs an admin-like identity (it creates and
 // deletes one canary Secret when etcd endpoints are given).
-func AuditCluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*ClusterReport, error) {
+func Cluster(ctx context.Context, cfg *rest.Config, opts ClusterOptions) (*ClusterReport, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)

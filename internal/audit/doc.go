@@ -1,6 +1,6 @@
 // Package audit inspects a live cluster for what the manifest gates in
-// package policy cannot see: who can write where (AuditRBAC), and how the
-// cluster itself is hardened (AuditCluster: Secrets encrypted at rest,
+// package policy cannot see: who can write where (RBAC), and how the
+// cluster itself is hardened (Cluster: Secrets encrypted at rest,
 // anonymous authentication, the agent's own RBAC footprint).
 //
 // Every answer says how it was reached. When a fact cannot be checked — no

@@ -20,7 +20,7 @@ var DefaultCIPatterns = []string{
 	"gitlab*", "jenkins*", "tekton*", "circleci*", "buildkite*", "drone*", "*pipeline*", "spinnaker*", "argocd*", "flux*",
 }
 
-// RBACOptions configures AuditRBAC.
+// RBACOptions configures RBAC.
 type RBACOptions struct {
 	// CIPatterns name CI/CD accounts; nil means DefaultCIPatterns.
 	CIPatterns []string
@@ -83,7 +83,7 @@ type CIFinding struct {
 	Problems []string `json:"problems"`
 }
 
-// RBACReport is the outcome of AuditRBAC.
+// RBACReport is the outcome of RBAC.
 type RBACReport struct {
 	// ClusterWide lists subjects that can write in every namespace.
 	ClusterWide []Writer `json:"clusterWide"`
@@ -255,9 +255,9 @@ func matchesAny(patterns []string, s Subject) bool {
 	return false
 }
 
-// AuditRBAC lists every subject that can write in each namespace of the
+// RBAC lists every subject that can write in each namespace of the
 // cluster behind cs and flags CI/CD accounts with more than they need.
-func AuditRBAC(ctx context.Context, cs kubernetes.Interface, opts RBACOptions) (*RBACReport, error) {
+func RBAC(ctx context.Context, cs kubernetes.Interface, opts RBACOptions) (*RBACReport, error) {
 	if opts.CIPatterns == nil {
 		opts.CIPatterns = DefaultCIPatterns
 	}

@@ -55,7 +55,7 @@ func NewRootCmd(s Streams) *cobra.Command {
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(NewCmdSandbox(s), NewCmdVersion(s), NewCmdScan(s), NewCmdDB(s))
+	root.AddCommand(NewCmdSandbox(s), NewCmdVersion(s), NewCmdScan(s), NewCmdDB(s), NewCmdCheck(s), NewCmdAudit(s))
 	return root
 }
 

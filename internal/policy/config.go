@@ -67,7 +67,7 @@ func Parse(data []byte) (Config, error) {
 	if f.Kind != "" && f.Kind != "Policy" {
 		return Config{}, fmt.Errorf("parsing policy: kind %q, want Policy", f.Kind)
 	}
-	if err := f.Config.Validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		return Config{}, err
 	}
 	return f.Config, nil
@@ -184,4 +184,17 @@ func (c *Config) severity(r *Rule) Severity {
 		return rc.Severity
 	}
 	return r.Severity
+}
+
+// ReadFile reads a policy file at an explicit path.
+func ReadFile(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading policy: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }

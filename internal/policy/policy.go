@@ -36,8 +36,8 @@ func (s Severity) rank() int {
 	return 0
 }
 
-// AtLeast reports whether s is as severe as min or more.
-func (s Severity) AtLeast(min Severity) bool { return s.rank() >= min.rank() }
+// AtLeast reports whether s is as severe as threshold or more.
+func (s Severity) AtLeast(threshold Severity) bool { return s.rank() >= threshold.rank() }
 
 // ParseSeverity checks a severity name.
 func ParseSeverity(s string) (Severity, error) {
@@ -127,12 +127,12 @@ func (r *Report) byMode(m Mode) []Violation {
 	return out
 }
 
-// Failing returns the enforce-mode violations of severity min or worse:
-// what makes `berth check --fail-on min` exit 1.
-func (r *Report) Failing(min Severity) []Violation {
+// Failing returns the enforce-mode violations of severity threshold or worse:
+// what makes `berth check --fail-on threshold` exit 1.
+func (r *Report) Failing(threshold Severity) []Violation {
 	var out []Violation
 	for _, v := range r.Violations {
-		if v.Mode == ModeEnforce && v.Severity.AtLeast(min) {
+		if v.Mode == ModeEnforce && v.Severity.AtLeast(threshold) {
 			out = append(out, v)
 		}
 	}

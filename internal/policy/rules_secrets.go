@@ -13,7 +13,7 @@ import (
 
 // Secret rule IDs.
 const (
-	RuleConfigMapCredential = "configmap-credential"
+	RuleConfigMapCredential = "configmap-credential" //nolint:gosec // a rule ID, not a credential
 	RuleSecretInGit         = "secret-in-git"
 )
 

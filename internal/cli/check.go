@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/policy"
+)
+
+// CheckOptions are the flags of `berth check`.
+type CheckOptions struct {
+	// Path is the directory to check.
+	Path string
+	// Output is text, json or sarif.
+	Output string
+	// FailOn is the lowest severity of an enforce-mode violation that fails
+	// the check.
+	FailOn string
+	// PolicyFile overrides PATH/.berth/policy.yaml.
+	PolicyFile string
+}
+
+// NewCmdCheck runs the policy gates over a directory of manifests, as the
+// agent would before applying it.
+func NewCmdCheck(s Streams) *cobra.Command {
+	o := &CheckOptions{}
+	cmd := &cobra.Command{
+		Use:   "check PATH",
+		Short: "Run the policy gates over a directory of manifests (exit 0 clean, 1 violations, 2 error)",
+		Long: `Run every policy gate (image references, pod security, secrets, RBAC,
+resources and probes) over the manifests under PATH, with the policy in
+PATH/.berth/policy.yaml, and print each violation with its rule ID, object,
+file:line and how to fix it. See docs/policy.md.
+
+Exit codes: 0 no enforce-mode violation at or above --fail-on; 1 at least
+one; 2 the check could not run.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Path = args[0]
+			return o.run(cmd, s)
+		},
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif")
+	cmd.Flags().StringVar(&o.FailOn, "fail-on", string(policy.SeverityLow), "lowest severity of an enforce-mode violation that fails the check: critical, high, medium or low")
+	cmd.Flags().StringVar(&o.PolicyFile, "policy", "", "policy file (default PATH/"+policy.ConfigFile+")")
+	return cmd
+}
+
+func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
+	failOn, err := policy.ParseSeverity(o.FailOn)
+	if err != nil {
+		return &ExitError{Code: 2, Err: fmt.Errorf("--fail-on: %w", err)}
+	}
+	switch o.Output {
+	case "text", "json", "sarif":
+	default:
+		return &ExitError{Code: 2, Err: fmt.Errorf("--output %q: want text, json or sarif", o.Output)}
+	}
+	objs, err := loadRevision(o.Path)
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	var cfg policy.Config
+	if o.PolicyFile != "" {
+		cfg, err = policy.ReadFile(o.PolicyFile)
+	} else {
+		cfg, err = policy.LoadFile(o.Path)
+	}
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	rep, err := policy.Evaluate(cmd.Context(), objs, cfg)
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	switch o.Output {
+	case "json":
+		err = rep.WriteJSON(s.Out)
+	case "sarif":
+		err = rep.WriteSARIF(s.Out, berthVersion())
+	default:
+		err = rep.WriteText(s.Out)
+	}
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	if failing := rep.Failing(failOn); len(failing) > 0 {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%d policy violation(s) at or above %s", len(failing), failOn)}
+	}
+	return nil
+}
+
+// loadRevision reads the objects under path the way the agent renders
+// them. Today: plain YAML/JSON directories; Kustomize and Helm rendering
+// (internal/render) plug in here.
+func loadRevision(path string) ([]manifest.Object, error) {
+	objs, err := manifest.LoadDir(path, manifest.LoadOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", path, err)
+	}
+	return objs, nil
+}
+
+// berthVersion is the module version of this binary, "(devel)" in a
+// development build.
+func berthVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
