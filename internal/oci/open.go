@@ -59,6 +59,29 @@ type Source struct {
 	// recompressing layers (registry and layout; empty for tarballs whose
 	// layers are stored uncompressed).
 	Digest string `json:"digest,omitempty"`
+	// LayerSizes maps each layer's diff ID to its compressed size, where the
+	// stored manifest gives it (registry and layout), so a scanner can spot
+	// a layer that inflates far past its size; nil for tarballs.
+	LayerSizes map[string]int64 `json:"-"`
+}
+
+// layerSizes reads the compressed layer sizes from img's stored manifest.
+func layerSizes(img v1.Image) map[string]int64 {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil
+	}
+	cf, err := img.ConfigFile()
+	if err != nil || len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return nil
+	}
+	sizes := make(map[string]int64, len(m.Layers))
+	for i, l := range m.Layers {
+		if l.Size > 0 && l.MediaType.IsLayer() {
+			sizes[cf.RootFS.DiffIDs[i].String()] = l.Size
+		}
+	}
+	return sizes
 }
 
 // Open opens ref, which is one of:
@@ -151,7 +174,7 @@ func openRemote(ctx context.Context, ref string, opts Options) (v1.Image, Source
 	if err != nil {
 		return nil, Source{}, fmt.Errorf("fetching image %s: %w", r, err)
 	}
-	src := Source{Kind: KindRegistry, Ref: ref}
+	src := Source{Kind: KindRegistry, Ref: ref, LayerSizes: layerSizes(img)}
 	if d, err := img.Digest(); err == nil {
 		src.Digest = d.String()
 	}
@@ -178,7 +201,7 @@ func openLayout(dir, sel string, opts Options) (v1.Image, Source, error) {
 	if err != nil {
 		return nil, Source{}, fmt.Errorf("reading OCI layout %s: %w", dir, err)
 	}
-	return img, Source{Kind: KindLayout, Ref: dir, Digest: digest}, nil
+	return img, Source{Kind: KindLayout, Ref: dir, Digest: digest, LayerSizes: layerSizes(img)}, nil
 }
 
 // pickFromIndex chooses the image in idx named sel (by ref annotation), or

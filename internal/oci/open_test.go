@@ -70,7 +70,7 @@ func TestOpenRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if src.Kind != oci.KindRegistry || src.Digest != want.String() || src.Ref != ref {
+	if src.Kind != oci.KindRegistry || src.Digest != want.String() || src.Ref != ref || len(src.LayerSizes) != 2 {
 		t.Errorf("source %+v, want registry digest %s", src, want)
 	}
 	sameImage(t, img, got)
@@ -104,7 +104,7 @@ func TestOpenLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantDigest, _ := a.Digest()
-	if src.Kind != oci.KindLayout || src.Digest != wantDigest.String() {
+	if src.Kind != oci.KindLayout || src.Digest != wantDigest.String() || len(src.LayerSizes) != 2 {
 		t.Errorf("source %+v", src)
 	}
 	sameImage(t, a, got)

@@ -12,8 +12,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/berth-dev/berth/internal/oci"
+	"github.com/berth-dev/berth/internal/testenv"
 )
 
 // bombLayer is a gzip stream of a tar holding one file of size zero bytes:
@@ -182,5 +187,43 @@ func TestHostileLayers(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestBombByRatio scans, with the default limits, a bomb layer pushed to a
+// registry: the layer sizes from its manifest expose it long before the
+// absolute limit.
+func TestBombByRatio(t *testing.T) {
+	bomb := layerOf(t, bombLayer(t, 256<<20))
+	img := image(t, layer(t, file("etc/motd", []byte("hi\n"))), bomb)
+	reg := testenv.NewRegistry(t)
+	ref := reg.Host + "/hostile/bomb:1"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	got, src, err := oci.Open(context.Background(), ref, oci.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(src.LayerSizes) != 2 {
+		t.Fatalf("layer sizes %v", src.LayerSizes)
+	}
+	opts := DefaultOptions()
+	opts.CompressedSizes = src.LayerSizes
+	_, err = Scan(context.Background(), got, opts)
+	if !errors.Is(err, ErrLayerTooLarge) || !strings.Contains(err.Error(), diffID(t, bomb)) {
+		t.Fatalf("error %v, want ErrLayerTooLarge for layer %s", err, diffID(t, bomb))
+	}
+	t.Log(err)
+
+	// Without the sizes, only the absolute limit applies.
+	opts.CompressedSizes = nil
+	opts.MaxLayerBytes = 300 << 20
+	if _, err := Scan(context.Background(), got, opts); err != nil {
+		t.Fatalf("under the absolute limit: %v", err)
 	}
 }

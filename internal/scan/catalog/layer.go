@@ -85,7 +85,7 @@ func readLayer(ctx context.Context, l v1.Layer, diffID string, opts Options) (re
 			err = fmt.Errorf("closing layer %s: %w", diffID, cerr)
 		}
 	}()
-	cr := &countingReader{r: rc, max: opts.MaxLayerBytes}
+	cr := &countingReader{r: rc, max: opts.layerLimit(diffID)}
 	tr := tar.NewReader(cr)
 	rec = &layerRecord{DiffID: diffID, Links: map[string]string{}}
 	w := &walker{ctx: ctx, opts: opts, rec: rec, files: map[string]int{}}
@@ -99,13 +99,13 @@ func readLayer(ctx context.Context, l v1.Layer, diffID string, opts Options) (re
 		}
 		if err != nil {
 			if cr.n > cr.max || errors.Is(err, ErrLayerTooLarge) {
-				return nil, fmt.Errorf("reading layer %s: %w (more than %d bytes)", diffID, ErrLayerTooLarge, opts.MaxLayerBytes)
+				return nil, tooLarge(diffID, cr.max, opts)
 			}
 			return nil, fmt.Errorf("reading layer %s: %w", diffID, err)
 		}
 		if err := w.entry(hdr, tr); err != nil {
 			if cr.n > cr.max || errors.Is(err, ErrLayerTooLarge) {
-				return nil, fmt.Errorf("reading layer %s: %w (more than %d bytes)", diffID, ErrLayerTooLarge, opts.MaxLayerBytes)
+				return nil, tooLarge(diffID, cr.max, opts)
 			}
 			return nil, fmt.Errorf("reading layer %s: %s: %w", diffID, hdr.Name, err)
 		}
@@ -114,6 +114,13 @@ func readLayer(ctx context.Context, l v1.Layer, diffID string, opts Options) (re
 		rec.Links = nil
 	}
 	return rec, nil
+}
+
+func tooLarge(diffID string, limit int64, opts Options) error {
+	if size, ok := opts.CompressedSizes[diffID]; ok && limit < opts.MaxLayerBytes {
+		return fmt.Errorf("reading layer %s: %w: more than %d bytes from %d compressed (ratio limit %d)", diffID, ErrLayerTooLarge, limit, size, opts.MaxLayerRatio)
+	}
+	return fmt.Errorf("reading layer %s: %w: more than %d bytes", diffID, ErrLayerTooLarge, limit)
 }
 
 // cleanPath turns a tar entry name into a clean path relative to the image

@@ -24,6 +24,14 @@ type Options struct {
 	// layer that inflates past it (a decompression bomb) fails the scan with
 	// ErrLayerTooLarge.
 	MaxLayerBytes int64
+	// MaxLayerRatio bounds how many times its compressed size a layer may
+	// inflate to (past a floor of 128 MiB), for the layers whose compressed
+	// size is in CompressedSizes; past it the scan fails with
+	// ErrLayerTooLarge. Zero or less turns the check off.
+	MaxLayerRatio int64
+	// CompressedSizes maps a layer's diff ID to its compressed size, where
+	// the caller knows it without reading the layer (oci.Source.LayerSizes).
+	CompressedSizes map[string]int64
 	// MaxFileSize bounds a file a cataloger reads into memory (a package
 	// database, a Go binary, a jar). Larger files are skipped with a warning.
 	MaxFileSize int64
@@ -38,16 +46,35 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultOptions returns the options `berth scan` uses: 8 GiB per layer,
-// 256 MiB per cataloged file, secrets on for files up to 1 MiB, no cache.
+// DefaultOptions returns the options `berth scan` uses: 8 GiB per layer and
+// at most 200 times its compressed size, 256 MiB per cataloged file, secrets
+// on for files up to 1 MiB, no cache.
 func DefaultOptions() Options {
 	return Options{
 		MaxLayerBytes:     8 << 30,
+		MaxLayerRatio:     200,
 		MaxFileSize:       256 << 20,
 		Secrets:           true,
 		MaxSecretFileSize: 1 << 20,
 		Parallel:          2,
 	}
+}
+
+// ratioFloor is the decompressed size every layer may reach whatever its
+// compression ratio: small layers of zeros or text compress very well.
+const ratioFloor = 128 << 20
+
+// layerLimit is the most bytes the layer diffID may decompress to.
+func (o Options) layerLimit(diffID string) int64 {
+	limit := o.MaxLayerBytes
+	if size, ok := o.CompressedSizes[diffID]; ok && size > 0 && o.MaxLayerRatio > 0 {
+		r := int64(ratioFloor)
+		if size <= (limit-1)/o.MaxLayerRatio {
+			r = max(r, size*o.MaxLayerRatio)
+		}
+		limit = min(limit, r)
+	}
+	return limit
 }
 
 // fill replaces zero limits with the defaults.

@@ -93,7 +93,7 @@ func TestScanImageSources(t *testing.T) {
 				t.Fatal(err)
 			}
 			opts := catalog.DefaultOptions()
-			opts.Image, opts.Digest = source.Ref, source.Digest
+			opts.Image, opts.Digest, opts.CompressedSizes = source.Ref, source.Digest, source.LayerSizes
 			inv, err := catalog.Scan(context.Background(), got, opts)
 			if err != nil {
 				t.Fatal(err)
