@@ -31,9 +31,10 @@ func NewCmdCheck(s Streams) *cobra.Command {
 		Use:   "check PATH",
 		Short: "Run the policy gates over a directory of manifests (exit 0 clean, 1 violations, 2 error)",
 		Long: `Run every policy gate (image references, pod security, secrets, RBAC,
-resources and probes) over the manifests under PATH, with the policy in
-PATH/.berth/policy.yaml, and print each violation with its rule ID, object,
-file:line and how to fix it. See docs/policy.md.
+resources and probes) over the manifests under PATH and print each
+violation with its rule ID, object, file:line and how to fix it. The policy
+is PATH/.berth/policy.yaml, or the first one found in PATH's parents up to
+the repository root. See docs/policy.md.
 
 Exit codes: 0 no enforce-mode violation at or above --fail-on; 1 at least
 one; 2 the check could not run.`,
@@ -45,7 +46,7 @@ one; 2 the check could not run.`,
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif")
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", string(policy.SeverityLow), "lowest severity of an enforce-mode violation that fails the check: critical, high, medium or low")
-	cmd.Flags().StringVar(&o.PolicyFile, "policy", "", "policy file (default PATH/"+policy.ConfigFile+")")
+	cmd.Flags().StringVar(&o.PolicyFile, "policy", "", "policy file (default: "+policy.ConfigFile+" in PATH or its parents up to the Git root)")
 	return cmd
 }
 
@@ -66,8 +67,8 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	var cfg policy.Config
 	if o.PolicyFile != "" {
 		cfg, err = policy.ReadFile(o.PolicyFile)
-	} else {
-		cfg, err = policy.LoadFile(o.Path)
+	} else if root, ok := policy.FindFile(o.Path); ok {
+		cfg, err = policy.LoadFile(root)
 	}
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}

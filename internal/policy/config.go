@@ -198,3 +198,26 @@ func ReadFile(path string) (Config, error) {
 	}
 	return c, nil
 }
+
+// FindFile looks for .berth/policy.yaml in dir and its parents, up to the
+// directory holding .git (the repository root) or the filesystem root, and
+// returns the directory that has it; ok is false when there is none.
+func FindFile(dir string) (root string, ok bool) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
+	for {
+		if fi, err := os.Stat(filepath.Join(d, filepath.FromSlash(ConfigFile))); err == nil && fi.Mode().IsRegular() {
+			return d, true
+		}
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return "", false
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", false
+		}
+		d = parent
+	}
+}

@@ -1,0 +1,68 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+func TestGate(t *testing.T) {
+	ctx := context.Background()
+	reg := testenv.NewRegistry(t)
+	app := reg.Host + "/app:1.0"
+	d := push(t, app)
+	objs := parseString(t, podYAML(app, app))
+	r, _ := NewResolver(ImageConfig{})
+	required := Config{Rules: map[string]RuleConfig{RuleImageDigestRequired: {Mode: ModeEnforce}}}
+
+	t.Run("resolved and pinned", func(t *testing.T) {
+		g, err := Gate(ctx, GateInput{Objects: objs, Config: required, Resolver: r})
+		if err != nil || g.Held != nil || g.Report.Blocked() {
+			t.Fatalf("gate = %+v, %v", g, err)
+		}
+		if got := imagesOf(t, g.Resolution)[1]; got != app+"@"+d {
+			t.Errorf("applied image = %s", got)
+		}
+	})
+	reg.Close()
+	t.Run("registry down, digests required: held", func(t *testing.T) {
+		g, err := Gate(ctx, GateInput{Objects: objs, Config: required, Resolver: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(g.Held, ErrHeld) || !errors.Is(g.Held, ErrRegistryUnreachable) {
+			t.Fatalf("held = %v, want ErrHeld wrapping ErrRegistryUnreachable", g.Held)
+		}
+	})
+	t.Run("registry down, digests optional: warn and apply tags", func(t *testing.T) {
+		g, err := Gate(ctx, GateInput{Objects: objs, Config: Config{}, Resolver: r})
+		if err != nil || g.Held != nil || g.Report.Blocked() || len(g.Report.Warnings()) == 0 {
+			t.Fatalf("gate = %+v, %v", g, err)
+		}
+		if got := imagesOf(t, g.Resolution)[1]; got != app {
+			t.Errorf("applied image = %s, want the tag", got)
+		}
+	})
+}
+
+func TestFindFile(t *testing.T) {
+	repo := t.TempDir()
+	for _, d := range []string{".git", ".berth", "apps/web"} {
+		if err := os.MkdirAll(filepath.Join(repo, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := FindFile(filepath.Join(repo, "apps/web")); ok {
+		t.Fatal("found a policy file that does not exist")
+	}
+	if err := os.WriteFile(filepath.Join(repo, ".berth", "policy.yaml"), []byte("rules: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if root, ok := FindFile(filepath.Join(repo, "apps/web")); !ok || root != repo {
+		t.Fatalf("FindFile = %q %v, want %q", root, ok, repo)
+	}
+}
