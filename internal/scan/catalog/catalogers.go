@@ -50,7 +50,7 @@ func kindOf(p string) fileKind {
 		return kindApk
 	case rpmDatabases[p]:
 		return kindRpm
-	case base == "package.json" && strings.Contains("/"+dir, "/node_modules/"):
+	case base == "package.json" && isNodeModule(dir):
 		return kindNpm
 	case base == "METADATA" && strings.HasSuffix(dir, ".dist-info/"),
 		base == "PKG-INFO" && strings.HasSuffix(dir, ".egg-info/"),
@@ -62,6 +62,25 @@ func kindOf(p string) fileKind {
 		return kindJava
 	}
 	return kindNone
+}
+
+// isNodeModule reports whether dir is a package's own directory under
+// node_modules ("node_modules/NAME/" or "node_modules/@SCOPE/NAME/"), not a
+// directory inside one (test fixtures, nested examples).
+func isNodeModule(dir string) bool {
+	i := strings.LastIndex("/"+dir, "/node_modules/")
+	if i < 0 {
+		return false
+	}
+	rest := strings.TrimSuffix(("/" + dir)[i+len("/node_modules/"):], "/")
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 1:
+		return parts[0] != "" && !strings.HasPrefix(parts[0], ".")
+	case len(parts) == 2:
+		return strings.HasPrefix(parts[0], "@") && parts[1] != ""
+	}
+	return false
 }
 
 // catalog runs the cataloger for kind over one file's content.
