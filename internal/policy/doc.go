@@ -6,22 +6,35 @@
 // A gate is a Rule with a stable ID (see Rules and docs/policy.md), a
 // Severity and a Mode per rule: enforce (the revision is rejected), warn
 // (reported, not blocking) or off. The modes come from a Config: the
-// repository's .berth/policy.yaml (LoadFile) merged with the Application's
-// own settings (Merge). Exceptions name a rule, an object, a reason and an
-// expiry date; an expired exception stops working and is reported.
+// repository's .berth/policy.yaml (LoadFile, FindFile) merged with the
+// Application's own settings (Merge; an Application stores the same JSON
+// shape, which Parse reads). Exceptions name a rule, an object, a reason and
+// an expiry date; an expired exception stops working and is reported in
+// Report.Exceptions.
 //
-// The agent's call sequence for one revision is:
+// # The agent
 //
-//	cfg := policy.Merge(repoCfg, appCfg)               // both may be zero
-//	res, err := resolver.Resolve(ctx, objs, previousPins)
-//	// err matching policy.ErrRegistryUnreachable: hold the sync when
-//	// cfg.DigestsRequired(), otherwise continue with the tags
-//	report, err := policy.Evaluate(ctx, res.Objects, cfg, policy.WithResolution(res))
-//	if report.Blocked() { /* Stalled: report.Summary(); write nothing */ }
-//	// report.Warnings() go to conditions, events and metrics;
-//	// res.Pins go into the release record (tag and digest per image).
+// Before every apply the agent calls Gate:
 //
-// Evaluate is pure: no I/O, no clock except the one in EvaluateOptions (for
-// exception expiry), and it never modifies its input. Resolve is the only
-// part that talks to a registry (go-containerregistry).
+//	repoCfg, err := policy.LoadFile(snapshotRoot)        // zero Config if absent
+//	appCfg, err := policy.Parse(appPolicyJSON)           // or the zero Config
+//	resolver, err := policy.NewResolver(cfg.Images, pullSecretDockerConfigJSON...)
+//	g, err := policy.Gate(ctx, policy.GateInput{
+//		Objects: rendered, Config: policy.Merge(repoCfg, appCfg),
+//		Resolver: resolver, PreviousTags: lastRelease.ImageTags,
+//	})
+//	switch {
+//	case err != nil:          // malformed input: Stalled, retrying cannot help
+//	case g.Held != nil:       // digests required, tags unresolved: hold, requeue
+//	case g.Report.Blocked():  // Stalled with g.Report.Summary(); write nothing
+//	default:                  // apply g.Objects (digest-pinned); record
+//	                          // g.Resolution.Tags and Pins in the release;
+//	                          // g.Report.Warnings() to conditions/events/metrics
+//	}
+//
+// Gate is Resolver.Resolve followed by Evaluate(ctx, objs, cfg,
+// WithResolution(res)); both can be called alone. Evaluate is pure: no I/O,
+// it never modifies its input, and it judges exception expiry against
+// time.Now unless WithNow says otherwise. Resolve is the only part that
+// talks to registries (go-containerregistry).
 package policy

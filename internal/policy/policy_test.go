@@ -315,3 +315,11 @@ func TestEveryRuleDocumented(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluateSkipsNilObjects(t *testing.T) {
+	objs := append(parseString(t, latestDeploy), manifest.Object{})
+	rep, err := Evaluate(context.Background(), objs, Config{})
+	if err != nil || !rep.Blocked() {
+		t.Fatalf("rep = %+v, err = %v", rep, err)
+	}
+}

@@ -56,7 +56,7 @@ var builtinWriteRoles = map[string]bool{"cluster-admin": true, "admin": true, "e
 
 func isRBAC(obj *manifest.Object, kinds ...string) bool {
 	u := obj.Object
-	if u.GroupVersionKind().Group != rbacv1.GroupName {
+	if u == nil || u.GroupVersionKind().Group != rbacv1.GroupName {
 		return false
 	}
 	for _, k := range kinds {
@@ -187,7 +187,7 @@ func rbacSACClusterWrite(_ *evalContext, objs []manifest.Object) []finding {
 	var out []finding
 	for i := range objs {
 		obj := &objs[i]
-		if obj.Object.GetKind() != "ClusterRoleBinding" {
+		if !isRBAC(obj, "ClusterRoleBinding") {
 			continue
 		}
 		b, ok := roleBinding(obj)
