@@ -120,6 +120,9 @@ func plainSecret(_ *evalContext, obj *manifest.Object, _ *podTemplate) []finding
 	if len(data)+len(sdata) == 0 {
 		return nil // a Secret to be filled in by a controller carries nothing
 	}
+	if _, sops := u.Object["sops"]; sops {
+		return nil // encrypted with SOPS: values are ENC[...]
+	}
 	keys := make([]string, 0, len(data)+len(sdata))
 	for k := range data {
 		keys = append(keys, k)
