@@ -89,8 +89,12 @@ func parsePython(content []byte) ([]Package, error) {
 	return []Package{{Name: name, Version: version, Ecosystem: "PyPI", Cataloger: "python"}}, nil
 }
 
-// maxJarDepth bounds how deep jars nested in jars are opened.
-const maxJarDepth = 2
+// maxJarDepth bounds how deep jars nested in jars are opened, and
+// maxNestedJar how large a nested jar may be.
+const (
+	maxJarDepth  = 2
+	maxNestedJar = 64 << 20
+)
 
 // parseJar reads META-INF/maven/**/pom.properties in a jar (or war, ear),
 // and in the jars nested in it, to a bounded depth and size.
@@ -115,7 +119,7 @@ func parseJar(content []byte, maxSize int64, depth int) ([]Package, error) {
 				pkgs = append(pkgs, p)
 			}
 		case strings.HasSuffix(f.Name, ".jar") && depth < maxJarDepth:
-			data, err := readZipFile(f, maxSize)
+			data, err := readZipFile(f, min(maxSize, maxNestedJar))
 			if err != nil {
 				errs = append(errs, err.Error())
 				continue

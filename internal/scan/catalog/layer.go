@@ -248,16 +248,18 @@ func (w *walker) file(p string, hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	fr := fileRecord{Path: p}
-	if kind != kindNone {
-		if err := w.catalog(kind, &fr, content); err != nil {
-			w.warnf("/%s: %v", p, err)
+	w.guard(p, func() {
+		if kind != kindNone {
+			if err := w.catalog(kind, &fr, content); err != nil {
+				w.warnf("/%s: %v", p, err)
+			}
 		}
-	}
-	if goCandidate {
-		fr.Packages = append(fr.Packages, goBinaryPackages(content)...)
-	}
+		if goCandidate {
+			fr.Packages = append(fr.Packages, goBinaryPackages(content)...)
+		}
+	})
 	if secrets {
-		fr.Secrets = findSecrets(p, content)
+		w.guard(p, func() { fr.Secrets = findSecrets(p, content) })
 	}
 	if fr.OS != nil || len(fr.Packages) > 0 || len(fr.Secrets) > 0 {
 		for i := range fr.Packages {
@@ -269,6 +271,17 @@ func (w *walker) file(p string, hdr *tar.Header, r io.Reader) error {
 		w.add(fr)
 	}
 	return nil
+}
+
+// guard runs a cataloger over the untrusted content of p; a panic in a
+// parser becomes a warning about that file instead of ending the scan.
+func (w *walker) guard(p string, f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.warnf("/%s: cataloger failed on malformed content: %v", p, r)
+		}
+	}()
+	f()
 }
 
 func isExecutable(head []byte) bool {
