@@ -37,7 +37,7 @@ func TestKindOf(t *testing.T) {
 }
 
 func TestParseJarNested(t *testing.T) {
-	real := readFile(t, "testdata/java/slf4j-nop-1.7.32.jar")
+	slf4j := readFile(t, "testdata/java/slf4j-nop-1.7.32.jar")
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for name, body := range map[string][]byte{
