@@ -55,7 +55,9 @@ func NewRootCmd(s Streams) *cobra.Command {
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(NewCmdSandbox(s), NewCmdVersion(s), NewCmdScan(s), NewCmdDB(s), NewCmdCheck(s), NewCmdAudit(s))
+	root.AddCommand(NewCmdSandbox(s), NewCmdVersion(s), NewCmdScan(s), NewCmdDB(s), NewCmdCheck(s), NewCmdAudit(s),
+		NewCmdAgent(s), NewCmdGet(s), NewCmdSync(s), NewCmdDiff(s), NewCmdRender(s), NewCmdInstall(s),
+		NewCmdUp(s), NewCmdDown(s), NewCmdGitServer(s), NewCmdNotify(s))
 	return root
 }
 

@@ -26,14 +26,18 @@ func NewCmdSandboxDown(s Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(stopped) == 0 {
-				fmt.Fprintf(s.Out, "sandbox %q: nothing was running\n", o.Name)
-				return nil
-			}
-			fmt.Fprintf(s.Out, "sandbox %q stopped: %s\n", o.Name, strings.Join(stopped, ", "))
+			printStopped(s, fmt.Sprintf("sandbox %q", o.Name), stopped)
 			return nil
 		},
 	}
 	o.bind(cmd.Flags())
 	return cmd
+}
+
+func printStopped(s Streams, what string, stopped []string) {
+	if len(stopped) == 0 {
+		fmt.Fprintf(s.Out, "%s: nothing was running\n", what)
+		return
+	}
+	fmt.Fprintf(s.Out, "%s stopped: %s\n", what, strings.Join(stopped, ", "))
 }

@@ -112,6 +112,10 @@ func ParseHelmManifest(m string) ([]manifest.Object, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Lines inside Helm's output are not lines of the template.
+		for i := range objs {
+			objs[i].Source.Line = 0
+		}
 		out = append(out, objs...)
 	}
 	return out, nil

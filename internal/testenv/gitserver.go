@@ -2,11 +2,9 @@ package testenv
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -15,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/internal/gitserver"
 )
 
 // GitServer is a real Git smart-HTTP server: `git http-backend` hosted with
@@ -46,32 +46,15 @@ func WithBasicAuth(user, password string) GitOption {
 // the git binary is missing.
 func NewGitServer(t testing.TB, opts ...GitOption) *GitServer {
 	t.Helper()
-	gitBin, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatalf("the Git server needs the git binary: %v", err)
-	}
 	g := &GitServer{Root: t.TempDir()}
 	for _, o := range opts {
 		o(g)
 	}
-	backend := &cgi.Handler{
-		Path: gitBin,
-		Args: []string{"http-backend"},
-		Dir:  g.Root,
-		Env:  []string{"GIT_PROJECT_ROOT=" + g.Root, "GIT_HTTP_EXPORT_ALL=1", "HOME=" + g.Root},
+	h, err := gitserver.NewHandler(gitserver.Options{Root: g.Root, User: g.User, Password: g.Password})
+	if err != nil {
+		t.Fatal(err)
 	}
-	g.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.User != "" {
-			u, p, ok := r.BasicAuth()
-			if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(g.User)) != 1 ||
-				subtle.ConstantTimeCompare([]byte(p), []byte(g.Password)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Basic realm="berth-test-git"`)
-				http.Error(w, "authentication required", http.StatusUnauthorized)
-				return
-			}
-		}
-		backend.ServeHTTP(w, r)
-	})
+	g.h = h
 	g.srv = httptest.NewServer(g.h)
 	g.URL = g.srv.URL
 	g.addr = g.srv.Listener.Addr().String()

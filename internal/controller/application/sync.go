@@ -2,6 +2,8 @@ package application
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -122,13 +124,16 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		}
 		// The Helm history, not the (possibly stale) cached status, says
 		// whether this revision is already released.
-		desc := "berth: revision " + rev.sha
+		// A revision that renders the same manifests as the deployed release
+		// (a commit to another app of the repository) is not a new release.
+		digest := manifestDigest(rev.objects)
+		desc := "berth: revision " + rev.sha + " manifests " + digest
 		cfg := r.impersonatedConfig(app)
 		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, rev.helm.ReleaseName)
 		if err != nil {
 			return cs, err
 		}
-		if latest == nil || latest.Description != desc || latest.Status != "deployed" ||
+		if latest == nil || !strings.HasSuffix(latest.Description, " manifests "+digest) || latest.Status != "deployed" ||
 			app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation] {
 			if _, err = helmrelease.Upgrade(ctx, cfg, rev.helm.Chart, rev.helm.Values, helmrelease.Options{
 				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc,
@@ -204,4 +209,15 @@ func refsOf(inv []berthv1.ObjectRef) []apply.Ref {
 		out = append(out, apply.Ref{GVK: schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}, Namespace: r.Namespace, Name: r.Name})
 	}
 	return out
+}
+
+// manifestDigest identifies the rendered objects of a revision.
+func manifestDigest(objs []manifest.Object) string {
+	h := sha256.New()
+	for _, o := range objs {
+		b, _ := json.Marshal(o.Object.Object)
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }

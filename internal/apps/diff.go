@@ -1,0 +1,99 @@
+package apps
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/controller/application"
+	"github.com/berth-dev/berth/internal/render"
+	"github.com/berth-dev/berth/internal/source"
+)
+
+// DiffResult is what the next sync of an Application would change.
+type DiffResult struct {
+	Revision string
+	Objects  []apply.ObjectDiff
+	// Prune lists objects the sync would delete.
+	Prune []string
+}
+
+// Diff fetches the Application's source like the agent, renders it and
+// dry-runs it against the cluster with cfg's identity: nothing is written.
+func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.NamespacedName) (*DiffResult, error) {
+	app := &berthv1.Application{}
+	if err := c.Get(ctx, key, app); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", key, err)
+	}
+	var auth *source.Auth
+	if ref := app.Spec.Source.SecretRef; ref != nil {
+		s := &corev1.Secret{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
+			return nil, fmt.Errorf("reading credentials Secret %s: %w", ref.Name, err)
+		}
+		auth = source.AuthFromSecretData(s.Data)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	f := source.NewFetcher(source.Options{CacheDir: filepath.Join(cache, "berth", "cli", "snapshots")})
+	snap, err := f.Fetch(ctx, app.Spec.Source.URL, source.Ref{Branch: app.Spec.Source.Branch, Tag: app.Spec.Source.Tag, Commit: app.Spec.Source.Commit}, auth)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := render.Join(snap.Dir, app.Spec.Source.Path)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := application.RenderOptions(app)
+	if err != nil {
+		return nil, err
+	}
+	res, err := render.Render(ctx, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating discovery client: %w", err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	application.Prepare(res.Objects, app, func(gvk schema.GroupVersionKind) bool {
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		return err != nil || m.Scope.Name() == "namespace"
+	})
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating client: %w", err)
+	}
+	diffs, err := apply.NewManager(dyn, mapper).Diff(ctx, res.Objects)
+	if err != nil {
+		return nil, err
+	}
+	out := &DiffResult{Revision: snap.Revision, Objects: diffs}
+	next := map[string]bool{}
+	for _, o := range res.Objects {
+		next[o.ID()] = true
+	}
+	for _, r := range app.Status.Inventory {
+		ref := apply.Ref{GVK: schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}, Namespace: r.Namespace, Name: r.Name}
+		if !next[ref.ID()] {
+			out.Prune = append(out.Prune, ref.ID())
+		}
+	}
+	return out, nil
+}

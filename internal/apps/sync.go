@@ -1,0 +1,53 @@
+package apps
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+)
+
+// RequestSync annotates the Application so the agent fetches and applies
+// now, even when automated sync is off. It returns the request token.
+func RequestSync(ctx context.Context, c client.Client, key types.NamespacedName) (string, error) {
+	token := time.Now().UTC().Format(time.RFC3339Nano)
+	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, berthv1.SyncRequestedAnnotation, token))
+	app := &berthv1.Application{}
+	app.Namespace, app.Name = key.Namespace, key.Name
+	if err := c.Patch(ctx, app, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return "", fmt.Errorf("requesting sync of %s: %w", key, err)
+	}
+	return token, nil
+}
+
+// WaitSync waits until the agent handled request token and the Application
+// is Ready (nil) or Stalled (an error with the agent's message).
+func WaitSync(ctx context.Context, c client.Client, key types.NamespacedName, token string) (*berthv1.Application, error) {
+	for {
+		app := &berthv1.Application{}
+		if err := c.Get(ctx, key, app); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", key, err)
+		}
+		if app.Status.LastHandledSyncRequest == token {
+			if s := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); s != nil && s.Status == "True" {
+				return app, fmt.Errorf("sync failed: %s", s.Message)
+			}
+			if r := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionReady); r != nil && r.Status == "True" {
+				return app, nil
+			}
+			if r := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionReady); r != nil && r.Reason == "HealthCheckFailed" {
+				return app, fmt.Errorf("applied but unhealthy: %s", r.Message)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return app, fmt.Errorf("waiting for %s: %w", key, ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"github.com/berth-dev/berth/internal/render"
+)
+
+// RenderOptions are the flags of `berth render`.
+type RenderOptions struct {
+	Environment string
+	Namespace   string
+	ReleaseName string
+	ValuesFiles []string
+	AllowRemote bool
+	Quiet       bool
+}
+
+// NewCmdRender renders a directory offline like the agent and validates it.
+// Exit codes: 0 valid, 1 invalid input, 2 tool error.
+func NewCmdRender(s Streams) *cobra.Command {
+	o := &RenderOptions{}
+	cmd := &cobra.Command{
+		Use:   "render PATH",
+		Short: "Render a directory (plain YAML, Kustomize or Helm) offline as the agent would; exit 1 on invalid input",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if _, err := os.Stat(args[0]); err != nil {
+				return err
+			}
+			res, err := render.Render(cmd.Context(), args[0], render.Options{
+				Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName,
+				ValuesFiles: o.ValuesFiles, AllowRemoteBases: o.AllowRemote,
+			})
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			if o.Quiet {
+				fmt.Fprintf(s.ErrOut, "%s: %d objects (%s)\n", args[0], len(res.Objects), res.Kind)
+				return nil
+			}
+			for _, obj := range res.Objects {
+				b, err := yaml.Marshal(obj.Object.Object)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "---\n# Source: %s\n%s", obj.Source, b)
+			}
+			fmt.Fprintf(s.ErrOut, "%s: %d objects (%s)\n", args[0], len(res.Objects), res.Kind)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&o.Environment, "env", "e", "", "environment (selects values-ENV.yaml for Helm)")
+	cmd.Flags().StringVarP(&o.Namespace, "namespace", "n", "default", "release namespace for Helm")
+	cmd.Flags().StringVar(&o.ReleaseName, "release-name", "release", "Helm release name")
+	cmd.Flags().StringArrayVarP(&o.ValuesFiles, "values", "f", nil, "Helm values file, relative to the chart (repeatable)")
+	cmd.Flags().BoolVar(&o.AllowRemote, "allow-remote-bases", false, "let Kustomize fetch remote bases")
+	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "validate only; print a summary")
+	return cmd
+}

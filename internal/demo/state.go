@@ -1,0 +1,91 @@
+package demo
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// State records what Up started, next to the sandbox's own state.
+type State struct {
+	Dir        string          `json:"dir"`
+	GitURL     string          `json:"gitURL"`
+	WebhookURL string          `json:"webhookURL"`
+	MetricsURL string          `json:"metricsURL"`
+	Processes  map[string]Proc `json:"processes"`
+	Started    time.Time       `json:"started"`
+}
+
+// Proc is one process Up started.
+type Proc struct {
+	PID    int      `json:"pid"`
+	Binary string   `json:"binary"`
+	Args   []string `json:"args"`
+	Log    string   `json:"log"`
+}
+
+func statePath(dir string) string { return filepath.Join(dir, "demo.json") }
+
+func load(dir string) (*State, error) {
+	b, err := os.ReadFile(statePath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading demo state: %w", err)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("parsing %s: %w", statePath(dir), err)
+	}
+	return &s, nil
+}
+
+func (s *State) save() error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(statePath(s.Dir), b, 0o600)
+}
+
+// alive reports whether p still runs its recorded binary.
+func (p Proc) alive() bool {
+	if p.PID <= 0 {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.PID))
+	if err != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
+	if err == nil {
+		for i := len(stat) - 1; i > 0; i-- {
+			if stat[i] == ')' {
+				if i+2 < len(stat) && stat[i+2] == 'Z' {
+					return false
+				}
+				break
+			}
+		}
+	}
+	return exe == p.Binary
+}
+
+func (p Proc) stop() bool {
+	if !p.alive() {
+		return false
+	}
+	_ = syscall.Kill(p.PID, syscall.SIGTERM)
+	for i := 0; i < 100 && p.alive(); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if p.alive() {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	return true
+}

@@ -1,0 +1,194 @@
+package install
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"text/template"
+
+	"github.com/berth-dev/berth/config"
+)
+
+// Options configure the manifests.
+type Options struct {
+	Namespace             string
+	Image                 string
+	Replicas              int
+	DefaultServiceAccount string
+	// CRDsOnly limits the manifests to the CustomResourceDefinitions (the
+	// agent then runs elsewhere, e.g. as a local process for `berth up`).
+	CRDsOnly bool
+}
+
+// DefaultOptions returns the defaults of `berth install`.
+func DefaultOptions() Options {
+	return Options{Namespace: "berth-system", Image: "ghcr.io/berth-dev/berth:v0.1.0", Replicas: 2}
+}
+
+// Manifests renders the installation manifests as one YAML stream.
+func Manifests(o Options) ([]byte, error) {
+	var b bytes.Buffer
+	err := fs.WalkDir(config.CRDs, "crd", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := config.CRDs.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b.WriteString("---\n")
+		b.Write(bytes.TrimPrefix(data, []byte("---\n")))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading CRDs: %w", err)
+	}
+	if o.CRDsOnly {
+		return b.Bytes(), nil
+	}
+	if err := agentTemplate.Execute(&b, o); err != nil {
+		return nil, fmt.Errorf("rendering manifests: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+var agentTemplate = template.Must(template.New("agent").Parse(`---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: {{.Namespace}}
+  labels:
+    pod-security.kubernetes.io/enforce: restricted
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: berth-agent
+  namespace: {{.Namespace}}
+automountServiceAccountToken: true
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: berth-agent
+rules:
+# Applications: read, and write status only.
+- apiGroups: ["berth.dev"]
+  resources: ["applications"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["berth.dev"]
+  resources: ["applications/status"]
+  verbs: ["get", "patch", "update"]
+# Git credentials referenced by Applications.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# Drift detection and health: read-only watches of what Applications own.
+- apiGroups: ["*"]
+  resources: ["*"]
+  verbs: ["get", "list", "watch"]
+# Every write happens as the Application's service account.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["impersonate"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: berth-agent
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: berth-agent
+subjects:
+- kind: ServiceAccount
+  name: berth-agent
+  namespace: {{.Namespace}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: berth-agent-leader-election
+  namespace: {{.Namespace}}
+rules:
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch", "create", "update", "patch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: berth-agent-leader-election
+  namespace: {{.Namespace}}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: berth-agent-leader-election
+subjects:
+- kind: ServiceAccount
+  name: berth-agent
+  namespace: {{.Namespace}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: berth-agent
+  namespace: {{.Namespace}}
+  labels: {app.kubernetes.io/name: berth-agent}
+spec:
+  replicas: {{.Replicas}}
+  selector:
+    matchLabels: {app.kubernetes.io/name: berth-agent}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: berth-agent}
+    spec:
+      serviceAccountName: berth-agent
+      securityContext:
+        runAsNonRoot: true
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: agent
+        image: {{.Image}}
+        args:
+        - agent
+        - --leader-elect=true
+        - --leader-election-namespace={{.Namespace}}
+        - --cache-dir=/cache
+{{- if .DefaultServiceAccount}}
+        - --default-service-account={{.DefaultServiceAccount}}
+{{- end}}
+        ports:
+        - {name: metrics, containerPort: 8080}
+        - {name: probes, containerPort: 8081}
+        - {name: webhooks, containerPort: 9292}
+        readinessProbe:
+          httpGet: {path: /readyz, port: probes}
+        livenessProbe:
+          httpGet: {path: /healthz, port: probes}
+        resources:
+          requests: {cpu: 100m, memory: 128Mi}
+          limits: {memory: 512Mi}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        volumeMounts:
+        - {name: cache, mountPath: /cache}
+      volumes:
+      - name: cache
+        emptyDir: {}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: berth-webhooks
+  namespace: {{.Namespace}}
+spec:
+  selector: {app.kubernetes.io/name: berth-agent}
+  ports:
+  - {name: webhooks, port: 80, targetPort: webhooks}
+`))
