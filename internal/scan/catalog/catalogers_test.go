@@ -41,7 +41,7 @@ func TestParseJarNested(t *testing.T) {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	for name, body := range map[string][]byte{
-		"BOOT-INF/lib/slf4j-nop-1.7.32.jar":             real,
+		"BOOT-INF/lib/slf4j-nop-1.7.32.jar":             slf4j,
 		"META-INF/maven/com.example/app/pom.properties": []byte("groupId=com.example\nartifactId=app\nversion=1.0.0\n"),
 		"META-INF/maven/com.example/big/pom.properties": bytes.Repeat([]byte("#"), 100<<10),
 	} {
