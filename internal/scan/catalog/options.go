@@ -101,6 +101,8 @@ func (o Options) fill() Options {
 // cacheVariant names the options that change a layer's results, so layers
 // scanned with different limits or without secrets are cached apart.
 func (o Options) cacheVariant() string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%d|%t|%d", Version, o.MaxLayerBytes, o.MaxFileSize, o.Secrets, o.MaxSecretFileSize))
+	// The layer limits are left out: a layer over them is an error, never
+	// a cached result.
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%d|%t|%d", Version, o.MaxFileSize, o.Secrets, o.MaxSecretFileSize))
 	return Version + "-" + hex.EncodeToString(sum[:6])
 }
