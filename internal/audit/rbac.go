@@ -358,15 +358,23 @@ func ruleRisks(rules []rbacv1.PolicyRule, b binding) []string {
 		where = "every namespace"
 	}
 	for _, r := range rules {
+		var esc, read []string
 		for _, v := range r.Verbs {
 			switch v {
 			case "escalate", "bind", "impersonate":
-				out = append(out, fmt.Sprintf("can %s %s in %s via %s", v, strings.Join(r.Resources, ", "), where, b.via()))
+				esc = append(esc, v)
 			case "get", "list", "watch":
-				for _, res := range r.Resources {
-					if res == "secrets" && (len(r.APIGroups) == 0 || r.APIGroups[0] == "" || r.APIGroups[0] == "*") {
-						out = append(out, fmt.Sprintf("can %s Secrets in %s via %s", v, where, b.via()))
-					}
+				read = append(read, v)
+			}
+		}
+		if len(esc) > 0 {
+			out = append(out, fmt.Sprintf("can %s %s in %s via %s", strings.Join(esc, "/"), strings.Join(r.Resources, ", "), where, b.via()))
+		}
+		if len(read) > 0 && coreGroup(r.APIGroups) {
+			for _, res := range r.Resources {
+				if res == "secrets" || res == "*" {
+					out = append(out, fmt.Sprintf("can %s Secrets in %s via %s", strings.Join(read, "/"), where, b.via()))
+					break
 				}
 			}
 		}
@@ -421,4 +429,17 @@ func ciProblems(gs []Grant, allowed []string) []string {
 		}
 	}
 	return out
+}
+
+// coreGroup reports whether groups include the core API group.
+func coreGroup(groups []string) bool {
+	if len(groups) == 0 {
+		return true
+	}
+	for _, g := range groups {
+		if g == "" || g == "*" {
+			return true
+		}
+	}
+	return false
 }
