@@ -108,17 +108,22 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cataloging %s: %w", opts.Image, err)
 	}
-	return Evaluate(ctx, db, inv, opts, started)
+	var mopts []match.Option
+	if cf, err := img.ConfigFile(); err == nil && cf != nil && cf.OS != "" {
+		mopts = append(mopts, match.WithPlatform(cf.OS, cf.Architecture))
+	}
+	return Evaluate(ctx, db, inv, opts, started, mopts...)
 }
 
 // Evaluate matches an inventory against db and applies the gate; Run calls
-// it after cataloging, and it serves callers that already hold an Inventory.
-func Evaluate(ctx context.Context, db *vulndb.DB, inv *catalog.Inventory, opts Options, started time.Time) (*report.Report, error) {
+// it after cataloging (with the image's platform), and it serves callers
+// that already hold an Inventory.
+func Evaluate(ctx context.Context, db *vulndb.DB, inv *catalog.Inventory, opts Options, started time.Time, mopts ...match.Option) (*report.Report, error) {
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	m, err := match.Match(ctx, db, inv.Packages)
+	m, err := match.Match(ctx, db, inv.Packages, mopts...)
 	if err != nil {
 		return nil, err
 	}

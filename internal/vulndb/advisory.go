@@ -1,6 +1,7 @@
 package vulndb
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 	"time"
@@ -36,6 +37,11 @@ type Affected struct {
 	SpecificSeverity string
 	Ranges           []Range
 	Versions         []string
+	// GOOS and GOARCH, for Go advisories whose every affected import is
+	// limited to some platforms (ecosystem_specific.imports[].goos/goarch),
+	// list those platforms; empty means all.
+	GOOS   []string
+	GOARCH []string
 }
 
 // BaseEcosystem is the ecosystem without its release suffix: "Debian:12" →
@@ -94,6 +100,7 @@ func advisoriesFrom(e *osvEntry) map[string]map[string]*Advisory {
 			}
 			ranges = append(ranges, r)
 		}
+		goos, goarch := goPlatforms(a.EcosystemSpecific)
 		adv.Affected = append(adv.Affected, Affected{
 			Ecosystem:        a.Package.Ecosystem,
 			Name:             a.Package.Name,
@@ -101,6 +108,8 @@ func advisoriesFrom(e *osvEntry) map[string]map[string]*Advisory {
 			SpecificSeverity: sev,
 			Ranges:           ranges,
 			Versions:         a.Versions,
+			GOOS:             goos,
+			GOARCH:           goarch,
 		})
 	}
 	return out
@@ -116,4 +125,40 @@ func primaryURL(e *osvEntry) string {
 		return e.References[0].URL
 	}
 	return ""
+}
+
+// goPlatforms reads the Go database's ecosystem_specific.imports: when every
+// import names the operating systems (or architectures) it is limited to,
+// their union; otherwise nil (all platforms).
+func goPlatforms(raw json.RawMessage) (goos, goarch []string) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var es struct {
+		Imports []struct {
+			GOOS   []string `json:"goos"`
+			GOARCH []string `json:"goarch"`
+		} `json:"imports"`
+	}
+	if json.Unmarshal(raw, &es) != nil || len(es.Imports) == 0 {
+		return nil, nil
+	}
+	union := func(get func(i int) []string) []string {
+		seen := map[string]bool{}
+		var out []string
+		for i := range es.Imports {
+			l := get(i)
+			if len(l) == 0 {
+				return nil
+			}
+			for _, v := range l {
+				if !seen[v] {
+					seen[v] = true
+					out = append(out, v)
+				}
+			}
+		}
+		return out
+	}
+	return union(func(i int) []string { return es.Imports[i].GOOS }), union(func(i int) []string { return es.Imports[i].GOARCH })
 }

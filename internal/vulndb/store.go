@@ -16,7 +16,7 @@ import (
 
 // formatVersion changes whenever the on-disk layout does; a store of another
 // version must be imported again.
-const formatVersion = 1
+const formatVersion = 2
 
 const metaFile = "meta.json"
 

@@ -1,9 +1,9 @@
 // Command benchimage writes the images that scripts/bench-scan.sh scans, as
 // OCI layouts and docker-save tarballs, from files on this machine:
 //
-//   - small (~10 MB): Debian's os-release and this machine's real dpkg status
-//     database, and one Go program built against module versions with known
-//     advisories;
+//   - small (~10 MB compressed): Debian's os-release and this machine's real
+//     dpkg status database, a Go program built against module versions with
+//     known advisories and one more Go binary (-small-bin);
 //   - large (~300 MB): the same base plus the Go toolchain's binaries, the
 //     other Go binaries given with -bin, npm's real node_modules tree, real
 //     Python dist-info metadata and package.json files for the npm packages
@@ -35,6 +35,7 @@ import (
 func main() {
 	out := flag.String("out", "", "output directory (writes small/, large/, small.tar, large.tar)")
 	vulnApp := flag.String("app", "", "the Go program built against vulnerable modules")
+	smallBin := flag.String("small-bin", "", "a second Go binary for the small image")
 	bins := flag.String("bin", "", "comma-separated extra Go binaries for the large image")
 	npmList := flag.String("npm-list", "", "file of NAME<TAB>VERSION lines for synthetic package.json files")
 	npmCount := flag.Int("npm-count", 3000, "how many lines of -npm-list to use")
@@ -47,7 +48,12 @@ func main() {
 		a.file("etc/os-release", mustRead("/etc/os-release"), 0o644)
 		a.file("var/lib/dpkg/status", mustRead("/var/lib/dpkg/status"), 0o644)
 	})
-	app := layer(func(a *adder) { a.file("app/server", mustRead(*vulnApp), 0o755) })
+	app := layer(func(a *adder) {
+		a.file("app/server", mustRead(*vulnApp), 0o755)
+		if *smallBin != "" {
+			a.file("app/"+filepath.Base(*smallBin), mustRead(*smallBin), 0o755)
+		}
+	})
 	write(*out, "small", base, app)
 
 	tools := layer(func(a *adder) {

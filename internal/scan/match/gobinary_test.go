@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/scan/catalog"
 	"github.com/berth-dev/berth/internal/scan/match"
 	"github.com/berth-dev/berth/internal/scan/scantest"
 	"github.com/berth-dev/berth/internal/vulndb"
@@ -80,5 +81,39 @@ func TestMatchStdlib(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("GO-2023-1621 not reported for go1.20.1 (%d findings)", len(res.Findings))
+	}
+}
+
+// TestMatchPlatform uses GO-2024-2961, a Windows-only advisory for
+// golang.org/x/crypto (every affected import is limited to goos windows).
+func TestMatchPlatform(t *testing.T) {
+	db, err := vulndb.Open(vulndbtest.Store(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs := []catalog.Package{{Name: "golang.org/x/crypto", Version: "0.0.0-20200622213623-75b288015ac9", Ecosystem: "Go"}}
+	for _, c := range []struct {
+		name string
+		opts []match.Option
+		want bool
+	}{
+		{"unknown platform", nil, true},
+		{"windows", []match.Option{match.WithPlatform("windows", "amd64")}, true},
+		{"linux", []match.Option{match.WithPlatform("linux", "amd64")}, false},
+	} {
+		res, err := match.Match(context.Background(), db, pkgs, c.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := false
+		for _, f := range res.Findings {
+			got = got || f.ID == "GO-2024-2961"
+		}
+		if got != c.want {
+			t.Errorf("%s: GO-2024-2961 reported = %v, want %v", c.name, got, c.want)
+		}
+		if len(res.Findings) < 5 {
+			t.Errorf("%s: only %d findings for a 2020 x/crypto", c.name, len(res.Findings))
+		}
 	}
 }

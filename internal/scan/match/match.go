@@ -3,6 +3,7 @@ package match
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,9 +42,28 @@ type Source interface {
 	Lookup(ecosystem, name string) ([]vulndb.Advisory, error)
 }
 
+// Option is an optional knob of Match.
+type Option func(*options)
+
+type options struct {
+	goos, goarch string
+}
+
+// WithPlatform names the image's operating system and architecture ("linux",
+// "amd64"); Go advisories limited to other platforms (say, Windows-only
+// path handling) are then left out, as govulncheck does. Without it every
+// platform counts.
+func WithPlatform(goos, goarch string) Option {
+	return func(o *options) { o.goos, o.goarch = goos, goarch }
+}
+
 // Match returns the advisories that affect pkgs, sorted by severity (highest
 // first), then ID, package and path.
-func Match(ctx context.Context, db Source, pkgs []catalog.Package) (*Result, error) {
+func Match(ctx context.Context, db Source, pkgs []catalog.Package, opts ...Option) (*Result, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	res := &Result{}
 	warned := map[string]bool{}
 	for i := range pkgs {
@@ -61,7 +81,7 @@ func Match(ctx context.Context, db Source, pkgs []catalog.Package) (*Result, err
 		}
 		for j := range advs {
 			adv := &advs[j]
-			f, ok, err := affects(adv, p.Ecosystem, version)
+			f, ok, err := affects(adv, p.Ecosystem, version, &o)
 			if err != nil {
 				key := p.Ecosystem + "/" + name + "@" + version
 				if !warned[key] {
@@ -140,15 +160,21 @@ func ecosystemApplies(affected, pkg string) bool {
 	return ar == pr || strings.HasPrefix(ar, pr+":") || strings.HasPrefix(pr, ar+":")
 }
 
+// platformApplies reports whether an advisory limited to platforms (empty:
+// all) concerns target (empty: unknown, so it does).
+func platformApplies(platforms []string, target string) bool {
+	return len(platforms) == 0 || target == "" || slices.Contains(platforms, target)
+}
+
 // affects decides whether adv affects version of a package in ecosystem.
-func affects(adv *vulndb.Advisory, ecosystem, version string) (Finding, bool, error) {
+func affects(adv *vulndb.Advisory, ecosystem, version string, o *options) (Finding, bool, error) {
 	var (
 		hit   *vulndb.Affected
 		fixed []string
 	)
 	for i := range adv.Affected {
 		aff := &adv.Affected[i]
-		if !ecosystemApplies(aff.Ecosystem, ecosystem) {
+		if !ecosystemApplies(aff.Ecosystem, ecosystem) || !platformApplies(aff.GOOS, o.goos) || !platformApplies(aff.GOARCH, o.goarch) {
 			continue
 		}
 		ok, fix, err := inAffected(aff, version)
