@@ -2,12 +2,20 @@ package oci_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -185,4 +193,64 @@ func TestOpenTarball(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameImage(t, a, got)
+}
+
+// authRegistry serves a real in-process registry behind basic auth.
+func authRegistry(t *testing.T, user, pass string) string {
+	t.Helper()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="berth-test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestOpenRegistryAuth(t *testing.T) {
+	host := authRegistry(t, "robot", "s3cret-pass")
+	ref := host + "/private/app:1"
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := randomImage(t)
+	if err := remote.Write(r, img, remote.WithAuth(&authn.Basic{Username: "robot", Password: "s3cret-pass"})); err != nil {
+		t.Fatal(err)
+	}
+	// No credentials anywhere: refused.
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	_, _, err = oci.Open(context.Background(), ref, oci.Options{Insecure: true})
+	if err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") && !strings.Contains(err.Error(), "401") {
+		t.Fatalf("without credentials: %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cret-pass") {
+		t.Errorf("error shows the password: %v", err)
+	}
+	// Credentials from flags.
+	got, _, err := oci.Open(context.Background(), ref, oci.Options{Insecure: true, Username: "robot", Password: "s3cret-pass"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameImage(t, img, got)
+	// Credentials from the Docker config.
+	cfg := t.TempDir()
+	auth := base64.StdEncoding.EncodeToString([]byte("robot:s3cret-pass"))
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"auths":{"`+host+`":{"auth":"`+auth+`"}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DOCKER_CONFIG", cfg)
+	got, _, err = oci.Open(context.Background(), ref, oci.Options{Insecure: true})
+	if err != nil {
+		t.Fatalf("with the Docker config: %v", err)
+	}
+	sameImage(t, img, got)
+	// Wrong flags win over the config, and fail.
+	if _, _, err := oci.Open(context.Background(), ref, oci.Options{Insecure: true, Username: "robot", Password: "wrong"}); err == nil {
+		t.Error("wrong password: no error")
+	}
 }
