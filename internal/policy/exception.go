@@ -3,7 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"path"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -12,7 +13,7 @@ type Exception struct {
 	// Rule is the rule ID.
 	Rule string `json:"rule"`
 	// Object is an object ID as printed in violations ("apps/Deployment
-	// prod/web"); shell-style wildcards (path.Match) are allowed.
+	// prod/web"); "*" matches any characters (slashes included), "?" one.
 	Object string `json:"object"`
 	// Reason says why the exception exists; required.
 	Reason string `json:"reason"`
@@ -30,8 +31,6 @@ func (e Exception) validate() error {
 	}
 	if e.Object == "" {
 		errs = append(errs, errors.New("object is required"))
-	} else if _, err := path.Match(e.Object, ""); err != nil {
-		errs = append(errs, fmt.Errorf("object %q: %w", e.Object, err))
 	}
 	if e.Reason == "" {
 		errs = append(errs, errors.New("reason is required"))
@@ -52,24 +51,37 @@ func (e Exception) ExpiredAt(now time.Time) bool {
 	return !now.UTC().Before(d.AddDate(0, 0, 1))
 }
 
-func (e Exception) matches(rule, object string) bool {
-	if e.Rule != rule {
-		return false
+// wildcard compiles a pattern where * matches any run of characters and ?
+// one character; everything else is literal.
+func wildcard(p string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for _, r := range p {
+		switch r {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
 	}
-	ok, err := path.Match(e.Object, object)
-	return err == nil && ok
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
 }
 
 type exceptionSet struct {
 	list    []Exception
+	match   []*regexp.Regexp
 	expired []bool
 	used    []int
 }
 
 func newExceptionSet(list []Exception, now time.Time) *exceptionSet {
-	s := &exceptionSet{list: list, expired: make([]bool, len(list)), used: make([]int, len(list))}
+	s := &exceptionSet{list: list, match: make([]*regexp.Regexp, len(list)), expired: make([]bool, len(list)), used: make([]int, len(list))}
 	for i, e := range list {
 		s.expired[i] = e.ExpiredAt(now)
+		s.match[i] = wildcard(e.Object)
 	}
 	return s
 }
@@ -77,7 +89,7 @@ func newExceptionSet(list []Exception, now time.Time) *exceptionSet {
 // suppress reports whether a live exception covers rule on object.
 func (s *exceptionSet) suppress(rule, object string) bool {
 	for i, e := range s.list {
-		if !s.expired[i] && e.matches(rule, object) {
+		if !s.expired[i] && e.Rule == rule && s.match[i].MatchString(object) {
 			s.used[i]++
 			return true
 		}

@@ -323,3 +323,20 @@ func TestEvaluateSkipsNilObjects(t *testing.T) {
 		t.Fatalf("rep = %+v, err = %v", rep, err)
 	}
 }
+
+func TestExceptionWildcards(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, object string
+		want            bool
+	}{
+		{"*", "apps/Deployment prod/web", true},
+		{"apps/Deployment prod/*", "apps/Deployment prod/web", true},
+		{"apps/Deployment prod/*", "apps/Deployment staging/web", false},
+		{"apps/Deployment ?rod/web", "apps/Deployment prod/web", true},
+		{"ConfigMap a.b", "ConfigMap aXb", false},
+	} {
+		if got := wildcard(tt.pattern).MatchString(tt.object); got != tt.want {
+			t.Errorf("wildcard(%q) on %q = %v, want %v", tt.pattern, tt.object, got, tt.want)
+		}
+	}
+}
