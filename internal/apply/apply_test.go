@@ -1,0 +1,247 @@
+package apply_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func newManager(t *testing.T) (*apply.Manager, *testenv.Env) {
+	t.Helper()
+	env := testenv.Sandbox(t)
+	dc := discovery.NewDiscoveryClientForConfigOrDie(env.Config)
+	return apply.NewManager(dynamic.NewForConfigOrDie(env.Config), restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))), env
+}
+
+func parse(t *testing.T, file, yaml string) []manifest.Object {
+	t.Helper()
+	objs, err := manifest.Parse(file, []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func TestStagedApplyOfCRDNamespaceAndCustomResources(t *testing.T) {
+	m, env := newManager(t)
+	suffix := strings.ToLower(strings.ReplaceAll(env.Namespace(t), "-", ""))[:12]
+	group := suffix + ".example.test"
+	ns := "staged-" + suffix
+	y := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.` + group + `
+spec:
+  group: ` + group + `
+  names: {kind: Widget, plural: widgets, singular: widget}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: ` + ns + `
+---
+apiVersion: ` + group + `/v1
+kind: Widget
+metadata:
+  name: w1
+  namespace: ` + ns + `
+spec:
+  size: 3
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: c
+  namespace: ` + ns + `
+`
+	objs := parse(t, "all.yaml", y)
+	t.Cleanup(func() {
+		_, _ = m.Prune(context.Background(), []apply.Ref{
+			{GVK: schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}, Name: "widgets." + group},
+		}, apply.PruneOptions{})
+		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	cs, err := m.Apply(context.Background(), objs)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if cs.Count(apply.Created) != 4 {
+		t.Errorf("change set = %s, want 4 created", cs.Summary())
+	}
+	cs, err = m.Apply(context.Background(), objs)
+	if err != nil || cs.Count(apply.Unchanged) != 4 {
+		t.Errorf("second apply = %s, %v; want 4 unchanged", cs.Summary(), err)
+	}
+}
+
+func TestValidationRejectsWholeRevision(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	objs := parse(t, "app.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: good
+  namespace: `+ns+`
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: bad
+  namespace: `+ns+`
+spec:
+  replicas: "three"
+  selector: {matchLabels: {a: b}}
+  template:
+    metadata: {labels: {a: b}}
+    spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: unknown-field
+  namespace: `+ns+`
+spec:
+  oops: true
+`)
+	_, err := m.Apply(context.Background(), objs)
+	var ve *apply.ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 2 {
+		t.Fatalf("err = %v, want a ValidationError with 2 problems", err)
+	}
+	if !strings.Contains(err.Error(), "app.yaml:7") || !strings.Contains(err.Error(), "field not declared in schema") {
+		t.Errorf("error does not name file:line and the field: %v", err)
+	}
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), "good", metav1.GetOptions{}); err == nil {
+		t.Error("the valid object of a rejected revision was applied")
+	}
+}
+
+func TestPruneProtectsDataAndForeignObjects(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	objs := parse(t, "x.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: owned, namespace: `+ns+`, labels: {owner: me}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: foreign, namespace: `+ns+`}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: keepme, namespace: `+ns+`, labels: {owner: me}, annotations: {berth.dev/prune: "false"}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data, namespace: `+ns+`, labels: {owner: me}}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: scratch, namespace: `+ns+`, labels: {owner: me}, annotations: {berth.dev/prune: "true"}}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+`)
+	if _, err := m.Apply(context.Background(), objs); err != nil {
+		t.Fatal(err)
+	}
+	var refs []apply.Ref
+	for _, o := range objs {
+		refs = append(refs, apply.Ref{GVK: o.Object.GroupVersionKind(), Namespace: ns, Name: o.Object.GetName()})
+	}
+	cs, err := m.Prune(context.Background(), refs, apply.PruneOptions{OwnerLabels: map[string]string{"owner": "me"}, PruneAnnotation: "berth.dev/prune"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]apply.Action{}
+	for _, e := range cs.Entries {
+		got[e.ID[strings.LastIndex(e.ID, "/")+1:]] = e.Action
+	}
+	want := map[string]apply.Action{"owned": apply.Deleted, "foreign": apply.Skipped, "keepme": apply.Skipped, "data": apply.Skipped, "scratch": apply.Deleted}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s, want %s (all: %v)", k, got[k], v, got)
+		}
+	}
+	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), "data", metav1.GetOptions{}); err != nil {
+		t.Errorf("the PVC was deleted: %v", err)
+	}
+}
+
+func TestHealthFailsFastOnProgressDeadline(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	objs := parse(t, "d.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bad, namespace: `+ns+`}
+spec:
+  progressDeadlineSeconds: 3
+  selector: {matchLabels: {a: bad}}
+  template:
+    metadata: {labels: {a: bad}}
+    spec: {containers: [{name: c, image: "example.test/x:1-never-ready"}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: good, namespace: `+ns+`}
+spec:
+  selector: {matchLabels: {a: good}}
+  template:
+    metadata: {labels: {a: good}}
+    spec: {containers: [{name: c, image: "example.test/x:1"}]}
+`)
+	if _, err := m.Apply(context.Background(), objs); err != nil {
+		t.Fatal(err)
+	}
+	ref := func(n string) apply.Ref {
+		return apply.Ref{GVK: schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, Namespace: ns, Name: n}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		good, err := m.Health(context.Background(), []apply.Ref{ref("good")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad, err := m.Health(context.Background(), []apply.Ref{ref("bad")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if good.Health == apply.Healthy && bad.Health == apply.Degraded {
+			if !strings.Contains(bad.Objects[0].Message, "Progress deadline exceeded") {
+				t.Errorf("message = %q", bad.Objects[0].Message)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("good = %s, bad = %s (%+v) after 60s; want Healthy and Degraded", good.Health, bad.Health, bad.Objects)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

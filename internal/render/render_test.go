@@ -1,0 +1,135 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func write(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: NAME\ndata:\n  k: v\n"
+
+func names(res *Result) []string {
+	var out []string
+	for _, o := range res.Objects {
+		out = append(out, o.Object.GetKind()+"/"+o.Object.GetName())
+	}
+	return out
+}
+
+func TestRender(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   map[string]string
+		dir     string
+		opts    Options
+		kind    Kind
+		want    []string
+		wantErr string
+	}{
+		{
+			name:  "plain recursive",
+			files: map[string]string{"a.yaml": strings.Replace(cm, "NAME", "a", 1), "sub/b.yml": strings.Replace(cm, "NAME", "b", 1), "README.md": "x"},
+			kind:  Plain, want: []string{"ConfigMap/a", "ConfigMap/b"},
+		},
+		{
+			name: "kustomize overlay",
+			files: map[string]string{
+				"base/kustomization.yaml":          "resources: [cm.yaml]\n",
+				"base/cm.yaml":                     strings.Replace(cm, "NAME", "settings", 1),
+				"overlays/prod/kustomization.yaml": "resources: [../../base]\nnameSuffix: -prod\n",
+			},
+			dir: "overlays/prod", kind: Kustomize, want: []string{"ConfigMap/settings-prod"},
+		},
+		{
+			name:    "kustomize remote base refused",
+			files:   map[string]string{"kustomization.yaml": "resources:\n- https://github.com/example/repo//base?ref=v1\n"},
+			wantErr: "remote base",
+		},
+		{
+			name: "helm with environment values",
+			files: map[string]string{
+				"Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+				"values.yaml":       "env: default\n",
+				"values-prod.yaml":  "env: prod\n",
+				"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Values.env }}\n",
+			},
+			opts: Options{ReleaseName: "r", Environment: "prod", Namespace: "ns"},
+			kind: Helm, want: []string{"ConfigMap/r-prod"},
+		},
+		{
+			name: "helm inline values win",
+			files: map[string]string{
+				"Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+				"values.yaml":       "env: default\n",
+				"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x-{{ .Values.env }}\n",
+			},
+			opts: Options{ReleaseName: "r", Values: map[string]any{"env": "inline"}},
+			kind: Helm, want: []string{"ConfigMap/x-inline"},
+		},
+		{
+			name: "helm template error names the chart",
+			files: map[string]string{
+				"Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+				"templates/cm.yaml": "{{ .Values.missing.field }}\n",
+			},
+			opts: Options{ReleaseName: "r"}, wantErr: "Chart.yaml: helm template",
+		},
+		{
+			name:    "duplicate object",
+			files:   map[string]string{"a.yaml": strings.Replace(cm, "NAME", "a", 1), "b.yaml": strings.Replace(cm, "NAME", "a", 1)},
+			wantErr: "defined twice",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			write(t, root, tt.files)
+			res, err := Render(context.Background(), filepath.Join(root, tt.dir), tt.opts)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Kind != tt.kind {
+				t.Errorf("kind = %s, want %s", res.Kind, tt.kind)
+			}
+			if diff := cmp.Diff(tt.want, names(res)); diff != "" {
+				t.Errorf("objects (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestJoinRefusesEscapes(t *testing.T) {
+	for _, p := range []string{"../x", "a/../../x", ".."} {
+		if _, err := Join("/repo", p); !errors.Is(err, ErrPathEscapes) {
+			t.Errorf("Join(%q) = %v, want ErrPathEscapes", p, err)
+		}
+	}
+	got, err := Join("/repo", "/apps/web/")
+	if err != nil || got != "/repo/apps/web" {
+		t.Errorf("Join(/apps/web/) = %q, %v", got, err)
+	}
+}

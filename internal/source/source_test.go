@@ -1,0 +1,143 @@
+package source_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/berth-dev/berth/internal/source"
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+func TestFetchSharesWorkPerCommit(t *testing.T) {
+	g := testenv.NewGitServer(t, testenv.WithBasicAuth("reader", "pw"))
+	g.CreateRepo(t, "mono")
+	wt := g.Clone(t, "mono")
+	sha1 := wt.Write("apps/a/cm.yaml", "a: 1\n").CommitAndPush("one")
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+	auth := &source.Auth{Username: "reader", Password: "pw"}
+
+	// 50 Applications on one repository and commit: one clone.
+	var wg sync.WaitGroup
+	snaps := make([]*source.Snapshot, 50)
+	errs := make([]error, 50)
+	for i := range snaps {
+		wg.Go(func() {
+			snaps[i], errs[i] = f.Fetch(context.Background(), g.RepoURL("mono"), source.Ref{Branch: "main"}, auth)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		if snaps[i].Revision != sha1 || snaps[i].Dir != snaps[0].Dir {
+			t.Fatalf("fetch %d = %+v, want %s in one snapshot", i, snaps[i], sha1)
+		}
+	}
+	if n := f.Fetches(); n != 1 {
+		t.Errorf("clones = %d, want 1", n)
+	}
+	b, err := os.ReadFile(filepath.Join(snaps[0].Dir, "apps/a/cm.yaml"))
+	if err != nil || string(b) != "a: 1\n" {
+		t.Errorf("snapshot content = %q, %v", b, err)
+	}
+
+	sha2 := wt.Write("apps/a/cm.yaml", "a: 2\n").CommitAndPush("two")
+	f.Invalidate(g.RepoURL("mono"))
+	s2, err := f.Fetch(context.Background(), g.RepoURL("mono"), source.Ref{}, auth)
+	if err != nil || s2.Revision != sha2 || s2.Dir == snaps[0].Dir {
+		t.Fatalf("after a new commit: %+v, %v", s2, err)
+	}
+	// Pinning the old commit reuses its snapshot without fetching.
+	s1, err := f.Fetch(context.Background(), g.RepoURL("mono"), source.Ref{Commit: sha1}, auth)
+	if err != nil || s1.Dir != snaps[0].Dir || f.Fetches() != 2 {
+		t.Errorf("pinned old commit: %+v, %v, clones %d", s1, err, f.Fetches())
+	}
+}
+
+func TestFetchErrors(t *testing.T) {
+	g := testenv.NewGitServer(t, testenv.WithBasicAuth("reader", "pw"))
+	g.CreateRepo(t, "r")
+	g.Clone(t, "r").Write("a.yaml", "x\n").CommitAndPush("one")
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+	ctx := context.Background()
+	if _, err := f.Fetch(ctx, g.RepoURL("r"), source.Ref{}, &source.Auth{Username: "reader", Password: "bad"}); err == nil {
+		t.Error("fetch with a wrong password succeeded")
+	} else if strings.Contains(err.Error(), "bad") {
+		t.Errorf("error reveals the password: %v", err)
+	}
+	if _, err := f.Fetch(ctx, g.RepoURL("r"), source.Ref{Branch: "nope"}, &source.Auth{Username: "reader", Password: "pw"}); !errors.Is(err, source.ErrRefNotFound) {
+		t.Errorf("missing branch: %v, want ErrRefNotFound", err)
+	}
+}
+
+func TestFetchRefusesUnsafeContent(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	tests := []struct {
+		name string
+		mk   func(wt *testenv.WorkTree) error
+		want string
+	}{
+		{"symlink outside", func(wt *testenv.WorkTree) error {
+			return os.Symlink("../../etc/passwd", filepath.Join(wt.Dir, "apps", "link.yaml"))
+		}, "points outside"},
+		{"absolute symlink", func(wt *testenv.WorkTree) error {
+			return os.Symlink("/etc/passwd", filepath.Join(wt.Dir, "apps", "abs.yaml"))
+		}, "points outside"},
+		{"oversized file", func(wt *testenv.WorkTree) error {
+			return os.WriteFile(filepath.Join(wt.Dir, "apps", "big.yaml"), []byte(strings.Repeat("x", 4096)), 0o644)
+		}, "limit"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := "unsafe" + string(rune('a'+i))
+			g.CreateRepo(t, name)
+			wt := g.Clone(t, name)
+			wt.Write("apps/ok.yaml", "ok\n")
+			if err := tt.mk(wt); err != nil {
+				t.Fatal(err)
+			}
+			wt.CommitAndPush("unsafe")
+			cache := t.TempDir()
+			f := source.NewFetcher(source.Options{CacheDir: cache, MaxFileBytes: 1024})
+			_, err := f.Fetch(context.Background(), g.RepoURL(name), source.Ref{}, nil)
+			if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want ErrUnsafe mentioning %q", err, tt.want)
+			}
+			// Nothing half-written is left as a snapshot.
+			var dirs []string
+			_ = filepath.WalkDir(cache, func(p string, d os.DirEntry, _ error) error {
+				if d != nil && d.IsDir() && len(filepath.Base(p)) == 40 {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			if len(dirs) != 0 {
+				t.Errorf("a refused commit left snapshots: %v", dirs)
+			}
+		})
+	}
+	t.Run("symlink inside is kept", func(t *testing.T) {
+		g.CreateRepo(t, "inside")
+		wt := g.Clone(t, "inside")
+		wt.Write("apps/real.yaml", "ok\n")
+		if err := os.Symlink("real.yaml", filepath.Join(wt.Dir, "apps", "alias.yaml")); err != nil {
+			t.Fatal(err)
+		}
+		wt.CommitAndPush("inside")
+		f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+		s, err := f.Fetch(context.Background(), g.RepoURL("inside"), source.Ref{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(s.Dir, "apps", "alias.yaml"))
+		if err != nil || string(b) != "ok\n" {
+			t.Errorf("alias = %q, %v", b, err)
+		}
+	})
+}

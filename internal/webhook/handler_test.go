@@ -1,0 +1,92 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestHandler(t *testing.T) {
+	secret := []byte("s3cret-value")
+	var got []string
+	var logs bytes.Buffer
+	h := NewHandler(Secrets{GitHub: secret, GitLab: secret, Generic: secret},
+		func(_ context.Context, urls []string) (int, error) { got = urls; return 1, nil },
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	gh := []byte(`{"repository":{"clone_url":"https://git.example.test/org/repo.git","ssh_url":"git@git.example.test:org/repo.git"}}`)
+	gl := []byte(`{"project":{"git_http_url":"https://gitlab.example.test/g/p.git"}}`)
+	gen := []byte(`{"url":"http://127.0.0.1/x.git"}`)
+	tests := []struct {
+		name    string
+		path    string
+		body    []byte
+		headers map[string]string
+		want    int
+		wantURL string
+	}{
+		{"github ok", "/hooks/github", gh, map[string]string{"X-Hub-Signature-256": Sign(secret, gh)}, 202, "https://git.example.test/org/repo.git"},
+		{"github ping", "/hooks/github", gh, map[string]string{"X-Hub-Signature-256": Sign(secret, gh), "X-GitHub-Event": "ping"}, 200, ""},
+		{"github unsigned", "/hooks/github", gh, nil, 401, ""},
+		{"github wrong secret", "/hooks/github", gh, map[string]string{"X-Hub-Signature-256": Sign([]byte("other"), gh)}, 401, ""},
+		{"github tampered body", "/hooks/github", append([]byte(" "), gh...), map[string]string{"X-Hub-Signature-256": Sign(secret, gh)}, 401, ""},
+		{"github not hex", "/hooks/github", gh, map[string]string{"X-Hub-Signature-256": "sha256=zz"}, 401, ""},
+		{"gitlab ok", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(secret)}, 202, "https://gitlab.example.test/g/p.git"},
+		{"gitlab wrong token", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": "nope"}, 401, ""},
+		{"generic ok", "/hooks/generic", gen, map[string]string{"X-Berth-Signature": Sign(secret, gen)}, 202, "http://127.0.0.1/x.git"},
+		{"generic unsigned", "/hooks/generic", gen, nil, 401, ""},
+		{"generic no url", "/hooks/generic", []byte(`{}`), map[string]string{"X-Berth-Signature": Sign(secret, []byte(`{}`))}, 400, ""},
+		{"oversized", "/hooks/generic", bytes.Repeat([]byte("x"), maxBody+10), nil, 413, ""},
+		{"wrong method", "/hooks/github", nil, nil, 405, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got = nil
+			method := http.MethodPost
+			if tt.name == "wrong method" {
+				method = http.MethodGet
+			}
+			req, _ := http.NewRequestWithContext(context.Background(), method, srv.URL+tt.path, bytes.NewReader(tt.body))
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.want)
+			}
+			if tt.wantURL != "" && (len(got) == 0 || got[0] != tt.wantURL) {
+				t.Errorf("triggered %v, want %s first", got, tt.wantURL)
+			}
+			if tt.want == 401 && got != nil {
+				t.Errorf("a rejected call triggered %v", got)
+			}
+		})
+	}
+	if strings.Contains(logs.String(), string(secret)) {
+		t.Error("the secret appears in the logs")
+	}
+	if !strings.Contains(logs.String(), "webhook rejected") {
+		t.Error("rejections are not logged")
+	}
+}
+
+func TestDisabledEndpoint(t *testing.T) {
+	h := NewHandler(Secrets{}, func(context.Context, []string) (int, error) { return 0, nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/hooks/github", strings.NewReader("{}")))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("endpoint without a secret = %d, want 404", rec.Code)
+	}
+}
