@@ -42,9 +42,25 @@ type fileRecord struct {
 	Secrets  []Secret  `json:"secrets,omitempty"`
 }
 
+// at returns a copy of fr for the same content at path p (a hard link).
+func (fr fileRecord) at(p string) fileRecord {
+	out := fileRecord{Path: p, OS: fr.OS}
+	for _, pkg := range fr.Packages {
+		pkg.Path = "/" + p
+		out.Packages = append(out.Packages, pkg)
+	}
+	for _, s := range fr.Secrets {
+		s.Path = "/" + p
+		out.Secrets = append(out.Secrets, s)
+	}
+	return out
+}
+
 // countingReader fails with ErrLayerTooLarge once more than max bytes went
-// through it.
+// through it, and with the context's error once it is done (so a huge entry
+// that is being skipped does not outlive a cancelled scan).
 type countingReader struct {
+	ctx context.Context
 	r   io.Reader
 	n   int64
 	max int64
@@ -53,6 +69,9 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	if c.n > c.max {
 		return 0, ErrLayerTooLarge
+	}
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
 	}
 	if rem := c.max - c.n + 1; int64(len(p)) > rem {
 		p = p[:rem]
@@ -85,7 +104,7 @@ func readLayer(ctx context.Context, l v1.Layer, diffID string, opts Options) (re
 			err = fmt.Errorf("closing layer %s: %w", diffID, cerr)
 		}
 	}()
-	cr := &countingReader{r: rc, max: opts.layerLimit(diffID)}
+	cr := &countingReader{ctx: ctx, r: rc, max: opts.layerLimit(diffID)}
 	tr := tar.NewReader(cr)
 	rec = &layerRecord{DiffID: diffID, Links: map[string]string{}}
 	w := &walker{ctx: ctx, opts: opts, rec: rec, files: map[string]int{}}
@@ -187,9 +206,7 @@ func (w *walker) entry(hdr *tar.Header, r io.Reader) error {
 		w.rec.Entries = append(w.rec.Entries, p)
 		target, _ := cleanPath(hdr.Linkname)
 		if i, ok := w.files[target]; ok && target != p {
-			fr := w.rec.Files[i]
-			fr.Path = p
-			w.add(fr)
+			w.add(w.rec.Files[i].at(p))
 		}
 		return nil
 	case tar.TypeReg:

@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"archive/tar"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -77,5 +79,30 @@ func TestWhiteoutThenRewriteInLaterLayer(t *testing.T) {
 	}
 	if len(inv.Packages) != 0 {
 		t.Errorf("deleted status file still gives %+v", inv.Packages)
+	}
+}
+
+func TestHardLinkAndCancel(t *testing.T) {
+	lodash := readFile(t, "testdata/npm/lodash/package.json")
+	img := image(t, layer(t,
+		file("a/node_modules/lodash/package.json", lodash),
+		entry{name: "b/node_modules/lodash/package.json", typ: tar.TypeLink, link: "a/node_modules/lodash/package.json"},
+	))
+	inv, err := Scan(context.Background(), img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, p := range inv.Packages {
+		paths = append(paths, p.Path)
+	}
+	if diff := cmp.Diff([]string{"/a/node_modules/lodash/package.json", "/b/node_modules/lodash/package.json"}, paths); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Scan(ctx, img, Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled scan: %v", err)
 	}
 }
