@@ -48,7 +48,7 @@ func osEcosystem(cataloger string, os *OS) string {
 	case "dpkg":
 		switch id {
 		case "ubuntu":
-			return withVer("Ubuntu", ver)
+			return ubuntuEcosystem(ver)
 		case "debian":
 			return withVer("Debian", major(ver))
 		}
@@ -135,4 +135,17 @@ func purl(p *Package, os *OS) string {
 		return "pkg:maven/" + esc(g) + "/" + esc(a) + "@" + esc(p.Version)
 	}
 	return ""
+}
+
+// ubuntuEcosystem names Ubuntu releases as OSV does: LTS releases (even
+// years' .04) carry ":LTS", "Ubuntu:22.04:LTS"; others are "Ubuntu:24.10".
+func ubuntuEcosystem(ver string) string {
+	if ver == "" {
+		return "Ubuntu"
+	}
+	year, month, ok := strings.Cut(ver, ".")
+	if ok && month == "04" && len(year) == 2 && (year[1]-'0')%2 == 0 {
+		return "Ubuntu:" + ver + ":LTS"
+	}
+	return "Ubuntu:" + ver
 }
