@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,10 @@ type CheckOptions struct {
 	FailOn string
 	// PolicyFile overrides PATH/.berth/policy.yaml.
 	PolicyFile string
+	// Resolve resolves image tags through the registries as the agent does.
+	Resolve bool
+	// PullSecrets are files holding .dockerconfigjson documents.
+	PullSecrets []string
 }
 
 // NewCmdCheck runs the policy gates over a directory of manifests, as the
@@ -34,7 +39,9 @@ func NewCmdCheck(s Streams) *cobra.Command {
 resources and probes) over the manifests under PATH and print each
 violation with its rule ID, object, file:line and how to fix it. The policy
 is PATH/.berth/policy.yaml, or the first one found in PATH's parents up to
-the repository root. See docs/policy.md.
+the repository root. With --resolve, image tags are resolved to digests
+through the registries as the agent does (image-digest-required then judges
+what the agent would apply). See docs/policy.md.
 
 Exit codes: 0 no enforce-mode violation at or above --fail-on; 1 at least
 one; 2 the check could not run.`,
@@ -46,6 +53,8 @@ one; 2 the check could not run.`,
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif")
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", string(policy.SeverityLow), "lowest severity of an enforce-mode violation that fails the check: critical, high, medium or low")
+	cmd.Flags().BoolVar(&o.Resolve, "resolve", false, "resolve image tags to digests through the registries, as the agent does (default: no network)")
+	cmd.Flags().StringSliceVar(&o.PullSecrets, "pull-secret", nil, "with --resolve: a .dockerconfigjson file with registry credentials, repeatable")
 	cmd.Flags().StringVar(&o.PolicyFile, "policy", "", "policy file (default: "+policy.ConfigFile+" in PATH or its parents up to the Git root)")
 	return cmd
 }
@@ -73,10 +82,28 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
-	rep, err := policy.Evaluate(cmd.Context(), objs, cfg)
+	in := policy.GateInput{Objects: objs, Config: cfg}
+	if o.Resolve {
+		var secrets [][]byte
+		for _, f := range o.PullSecrets {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reading pull secret: %w", err)}
+			}
+			secrets = append(secrets, b)
+		}
+		if in.Resolver, err = policy.NewResolver(cfg.Images, secrets...); err != nil {
+			return &ExitError{Code: 2, Err: err}
+		}
+	}
+	g, err := policy.Gate(cmd.Context(), in)
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
+	if g.Held != nil {
+		return &ExitError{Code: 2, Err: g.Held}
+	}
+	rep := g.Report
 	switch o.Output {
 	case "json":
 		err = rep.WriteJSON(s.Out)

@@ -1,12 +1,19 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/berth-dev/berth/internal/testenv"
 )
 
 func TestCheckGolden(t *testing.T) {
@@ -63,5 +70,40 @@ func TestCheckSARIFAndSecrets(t *testing.T) {
 		if strings.Contains(out+errOut, "correct-horse-battery-staple") {
 			t.Errorf("%v prints the ConfigMap's password", args)
 		}
+	}
+}
+
+func TestCheckResolve(t *testing.T) {
+	reg := testenv.NewRegistry(t)
+	img, err := random.Image(128, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag(reg.Host + "/web:2.0")
+	if err := remote.Write(tag, img, remote.WithContext(context.Background())); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, ".berth"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pod := "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - {name: web, image: \"" + reg.Host + "/web:2.0\"}\n"
+	for name, content := range map[string]string{
+		"pod.yaml":           pod,
+		".berth/policy.yaml": "rules:\n  image-digest-required: {mode: enforce}\n  container-probes: {mode: \"off\"}\n  container-resources: {mode: \"off\"}\n  pod-security-restricted: {mode: \"off\"}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, _ := run(t, dir, "check", dir); code != 1 || !strings.Contains(out, "image-digest-required") {
+		t.Errorf("without --resolve: exit %d, want 1 for the tag without digest:\n%s", code, out)
+	}
+	if code, out, errOut := run(t, dir, "check", dir, "--resolve"); code != 0 {
+		t.Errorf("with --resolve: exit %d, want 0:\n%s%s", code, out, errOut)
+	}
+	reg.Close()
+	if code, _, errOut := run(t, dir, "check", dir, "--resolve"); code != 2 || !strings.Contains(errOut, "registry unreachable") {
+		t.Errorf("registry down: exit %d, want 2 naming the outage: %s", code, errOut)
 	}
 }
