@@ -143,6 +143,11 @@ func layer(fill func(*adder)) v1.Layer {
 
 func write(out, name string, layers ...v1.Layer) {
 	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err == nil {
+		cf := mustConfig(img).DeepCopy()
+		cf.OS, cf.Architecture = "linux", "amd64"
+		img, err = mutate.ConfigFile(img, cf)
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -172,4 +177,12 @@ func mustRead(p string) []byte {
 		log.Fatal(err)
 	}
 	return b
+}
+
+func mustConfig(img v1.Image) *v1.ConfigFile {
+	cf, err := img.ConfigFile()
+	if err != nil || cf == nil {
+		return &v1.ConfigFile{}
+	}
+	return cf
 }

@@ -55,6 +55,11 @@ func Layer(t testing.TB, files ...File) v1.Layer {
 func Layout(t testing.TB, layers ...v1.Layer) string {
 	t.Helper()
 	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err == nil {
+		cf := mustConfig(img).DeepCopy()
+		cf.OS, cf.Architecture = "linux", "amd64"
+		img, err = mutate.ConfigFile(img, cf)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,4 +99,12 @@ Architecture: amd64
 Version: 5.2.15-2+b7
 `)},
 	)
+}
+
+func mustConfig(img v1.Image) *v1.ConfigFile {
+	cf, err := img.ConfigFile()
+	if err != nil || cf == nil {
+		return &v1.ConfigFile{}
+	}
+	return cf
 }
