@@ -227,7 +227,7 @@ func (im *importer) readBounded(r io.Reader, name string) ([]byte, error) {
 func (im *importer) add(data []byte, name string) {
 	e, err := parseEntry(data)
 	if err != nil {
-		im.warn("skipping %s: %v", name, err)
+		im.warn("skipping %q: %v", name, err)
 		return
 	}
 	im.keep(e)
@@ -253,25 +253,25 @@ func (im *importer) readDir(root string) error {
 	return fs.WalkDir(r.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		name := filepath.Join(root, p)
 		if err != nil {
-			im.warn("skipping %s: %v", name, err)
+			im.warn("skipping %q: %v", name, err)
 			return nil
 		}
 		if d.IsDir() || !strings.HasSuffix(p, ".json") {
 			return nil
 		}
 		if !d.Type().IsRegular() {
-			im.warn("skipping %s: not a regular file", name)
+			im.warn("skipping %q: not a regular file", name)
 			return nil
 		}
 		f, err := r.Open(p)
 		if err != nil {
-			im.warn("skipping %s: %v", name, err)
+			im.warn("skipping %q: %v", name, err)
 			return nil
 		}
 		data, err := im.readBounded(f, name)
 		_ = f.Close()
 		if errors.Is(err, errTooLarge) {
-			im.warn("skipping %s: %v", name, err)
+			im.warn("skipping %q: %v", name, err)
 			return nil
 		}
 		if err != nil {

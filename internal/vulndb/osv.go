@@ -90,13 +90,13 @@ func (e *osvEntry) validate() error {
 	}
 	for i, a := range e.Affected {
 		if a.Package.Ecosystem == "" && a.Package.Purl == "" {
-			return fmt.Errorf("%w: %s: affected[%d] has no package ecosystem", errInvalidRecord, e.ID, i)
+			return fmt.Errorf("%w: %q: affected[%d] has no package ecosystem", errInvalidRecord, e.ID, i)
 		}
 		for j, r := range a.Ranges {
 			switch r.Type {
 			case "SEMVER", "ECOSYSTEM", "GIT":
 			default:
-				return fmt.Errorf("%w: %s: affected[%d].ranges[%d] has unknown type %q", errInvalidRecord, e.ID, i, j, r.Type)
+				return fmt.Errorf("%w: %q: affected[%d].ranges[%d] has unknown type %q", errInvalidRecord, e.ID, i, j, r.Type)
 			}
 			for k, ev := range r.Events {
 				n := 0
@@ -106,7 +106,7 @@ func (e *osvEntry) validate() error {
 					}
 				}
 				if n != 1 {
-					return fmt.Errorf("%w: %s: affected[%d].ranges[%d].events[%d] must set exactly one of introduced, fixed, last_affected, limit", errInvalidRecord, e.ID, i, j, k)
+					return fmt.Errorf("%w: %q: affected[%d].ranges[%d].events[%d] must set exactly one of introduced, fixed, last_affected, limit", errInvalidRecord, e.ID, i, j, k)
 				}
 			}
 		}

@@ -224,3 +224,25 @@ func TestNormalizeName(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestImportDirSkipsSymlinks(t *testing.T) {
+	d := t.TempDir()
+	outside := filepath.Join(d, "outside.json")
+	os.WriteFile(outside, []byte(strings.Replace(goodRecord, "TEST-0001", "TEST-OUT", 1)), 0o644)
+	tree := filepath.Join(d, "tree")
+	os.MkdirAll(filepath.Join(tree, "sub"), 0o755)
+	os.WriteFile(filepath.Join(tree, "sub", "in.json"), []byte(goodRecord), 0o644)
+	if err := os.Symlink(outside, filepath.Join(tree, "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(d, filepath.Join(tree, "up")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := vulndb.Import(context.Background(), filepath.Join(d, "db"), tree, vulndb.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 1 || res.Skipped != 1 || !strings.Contains(strings.Join(res.Warnings, ""), "not a regular file") {
+		t.Errorf("records %d skipped %d warnings %q; want 1, 1 (the symlink)", res.Records, res.Skipped, res.Warnings)
+	}
+}

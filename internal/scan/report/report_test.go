@@ -325,3 +325,16 @@ func TestUnknownFormat(t *testing.T) {
 		t.Error("unknown format accepted")
 	}
 }
+
+func TestTableNeutralisesControlCharacters(t *testing.T) {
+	r := sample()
+	r.Verdict.Findings[0].Summary = "evil \x1b]0;pwned\x07 summary"
+	r.Verdict.Findings[0].Package.Name = "pkg\x1b[31m"
+	var b bytes.Buffer
+	if err := report.WriteTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(b.String(), "\x1b\x07") {
+		t.Errorf("control characters reach the terminal:\n%q", b.String())
+	}
+}

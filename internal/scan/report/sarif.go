@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/berth-dev/berth/internal/scan/match"
@@ -108,9 +109,10 @@ func WriteSARIF(w io.Writer, r *Report) error {
 		if f.HasFix() {
 			fix = "fixed in " + strings.Join(f.Fixed, ", ")
 		}
-		uri := strings.TrimPrefix(f.Package.Path, "/")
+		// A relative URI reference, escaped: image paths may hold anything.
+		uri := (&url.URL{Path: strings.TrimPrefix(f.Package.Path, "/")}).String()
 		if uri == "" {
-			uri = r.Image
+			uri = (&url.URL{Path: r.Image}).String()
 		}
 		results = append(results, sarifResult{
 			RuleID:    f.ID,

@@ -19,9 +19,9 @@ func WriteTable(w io.Writer, r *Report) error {
 	if r.Digest != "" {
 		img += " (" + r.Digest + ")"
 	}
-	ew.printf("Image:    %s\n", img)
+	ew.printf("Image:    %s\n", clean(img))
 	if r.OS != nil {
-		ew.printf("OS:       %s %s\n", r.OS.ID, r.OS.VersionID)
+		ew.printf("OS:       %s %s\n", clean(r.OS.ID), clean(r.OS.VersionID))
 	}
 	ew.printf("Packages: %d\n", len(r.Packages))
 	ew.printf("Database: %d advisories, imported %s\n", r.DB.Advisories, r.DB.UpdatedAt.UTC().Format(time.RFC3339))
@@ -47,7 +47,8 @@ func WriteTable(w io.Writer, r *Report) error {
 			if f.Rating.Score > 0 {
 				score = fmt.Sprintf("%.1f", f.Rating.Score)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Package.Name, f.Package.Version, fixed, score, f.Package.Path, oneLine(f.Summary, 60))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(f.ID), clean(f.Package.Name), clean(f.Package.Version),
+				clean(fixed), score, clean(f.Package.Path), oneLine(f.Summary, 60))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
@@ -56,7 +57,7 @@ func WriteTable(w io.Writer, r *Report) error {
 	if len(v.Ignored) > 0 {
 		ew.printf("\nIgnored (%d)\n", len(v.Ignored))
 		for _, ig := range v.Ignored {
-			ew.printf("  %s %s %s: %s (until %s)\n", ig.Finding.ID, ig.Finding.Package.Name, ig.Finding.Package.Version, ig.Rule.Reason, ig.Rule.Expires)
+			ew.printf("  %s %s %s: %s (until %s)\n", clean(ig.Finding.ID), clean(ig.Finding.Package.Name), clean(ig.Finding.Package.Version), clean(ig.Rule.Reason), clean(ig.Rule.Expires))
 		}
 	}
 	if v.Unfixed > 0 {
@@ -65,17 +66,17 @@ func WriteTable(w io.Writer, r *Report) error {
 	if len(v.Expired) > 0 {
 		ew.printf("\nExpired ignore entries (%d): they no longer apply\n", len(v.Expired))
 		for _, e := range v.Expired {
-			ew.printf("  %s expired %s (%s)\n", e.ID, e.Expires, e.Reason)
+			ew.printf("  %s expired %s (%s)\n", clean(e.ID), clean(e.Expires), clean(e.Reason))
 		}
 	}
 	if len(r.Secrets) > 0 {
 		ew.printf("\nSecrets (%d, redacted)\n", len(r.Secrets))
 		for _, s := range r.Secrets {
-			ew.printf("  %s %s:%d %s\n", s.RuleID, s.Path, s.Line, s.Redacted)
+			ew.printf("  %s %s:%d %s\n", clean(s.RuleID), clean(s.Path), s.Line, clean(s.Redacted))
 		}
 	}
 	for _, wmsg := range r.Warnings {
-		ew.printf("warning: %s\n", wmsg)
+		ew.printf("warning: %s\n", clean(wmsg))
 	}
 	threshold := r.Policy.FailOn.String()
 	if r.Policy.FailOnUnknown {
@@ -90,11 +91,22 @@ func WriteTable(w io.Writer, r *Report) error {
 }
 
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = clean(strings.Join(strings.Fields(s), " "))
 	if len(s) > n {
 		return s[:n-3] + "..."
 	}
 	return s
+}
+
+// clean replaces control characters (terminal escapes from a hostile record
+// or image, tabs that would break the table) with '?'.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // errWriter keeps the first write error.
