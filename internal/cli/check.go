@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -104,6 +105,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 		return &ExitError{Code: 2, Err: g.Held}
 	}
 	rep := g.Report
+	rep.RefineLines(func(file string) ([]byte, error) { return os.ReadFile(filepath.Join(o.Path, filepath.FromSlash(file))) })
 	switch o.Output {
 	case "json":
 		err = rep.WriteJSON(s.Out)

@@ -19,7 +19,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		if v.Mode == ModeWarn {
 			level = "WARN"
 		}
-		fmt.Fprintf(tw, "%s\t%s [%s, %s] %s\n", v.Source, level, v.RuleID, v.Severity, v.Object)
+		field := ""
+		if v.Field != "" {
+			field = " (" + v.Field + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s [%s, %s] %s%s\n", v.Source, level, v.RuleID, v.Severity, v.Object, field)
 		fmt.Fprintf(tw, "\t  %s\n", v.Message)
 		fmt.Fprintf(tw, "\t  fix: %s\n", v.Fix)
 	}

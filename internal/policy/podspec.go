@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -105,6 +107,16 @@ func (c containerRef) label() string {
 		return fmt.Sprintf("ephemeral container %q", c.Name)
 	}
 	return fmt.Sprintf("container %q", c.Name)
+}
+
+// field returns the path of a field of container c in the pod spec at
+// specPath, e.g. "spec.template.spec.containers[1].image".
+func (c containerRef) field(specPath []string, leaf string) string {
+	p := strings.Join(specPath, ".") + "." + c.List + "[" + strconv.Itoa(c.Index) + "]"
+	if leaf != "" {
+		p += "." + leaf
+	}
+	return p
 }
 
 // containers lists every container of spec: init, regular, ephemeral.

@@ -73,8 +73,12 @@ type Violation struct {
 	Mode Mode `json:"mode"`
 	// Object is the object's ID ("group/Kind namespace/name").
 	Object string `json:"object"`
-	// Source is where the object was read from.
+	// Source is where the object was read from; RefineLines moves Line to
+	// the offending field when the file can be read.
 	Source manifest.Source `json:"source"`
+	// Field is the offending field's path in the object
+	// ("spec.template.spec.containers[0].image"), empty for the whole object.
+	Field string `json:"field,omitempty"`
 	// Message says what is wrong; it never contains a secret value.
 	Message string `json:"message"`
 	// Fix says how to fix it.
@@ -188,6 +192,9 @@ func WithResolution(r *Resolution) Option { return func(o *evalOptions) { o.reso
 type finding struct {
 	obj     *manifest.Object
 	message string
+	// field is the path of the offending field inside the object
+	// ("spec.template.spec.containers[0].image"); "" for the whole object.
+	field string
 }
 
 // evalContext is what rule checks see.
@@ -219,7 +226,7 @@ func Evaluate(ctx context.Context, objs []manifest.Object, cfg Config, opts ...O
 			}
 			rep.Violations = append(rep.Violations, Violation{
 				RuleID: r.ID, Severity: cfg.severity(r), Mode: cfg.mode(r),
-				Object: id, Source: f.obj.Source, Message: f.message, Fix: r.Fix,
+				Object: id, Source: f.obj.Source, Field: f.field, Message: f.message, Fix: r.Fix,
 			})
 		}
 	}
@@ -250,8 +257,14 @@ func Evaluate(ctx context.Context, objs []manifest.Object, cfg Config, opts ...O
 		}
 	}
 	rep.Exceptions = ex.notices()
-	sort.SliceStable(rep.Violations, func(i, j int) bool {
-		a, b := rep.Violations[i], rep.Violations[j]
+	rep.sort()
+	return rep, nil
+}
+
+// sort orders violations by file, line, rule and object.
+func (r *Report) sort() {
+	sort.SliceStable(r.Violations, func(i, j int) bool {
+		a, b := r.Violations[i], r.Violations[j]
 		if a.Source.File != b.Source.File {
 			return a.Source.File < b.Source.File
 		}
@@ -263,5 +276,4 @@ func Evaluate(ctx context.Context, objs []manifest.Object, cfg Config, opts ...O
 		}
 		return a.Object < b.Object
 	})
-	return rep, nil
 }

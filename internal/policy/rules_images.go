@@ -54,7 +54,7 @@ func init() {
 					if c.Image == "" || parseImage(c.Image).Digest != "" || ec.opt.resolution.pinned(c.Image) {
 						continue
 					}
-					out = append(out, finding{obj: obj, message: fmt.Sprintf("%s image %q has no digest", c.label(), c.Image)})
+					out = append(out, finding{obj: obj, field: c.field(pod.Path, "image"), message: fmt.Sprintf("%s image %q has no digest", c.label(), c.Image)})
 				}
 				return out
 			},
@@ -79,7 +79,7 @@ func init() {
 					}
 					for _, m := range res.Moved {
 						if m.Tag == key {
-							out = append(out, finding{obj: obj, message: fmt.Sprintf("%s image %q: tag moved from %s to %s", c.label(), c.Image, m.Previous, m.Current)})
+							out = append(out, finding{obj: obj, field: c.field(pod.Path, "image"), message: fmt.Sprintf("%s image %q: tag moved from %s to %s", c.label(), c.Image, m.Previous, m.Current)})
 						}
 					}
 				}
@@ -120,7 +120,7 @@ func imageCheck(test func(imageRef) string) func(*evalContext, *manifest.Object,
 		var out []finding
 		for _, c := range containers(pod.Spec) {
 			if msg := test(parseImage(c.Image)); msg != "" {
-				out = append(out, finding{obj: obj, message: fmt.Sprintf("%s image %q %s", c.label(), c.Image, msg)})
+				out = append(out, finding{obj: obj, field: c.field(pod.Path, "image"), message: fmt.Sprintf("%s image %q %s", c.label(), c.Image, msg)})
 			}
 		}
 		return out

@@ -76,7 +76,7 @@ func pssCheck(level psaapi.Level) func(*evalContext, *manifest.Object, *podTempl
 		if len(failed) == 0 {
 			return nil
 		}
-		return []finding{{obj: obj, message: fmt.Sprintf("violates PodSecurity %q: %s", string(level)+":"+ver.String(), strings.Join(failed, ", "))}}
+		return []finding{{obj: obj, field: strings.Join(pod.Path, "."), message: fmt.Sprintf("violates PodSecurity %q: %s", string(level)+":"+ver.String(), strings.Join(failed, ", "))}}
 	}
 }
 

@@ -95,7 +95,7 @@ func rbacWildcards(_ *evalContext, obj *manifest.Object, _ *podTemplate) []findi
 			}
 		}
 		if len(fields) > 0 {
-			out = append(out, finding{obj: obj, message: fmt.Sprintf("rules[%d] uses \"*\" in %s", i, strings.Join(fields, ", "))})
+			out = append(out, finding{obj: obj, field: fmt.Sprintf("rules[%d]", i), message: fmt.Sprintf("rules[%d] uses \"*\" in %s", i, strings.Join(fields, ", "))})
 		}
 	}
 	return out
@@ -133,7 +133,7 @@ func rbacClusterAdmin(_ *evalContext, obj *manifest.Object, _ *podTemplate) []fi
 	if obj.Object.GetKind() == "RoleBinding" {
 		scope = "with full control of namespace " + obj.Object.GetNamespace()
 	}
-	return []finding{{obj: obj, message: fmt.Sprintf("binds cluster-admin to %s %s", subjectNames(b.Subjects), scope)}}
+	return []finding{{obj: obj, field: "roleRef", message: fmt.Sprintf("binds cluster-admin to %s %s", subjectNames(b.Subjects), scope)}}
 }
 
 func rbacEscalation(_ *evalContext, obj *manifest.Object, _ *podTemplate) []finding {
@@ -150,7 +150,7 @@ func rbacEscalation(_ *evalContext, obj *manifest.Object, _ *podTemplate) []find
 			}
 		}
 		if len(bad) > 0 {
-			out = append(out, finding{obj: obj, message: fmt.Sprintf("rules[%d] grants %s on %s", i, strings.Join(bad, ", "), strings.Join(r.Resources, ", "))})
+			out = append(out, finding{obj: obj, field: fmt.Sprintf("rules[%d]", i), message: fmt.Sprintf("rules[%d] grants %s on %s", i, strings.Join(bad, ", "), strings.Join(r.Resources, ", "))})
 		}
 	}
 	return out
@@ -212,7 +212,7 @@ func rbacSACClusterWrite(_ *evalContext, objs []manifest.Object) []finding {
 		if len(verbs) == 0 {
 			continue
 		}
-		out = append(out, finding{obj: obj, message: fmt.Sprintf("gives %s cluster-wide %s through ClusterRole %s", subjectNames(sas), strings.Join(verbs, "/"), b.RoleRef.Name)})
+		out = append(out, finding{obj: obj, field: "subjects", message: fmt.Sprintf("gives %s cluster-wide %s through ClusterRole %s", subjectNames(sas), strings.Join(verbs, "/"), b.RoleRef.Name)})
 	}
 	return out
 }

@@ -44,7 +44,7 @@ func init() {
 						missing = append(missing, "limits.memory")
 					}
 					if len(missing) > 0 {
-						out = append(out, finding{obj: obj, message: fmt.Sprintf("%s has no %s", c.label(), strings.Join(missing, ", "))})
+						out = append(out, finding{obj: obj, field: c.field(pod.Path, ""), message: fmt.Sprintf("%s has no %s", c.label(), strings.Join(missing, ", "))})
 					}
 				}
 				return out
@@ -69,14 +69,14 @@ func init() {
 						missing = append(missing, "livenessProbe")
 					}
 					if len(missing) > 0 {
-						out = append(out, finding{obj: obj, message: fmt.Sprintf("container %q has no %s", c.Name, strings.Join(missing, " or "))})
+						out = append(out, finding{obj: obj, field: fmt.Sprintf("%s.containers[%d]", strings.Join(pod.Path, "."), i), message: fmt.Sprintf("container %q has no %s", c.Name, strings.Join(missing, " or "))})
 					}
 				}
 				// Restartable init containers (sidecars) run for the pod's lifetime.
 				for i := range pod.Spec.InitContainers {
 					c := &pod.Spec.InitContainers[i]
 					if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways && c.ReadinessProbe == nil && c.LivenessProbe == nil {
-						out = append(out, finding{obj: obj, message: fmt.Sprintf("sidecar init container %q has no readinessProbe or livenessProbe", c.Name)})
+						out = append(out, finding{obj: obj, field: fmt.Sprintf("%s.initContainers[%d]", strings.Join(pod.Path, "."), i), message: fmt.Sprintf("sidecar init container %q has no readinessProbe or livenessProbe", c.Name)})
 					}
 				}
 				return out

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -93,13 +94,13 @@ func configMapCredentials(_ *evalContext, obj *manifest.Object, _ *podTemplate) 
 	for _, k := range keys {
 		if credentialKey(k, data[k]) {
 			seen[k] = true
-			out = append(out, finding{obj: obj, message: fmt.Sprintf("key %q looks like a credential (value %s)", k, Redact(data[k]))})
+			out = append(out, finding{obj: obj, field: "data[" + strconv.Quote(k) + "]", message: fmt.Sprintf("key %q looks like a credential (value %s)", k, Redact(data[k]))})
 		}
 	}
 	for _, f := range valueFindings(obj, keys, data) {
 		if !seen[f.key] {
 			seen[f.key] = true
-			out = append(out, finding{obj: obj, message: f.message})
+			out = append(out, finding{obj: obj, field: "data[" + strconv.Quote(f.key) + "]", message: f.message})
 		}
 	}
 	return out
