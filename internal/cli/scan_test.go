@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"archive/zip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,6 +61,12 @@ func TestScanGolden(t *testing.T) {
 	badIgnore := filepath.Join(dir, "bad-ignore.yaml")
 	os.WriteFile(badIgnore, []byte("ignores:\n  - id: TEST-DEB-0002\n    expires: 2999-01-01\n"), 0o644)
 	common := []string{"--db", db, "--cache-dir", filepath.Join(dir, "cache"), "--secrets=false"}
+	hostile := filepath.Join(dir, "all.zip")
+	writeZip(t, hostile, map[string]string{
+		"../../evil.json": `{"id":"EVIL-1"}`,
+		"broken.json":     `{"id": "X", "affected": [`,
+		"ok.json":         `{"id":"ZIP-1","affected":[{"package":{"ecosystem":"npm","name":"left-pad"},"versions":["1.0.0"]}]}`,
+	})
 	cases := []struct {
 		name string
 		args []string
@@ -67,6 +74,8 @@ func TestScanGolden(t *testing.T) {
 	}{
 		{"scan-no-db", append([]string{"scan", img}, common...), 2},
 		{"db-import", []string{"db", "import", fixtures, "--db", db}, 0},
+		{"db-import-hostile-zip", []string{"db", "import", hostile, "--db", db}, 0},
+		{"db-import-missing", []string{"db", "import", filepath.Join(dir, "missing.zip"), "--db", db}, 2},
 		{"db-status", []string{"db", "status", "--db", db}, 0},
 		{"db-status-stale", []string{"db", "status", "--db", db, "--max-db-age", "1ns"}, 1},
 		{"scan-table", append([]string{"scan", img}, common...), 1},
@@ -87,6 +96,26 @@ func TestScanGolden(t *testing.T) {
 			}
 			golden(t, c.name, scrub(fmt.Sprintf("exit %d\n--- stdout\n%s--- stderr\n%s", code, out, errOut)))
 		})
+	}
+}
+
+func writeZip(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw := zip.NewWriter(f)
+	for _, name := range []string{"../../evil.json", "broken.json", "ok.json"} {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(files[name]))
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
