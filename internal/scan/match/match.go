@@ -79,6 +79,7 @@ func Match(ctx context.Context, db Source, pkgs []catalog.Package, opts ...Optio
 		if err != nil {
 			return nil, fmt.Errorf("looking up %s: %w", name, err)
 		}
+		var found []Finding
 		for j := range advs {
 			adv := &advs[j]
 			f, ok, err := affects(adv, p.Ecosystem, version, &o)
@@ -94,11 +95,64 @@ func Match(ctx context.Context, db Source, pkgs []catalog.Package, opts ...Optio
 				continue
 			}
 			f.Package = *p
-			res.Findings = append(res.Findings, f)
+			found = append(found, f)
 		}
+		res.Findings = append(res.Findings, mergeAliases(found)...)
 	}
 	Sort(res.Findings)
 	return res, nil
+}
+
+// mergeAliases folds findings for one package that are the same
+// vulnerability under different IDs (a PYSEC record and the GHSA record it
+// names as an alias, say) into one: the better rated, or else the smaller
+// ID, keeps the others' IDs as aliases and the union of fixed versions.
+func mergeAliases(fs []Finding) []Finding {
+	if len(fs) < 2 {
+		return fs
+	}
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := &fs[i], &fs[j]
+		if (a.Rating.Source != "") != (b.Rating.Source != "") {
+			return a.Rating.Source != ""
+		}
+		if a.Rating.Severity != b.Rating.Severity {
+			return a.Rating.Severity > b.Rating.Severity
+		}
+		return a.ID < b.ID
+	})
+	var out []Finding
+	names := map[string]int{} // ID or alias → index in out
+next:
+	for _, f := range fs {
+		for _, id := range append([]string{f.ID}, f.Aliases...) {
+			k, ok := names[id]
+			if !ok {
+				continue
+			}
+			kept := &out[k]
+			for _, a := range append([]string{f.ID}, f.Aliases...) {
+				if a != kept.ID && !slices.Contains(kept.Aliases, a) {
+					kept.Aliases = append(kept.Aliases, a)
+				}
+				names[a] = k
+			}
+			for _, v := range f.Fixed {
+				if !slices.Contains(kept.Fixed, v) {
+					kept.Fixed = append(kept.Fixed, v)
+				}
+			}
+			kept.Fixed = sortVersions(kept.Package.Ecosystem, kept.Fixed)
+			kept.Malicious = kept.Malicious || f.Malicious
+			continue next
+		}
+		f.Aliases = slices.Clone(f.Aliases)
+		out = append(out, f)
+		for _, id := range append([]string{f.ID}, f.Aliases...) {
+			names[id] = len(out) - 1
+		}
+	}
+	return out
 }
 
 // Sort orders findings by severity (highest first), then ID, package, path.
