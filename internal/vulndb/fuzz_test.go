@@ -12,7 +12,7 @@ func FuzzParseEntry(f *testing.F) {
 	f.Add([]byte(`{"id":"Y","affected":[{"package":{"ecosystem":"Debian:12","name":"p"},"versions":["1"],"ecosystem_specific":{"urgency":"high"}}],"database_specific":{"severity":7}}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"id":"Z","withdrawn":"not a time"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(_ *testing.T, data []byte) {
 		e, err := parseEntry(data)
 		if err != nil {
 			return
