@@ -162,6 +162,11 @@ type ApplicationStatus struct {
 	// LastAppliedRevision is the commit whose manifests run in the cluster.
 	// +optional
 	LastAppliedRevision string `json:"lastAppliedRevision,omitempty"`
+	// LastAppliedDigest identifies the rendered manifests of the last
+	// applied revision; a new commit that renders the same manifests (a
+	// change to another app of the repository) needs no apply.
+	// +optional
+	LastAppliedDigest string `json:"lastAppliedDigest,omitempty"`
 	// LastAppliedAt is when it was applied.
 	// +optional
 	LastAppliedAt *metav1.Time `json:"lastAppliedAt,omitempty"`

@@ -117,7 +117,9 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("loading cluster configuration: %w", err)
 	}
-	cfg.QPS, cfg.Burst = 100, 200
+	// Server-side Priority and Fairness protects the apiserver; a low
+	// client-side limit would only serialise a monorepo's Applications.
+	cfg.QPS, cfg.Burst = 1000, 2000
 	ctrl.SetLogger(log)
 	secret := []byte(nil)
 	if o.WebhookSecretFile != "" {

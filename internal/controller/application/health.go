@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
@@ -38,6 +39,7 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	app.Status.Health = string(health)
 	switch health {
 	case apply.Healthy:
+		r.lastHealthy.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
 		msg := fmt.Sprintf("revision %s applied, %d objects healthy", rev, len(rep.Objects))
 		setCondition(app, berthv1.ConditionReady, metav1.ConditionTrue, "Succeeded", msg)
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "Succeeded", msg)

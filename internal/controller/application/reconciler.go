@@ -49,7 +49,20 @@ type Reconciler struct {
 	events   chan event.GenericEvent
 	mu       sync.Mutex
 	managers map[string]*applyManager // by impersonated user
+
+	// suspectDrift holds Applications whose owned objects changed since
+	// their last full sync (set by the watches).
+	suspectDrift sync.Map
+	// lastFull is when each Application last went through a full
+	// validate-and-apply pass; a pass is forced once per poll interval.
+	lastFull sync.Map
+	// lastHealthy is when each Application was last seen Healthy.
+	lastHealthy sync.Map
 }
+
+// healthRecheck is how long a Healthy result is trusted by reconciles that
+// changed nothing (e.g. a push to another app of the same repository).
+const healthRecheck = 10 * time.Second
 
 // ResettableMapper is a REST mapper whose discovery cache can be reset when
 // a kind is not found (a CRD applied a moment ago).
@@ -144,6 +157,24 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	_, drift := r.suspectDrift.LoadAndDelete(key)
+	last, _ := r.lastFull.Load(key)
+	fullDue := last == nil || time.Since(last.(time.Time)) >= r.interval(app)
+	digest := manifestDigest(rev.objects)
+	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
+	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
+		(!newRevision || digest == app.Status.LastAppliedDigest) {
+		// Nothing can have changed: same manifests, no watch event since
+		// the last full pass. Record the revision and check health only.
+		if newRevision {
+			app.Status.LastAppliedRevision = snap.Revision
+		}
+		if checked, ok := r.lastHealthy.Load(key); ok && app.Status.Health == "Healthy" && time.Since(checked.(time.Time)) < healthRecheck {
+			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
+		}
+		return r.health(ctx, app, mgr)
+	}
 	if (!automated && !syncRequested) || (!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftDetect) ||
 		(!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftOff && app.Status.Sync == "Synced") {
 		return r.observe(ctx, app, mgr, rev, newRevision)
@@ -182,6 +213,8 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		app.Status.LastAppliedAt = &now
 	}
 	app.Status.LastAppliedRevision = snap.Revision
+	app.Status.LastAppliedDigest = digest
+	r.lastFull.Store(key, time.Now())
 	app.Status.Sync = "Synced"
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(0)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)

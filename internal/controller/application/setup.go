@@ -30,7 +30,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return fmt.Errorf("creating metadata client: %w", err)
 	}
-	r.watcher = newWatcher(mc, r.Mapper, r.Enqueue)
+	r.watcher = newWatcher(mc, r.Mapper, func(ns, name string) {
+		r.suspectDrift.Store(types.NamespacedName{Namespace: ns, Name: name}, struct{}{})
+		r.Enqueue(ns, name)
+	})
 	if err := mgr.Add(manager.RunnableFunc(r.watcher.run)); err != nil {
 		return err
 	}

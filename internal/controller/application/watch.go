@@ -90,9 +90,44 @@ func (w *watcher) startInformer(ctx context.Context, gvr schema.GroupVersionReso
 		}
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, n any) { notify(n) },
+		UpdateFunc: func(o, n any) {
+			if specChanged(o, n) {
+				notify(n)
+			}
+		},
 		DeleteFunc: notify,
 	})
 	ctrl.LoggerFrom(ctx).Info("watching owned objects", "resource", gvr.String())
 	go inf.Run(ctx.Done())
+}
+
+// specChanged reports whether an update can be drift: a new generation
+// (spec change), changed labels, or any change of a kind
+// that has no generation (ConfigMaps, Services ...). Status-only updates,
+// the bulk of all events during a rollout, are ignored.
+func specChanged(o, n any) bool {
+	om, ok1 := o.(*metav1.PartialObjectMetadata)
+	nm, ok2 := n.(*metav1.PartialObjectMetadata)
+	if !ok1 || !ok2 {
+		return true
+	}
+	if nm.Generation == 0 {
+		return om.ResourceVersion != nm.ResourceVersion
+	}
+	// Annotations are left out: controllers write their own (a Deployment's
+	// revision) on every rollout. An annotation edit is corrected by the
+	// periodic full pass instead.
+	return om.Generation != nm.Generation || !equalMaps(om.Labels, nm.Labels)
+}
+
+func equalMaps(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if bv, ok := b[k]; !ok || bv != v {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,393 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apps"
+	"github.com/berth-dev/berth/internal/gitserver"
+	"github.com/berth-dev/berth/internal/install"
+	"github.com/berth-dev/berth/internal/sandbox"
+	"github.com/berth-dev/berth/internal/webhook"
+)
+
+// Options configure a run.
+type Options struct {
+	// Sizes are the numbers of Applications, measured in order.
+	Sizes []int
+	// Samples for the latency figures.
+	Samples int
+	// Binary is the berth executable that runs the agent.
+	Binary string
+	// Out receives the report.
+	Out io.Writer
+	// Timeout bounds each size.
+	Timeout time.Duration
+}
+
+// Result is one size's figures.
+type Result struct {
+	Apps        int
+	ReadyIn     time.Duration
+	PeakRSSMiB  float64
+	PushP50     time.Duration
+	PushP95     time.Duration
+	HealP50     time.Duration
+	Reconcilers int
+}
+
+// Run measures every size on a fresh sandbox and prints a table.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	if o.Samples == 0 {
+		o.Samples = 20
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	bins, err := sandbox.Build(ctx, sandbox.BuildOptions{Progress: o.Out})
+	if err != nil {
+		return nil, err
+	}
+	var results []Result
+	for _, n := range o.Sizes {
+		r, err := runSize(ctx, o, bins, n)
+		if err != nil {
+			return results, fmt.Errorf("%d apps: %w", n, err)
+		}
+		results = append(results, r)
+		fmt.Fprintf(o.Out, "%d apps: all Ready in %s, agent peak RSS %.0f MiB, push→applied p50 %s p95 %s, drift heal p50 %s\n",
+			r.Apps, r.ReadyIn.Round(10*time.Millisecond), r.PeakRSSMiB, r.PushP50.Round(time.Millisecond), r.PushP95.Round(time.Millisecond), r.HealP50.Round(time.Millisecond))
+	}
+	fmt.Fprintln(o.Out)
+	fmt.Fprintln(o.Out, "| apps | all Ready | agent peak RSS | push→applied p50 | p95 | drift heal p50 |")
+	fmt.Fprintln(o.Out, "|---|---|---|---|---|---|")
+	for _, r := range results {
+		fmt.Fprintf(o.Out, "| %d | %s | %.0f MiB | %s | %s | %s |\n", r.Apps, r.ReadyIn.Round(10*time.Millisecond), r.PeakRSSMiB,
+			r.PushP50.Round(time.Millisecond), r.PushP95.Round(time.Millisecond), r.HealP50.Round(time.Millisecond))
+	}
+	return results, nil
+}
+
+func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Result, error) {
+	res := Result{Apps: n}
+	dir, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	sbDir := filepath.Join(dir, "sandbox")
+	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3}); err != nil {
+		return res, err
+	}
+	defer func() { _, _ = sandbox.Down(context.Background(), sbDir) }()
+
+	// Repository with n apps.
+	gitRoot := filepath.Join(dir, "git")
+	if err := os.MkdirAll(gitRoot, 0o755); err != nil {
+		return res, err
+	}
+	if _, err := gitserver.CreateRepo(ctx, gitRoot, "bench"); err != nil {
+		return res, err
+	}
+	work := filepath.Join(dir, "work")
+	if err := gitserver.Run(ctx, "", "clone", "--quiet", filepath.Join(gitRoot, "bench.git"), work); err != nil {
+		return res, err
+	}
+	for i := range n {
+		if err := writeApp(work, i, "1"); err != nil {
+			return res, err
+		}
+	}
+	if err := commit(ctx, work, "apps"); err != nil {
+		return res, err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return res, err
+	}
+	gitAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	repoURL := "http://" + gitAddr + "/bench.git"
+	git := exec.Command(o.Binary, "git-server", "--root", gitRoot, "--addr", gitAddr) //nolint:noctx // stopped below
+	git.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := git.Start(); err != nil {
+		return res, err
+	}
+	defer func() { _ = git.Process.Kill(); _ = git.Wait() }()
+
+	conn := apps.Connection{Kubeconfig: sandbox.KubeconfigPath(sbDir)}
+	c, cfg, _, err := conn.Client()
+	if err != nil {
+		return res, err
+	}
+	if _, err := install.Apply(ctx, cfg, install.Options{CRDsOnly: true}); err != nil {
+		return res, err
+	}
+	const ns = "bench"
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: ns}}},
+	} {
+		if err := c.Create(ctx, obj); err != nil {
+			return res, err
+		}
+	}
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("bench-secret"), 0o600); err != nil {
+		return res, err
+	}
+	hookURL := fmt.Sprintf("http://127.0.0.1:%d/hooks/generic", ports[1])
+	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return res, err
+	}
+	defer agentLog.Close()
+	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false", //nolint:noctx // stopped below
+		"--metrics-bind-address=0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--webhook-secret-file", secret,
+		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", "16")
+	agent.Stdout, agent.Stderr = agentLog, agentLog
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := agent.Start(); err != nil {
+		return res, err
+	}
+	defer func() { _ = agent.Process.Signal(syscall.SIGTERM); _ = agent.Wait() }()
+	time.Sleep(time.Second)
+
+	start := time.Now()
+	for i := range n {
+		app := &berthv1.Application{
+			ObjectMeta: metav1.ObjectMeta{Name: appName(i), Namespace: ns},
+			Spec: berthv1.ApplicationSpec{
+				Source:    berthv1.GitSource{URL: repoURL, Path: "apps/" + appName(i), Interval: &metav1.Duration{Duration: 10 * time.Minute}},
+				Namespace: ns, ServiceAccountName: "deployer",
+			},
+		}
+		if err := c.Create(ctx, app); err != nil {
+			return res, err
+		}
+	}
+	if err := waitAllReady(ctx, c, ns, n, o.Timeout, o.Out, start); err != nil {
+		return res, fmt.Errorf("%w (agent log %s)", err, agentLog.Name())
+	}
+	res.ReadyIn = time.Since(start)
+	fmt.Fprintf(o.Out, "%d apps: all Ready in %s; measuring latencies\n", n, res.ReadyIn.Round(10*time.Millisecond))
+
+	// push→applied through the webhook, for app 0.
+	var push []time.Duration
+	for s := 1; s <= o.Samples; s++ {
+		if err := writeApp(work, 0, strconv.Itoa(s+1)); err != nil {
+			return res, err
+		}
+		t0 := time.Now()
+		if err := commit(ctx, work, fmt.Sprintf("bump %d", s)); err != nil {
+			return res, err
+		}
+		if err := notify(ctx, hookURL, repoURL); err != nil {
+			return res, err
+		}
+		if err := waitLabel(ctx, c, ns, appName(0), strconv.Itoa(s+1)); err != nil {
+			return res, err
+		}
+		push = append(push, time.Since(t0))
+	}
+	// Drift heal: change a Service label by hand, wait for Git's value.
+	var heal []time.Duration
+	for s := range o.Samples {
+		svc := &corev1.Service{}
+		// Apps other than app 0 are still at Git revision "1".
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: appName(1 + s%(max(n-1, 1)))}, svc); err != nil {
+			return res, err
+		}
+		want := "1"
+		svc.Labels["bench.berth.dev/rev"] = "edited"
+		t0 := time.Now()
+		if err := c.Update(ctx, svc); err != nil {
+			return res, err
+		}
+		if err := waitServiceLabel(ctx, c, ns, svc.Name, want); err != nil {
+			return res, err
+		}
+		heal = append(heal, time.Since(t0))
+	}
+	res.PushP50, res.PushP95 = pct(push, 50), pct(push, 95)
+	res.HealP50 = pct(heal, 50)
+	res.PeakRSSMiB = peakRSS(agent.Process.Pid)
+	return res, nil
+}
+
+func appName(i int) string { return fmt.Sprintf("app-%04d", i) }
+
+func writeApp(work string, i int, rev string) error {
+	name := appName(i)
+	d := filepath.Join(work, "apps", name)
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		return err
+	}
+	y := strings.NewReplacer("NAME", name, "REV", rev).Replace(appTemplate)
+	return os.WriteFile(filepath.Join(d, "app.yaml"), []byte(y), 0o644)
+}
+
+const appTemplate = `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: NAME
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: NAME
+  labels: {bench.berth.dev/rev: "REV"}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: NAME}
+  template:
+    metadata:
+      labels: {app: NAME}
+    spec:
+      serviceAccountName: NAME
+      containers:
+      - name: app
+        image: registry.example.test/podinfo:6.5.0
+        ports: [{containerPort: 9898}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: NAME
+  labels: {bench.berth.dev/rev: "REV"}
+spec:
+  selector: {app: NAME}
+  ports: [{port: 80, targetPort: 9898}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: NAME
+spec:
+  rules:
+  - host: NAME.example.test
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend: {service: {name: NAME, port: {number: 80}}}
+`
+
+func commit(ctx context.Context, work, msg string) error {
+	for _, args := range [][]string{
+		{"add", "-A"},
+		{"-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "commit", "--quiet", "-m", msg},
+		{"push", "--quiet", "origin", "HEAD:main"},
+	} {
+		if err := gitserver.Run(ctx, work, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func notify(ctx context.Context, hookURL, repoURL string) error {
+	body := []byte(`{"url":"` + repoURL + `"}`)
+	return postSigned(ctx, hookURL, body, webhook.Sign([]byte("bench-secret"), body))
+}
+
+func waitAllReady(ctx context.Context, c client.Client, ns string, n int, timeout time.Duration, out io.Writer, start time.Time) error {
+	deadline := time.Now().Add(timeout)
+	lastReport := time.Now()
+	for {
+		var l berthv1.ApplicationList
+		if err := c.List(ctx, &l, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		ready := 0
+		for _, a := range l.Items {
+			if r := meta.FindStatusCondition(a.Status.Conditions, berthv1.ConditionReady); r != nil && r.Status == metav1.ConditionTrue {
+				ready++
+			}
+		}
+		if ready == n {
+			return nil
+		}
+		if time.Since(lastReport) > 5*time.Second {
+			fmt.Fprintf(out, "  %s: %d/%d Applications Ready\n", time.Since(start).Round(time.Second), ready, n)
+			lastReport = time.Now()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d/%d Applications Ready after %s", ready, n, timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func waitLabel(ctx context.Context, c client.Client, ns, name, want string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		var d metav1.PartialObjectMetadata
+		d.SetGroupVersionKind(schemaDeployment)
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &d); err == nil && d.Labels["bench.berth.dev/rev"] == want {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("deployment %s never reached revision %s", name, want)
+}
+
+func waitServiceLabel(ctx context.Context, c client.Client, ns, name, want string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		svc := &corev1.Service{}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, svc); err == nil && svc.Labels["bench.berth.dev/rev"] == want {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("service %s not healed", name)
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := (len(s)*p + 99) / 100
+	return s[max(0, min(len(s)-1, i-1))]
+}
+
+// peakRSS reads VmHWM (peak resident set) of pid in MiB.
+func peakRSS(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

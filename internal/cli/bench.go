@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/internal/bench"
+)
+
+// NewCmdBench measures the agent on fresh sandboxes.
+func NewCmdBench(s Streams) *cobra.Command {
+	var sizes string
+	var samples int
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the agent on the sandbox: N apps to Ready, peak RSS, push→applied and drift-heal latency",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var ns []int
+			for _, f := range strings.Split(sizes, ",") {
+				n, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || n < 1 {
+					return fmt.Errorf("--apps: %q is not a positive number", f)
+				}
+				ns = append(ns, n)
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			self, _ = filepath.EvalSymlinks(self)
+			_, err = bench.Run(cmd.Context(), bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out})
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&sizes, "apps", "100,500,1000", "comma-separated numbers of Applications")
+	cmd.Flags().IntVar(&samples, "samples", 20, "samples for the latency figures")
+	return cmd
+}
