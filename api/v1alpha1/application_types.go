@@ -121,6 +121,16 @@ type ApplicationSpec struct {
 	// default 5m.
 	// +optional
 	HealthTimeout *metav1.Duration `json:"healthTimeout,omitempty"`
+	// Policy overrides the repository's .berth/policy.yaml for this
+	// Application: rule modes, exceptions, image settings (see
+	// docs/policy.md). Same shape as the file.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Policy *runtime.RawExtension `json:"policy,omitempty"`
+	// ImagePullSecrets (kubernetes.io/dockerconfigjson Secrets in the
+	// Application's namespace) authenticate tag-to-digest resolution.
+	// +optional
+	ImagePullSecrets []LocalObjectReference `json:"imagePullSecrets,omitempty"`
 	// Suspend stops reconciliation.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -133,6 +143,14 @@ type ObjectRef struct {
 	Kind      string `json:"kind"`
 	Namespace string `json:"namespace,omitempty"`
 	Name      string `json:"name"`
+}
+
+// ImagePin records the digest a tag resolved to.
+type ImagePin struct {
+	// Tag is the canonical reference, e.g. "registry.example.test/web:1.2.0".
+	Tag string `json:"tag"`
+	// Digest is "sha256:...".
+	Digest string `json:"digest"`
 }
 
 // DriftSummary reports live objects that differ from Git.
@@ -185,6 +203,10 @@ type ApplicationStatus struct {
 	// Drift summary.
 	// +optional
 	Drift *DriftSummary `json:"drift,omitempty"`
+	// Images are the tags of the applied revision and the digests they were
+	// pinned to; a tag that later points elsewhere is refused (tag-moved).
+	// +optional
+	Images []ImagePin `json:"images,omitempty"`
 	// LastHandledSyncRequest echoes the berth.dev/sync-requested annotation
 	// that was handled last.
 	// +optional

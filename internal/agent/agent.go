@@ -49,6 +49,7 @@ type Options struct {
 	CacheDir        string
 	DefaultInterval time.Duration
 	Concurrency     int
+	ResolveImages   bool
 	// RESTConfig overrides Kubeconfig (tests).
 	RESTConfig *rest.Config
 	// Ready, when set, is closed once the manager has started (tests).
@@ -73,6 +74,7 @@ func DefaultOptions() Options {
 		CacheDir:                filepath.Join(cache, "berth", "agent"),
 		DefaultInterval:         time.Minute,
 		Concurrency:             8,
+		ResolveImages:           true,
 	}
 }
 
@@ -90,6 +92,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "only reconcile Applications in this namespace (default: all)")
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where Git snapshots are kept")
 	fs.DurationVar(&o.DefaultInterval, "default-interval", o.DefaultInterval, "Git poll interval when an Application sets none")
+	fs.BoolVar(&o.ResolveImages, "resolve-images", o.ResolveImages, "resolve image tags to digests and apply digest-pinned references (tag-moved detection)")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Applications reconciled in parallel")
 }
 
@@ -156,14 +159,18 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	fetchDur := application.FetchObserver()
 	rec := &application.Reconciler{
-		Client:                mgr.GetClient(),
-		Config:                cfg,
-		Mapper:                mapper,
-		Fetcher:               source.NewFetcher(source.Options{CacheDir: filepath.Join(o.CacheDir, "snapshots"), Observe: fetchDur}),
-		Recorder:              mgr.GetEventRecorderFor("berth-agent"),
+		Client:  mgr.GetClient(),
+		Config:  cfg,
+		Mapper:  mapper,
+		Fetcher: source.NewFetcher(source.Options{CacheDir: filepath.Join(o.CacheDir, "snapshots"), Observe: fetchDur}),
+		// The new events API wants an action per event; the reasons used
+		// here map onto it when release records land.
+		Recorder:              mgr.GetEventRecorderFor("berth-agent"), //nolint:staticcheck // see above
 		DefaultServiceAccount: o.DefaultServiceAccount,
 		DefaultInterval:       o.DefaultInterval,
 		MaxConcurrent:         o.Concurrency,
+		SkipImageResolution:   !o.ResolveImages,
+		Namespace:             o.WatchNamespace,
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Application controller: %w", err)
@@ -217,7 +224,7 @@ func (h *httpRunnable) Start(ctx context.Context) error {
 	srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()

@@ -178,18 +178,18 @@ func (m *Manager) write(ctx context.Context, plans []*planned) error {
 		}
 	}
 	if len(problems) > 0 {
-		return &ApplyError{Problems: problems}
+		return &WriteError{Problems: problems}
 	}
 	return nil
 }
 
-// ApplyError lists objects whose real apply failed after validation passed
+// WriteError lists objects whose real apply failed after validation passed
 // (a race with another writer, a webhook, a quota).
-type ApplyError struct {
+type WriteError struct {
 	Problems []Problem
 }
 
-func (e *ApplyError) Error() string {
+func (e *WriteError) Error() string {
 	msg := fmt.Sprintf("apply failed for %d object(s)", len(e.Problems))
 	for i, p := range e.Problems {
 		if i == 10 {

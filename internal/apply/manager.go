@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -168,5 +167,3 @@ func isStage1(u *unstructured.Unstructured) bool {
 func sortEntries(es []Entry) {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].ID < es[j].ID })
 }
-
-var errDeferred = errors.New("deferred until its CustomResourceDefinition or Namespace is applied")

@@ -76,7 +76,7 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 	}
 	sortEntries(cs.Entries)
 	if len(problems) > 0 {
-		return cs, &ApplyError{Problems: problems}
+		return cs, &WriteError{Problems: problems}
 	}
 	return cs, nil
 }

@@ -67,7 +67,7 @@ func Watch(ctx context.Context, c client.WithWatch, namespace string, w io.Write
 		return fmt.Errorf("watching Applications: %w", err)
 	}
 	defer wi.Stop()
-	print := func() error {
+	show := func() error {
 		apps, err := List(ctx, c, namespace)
 		if err != nil {
 			return err
@@ -76,7 +76,7 @@ func Watch(ctx context.Context, c client.WithWatch, namespace string, w io.Write
 		PrintTable(w, apps, allNamespaces, time.Now())
 		return nil
 	}
-	if err := print(); err != nil {
+	if err := show(); err != nil {
 		return err
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -96,7 +96,7 @@ func Watch(ctx context.Context, c client.WithWatch, namespace string, w io.Write
 		case <-tick.C:
 			if dirty {
 				dirty = false
-				if err := print(); err != nil {
+				if err := show(); err != nil {
 					return err
 				}
 			}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/policy"
+	"github.com/berth-dev/berth/internal/render"
 )
 
 // CheckOptions are the flags of `berth check`.
@@ -25,6 +27,9 @@ type CheckOptions struct {
 	PolicyFile string
 	// Resolve resolves image tags through the registries as the agent does.
 	Resolve bool
+	// Environment, Namespace and ReleaseName render Helm charts as the
+	// Application would.
+	Environment, Namespace, ReleaseName string
 	// PullSecrets are files holding .dockerconfigjson documents.
 	PullSecrets []string
 }
@@ -53,6 +58,9 @@ one; 2 the check could not run.`,
 		},
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif")
+	cmd.Flags().StringVarP(&o.Environment, "env", "e", "", "environment, as in the Application (selects values-ENV.yaml for Helm)")
+	cmd.Flags().StringVarP(&o.Namespace, "namespace", "n", "default", "release namespace for Helm")
+	cmd.Flags().StringVar(&o.ReleaseName, "release-name", "release", "Helm release name")
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", string(policy.SeverityLow), "lowest severity of an enforce-mode violation that fails the check: critical, high, medium or low")
 	cmd.Flags().BoolVar(&o.Resolve, "resolve", false, "resolve image tags to digests through the registries, as the agent does (default: no network)")
 	cmd.Flags().StringSliceVar(&o.PullSecrets, "pull-secret", nil, "with --resolve: a .dockerconfigjson file with registry credentials, repeatable")
@@ -70,7 +78,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	default:
 		return &ExitError{Code: 2, Err: fmt.Errorf("--output %q: want text, json or sarif", o.Output)}
 	}
-	objs, err := loadRevision(o.Path)
+	objs, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName})
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
@@ -123,15 +131,14 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	return nil
 }
 
-// loadRevision reads the objects under path the way the agent renders
-// them. Today: plain YAML/JSON directories; Kustomize and Helm rendering
-// (internal/render) plug in here.
-func loadRevision(path string) ([]manifest.Object, error) {
-	objs, err := manifest.LoadDir(path, manifest.LoadOptions{})
+// loadRevision renders the objects under path the way the agent does:
+// plain YAML, Kustomize or Helm (package render).
+func loadRevision(ctx context.Context, path string, opts render.Options) ([]manifest.Object, error) {
+	res, err := render.Render(ctx, path, opts)
 	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", path, err)
+		return nil, fmt.Errorf("rendering %s: %w", path, err)
 	}
-	return objs, nil
+	return res.Objects, nil
 }
 
 // berthVersion is the module version of this binary, "(devel)" in a

@@ -10,21 +10,21 @@ import (
 
 // InstallOptions are the flags of `berth install`.
 type InstallOptions struct {
-	install.Options
+	Install install.Options
 	connFlags
 	Apply bool
 }
 
 // NewCmdInstall prints (or applies) the manifests that install the agent.
 func NewCmdInstall(s Streams) *cobra.Command {
-	o := &InstallOptions{Options: install.DefaultOptions()}
+	o := &InstallOptions{Install: install.DefaultOptions()}
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Print the manifests that install the agent (namespace, CRDs, least-privilege RBAC, Deployment, webhook Service), or --apply them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !o.Apply {
-				b, err := install.Manifests(o.Options)
+				b, err := install.Manifests(o.Install)
 				if err != nil {
 					return err
 				}
@@ -35,18 +35,18 @@ func NewCmdInstall(s Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cs, err := install.Apply(cmd.Context(), cfg, o.Options)
+			cs, err := install.Apply(cmd.Context(), cfg, o.Install)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "berth installed in %s: %s\n", o.Options.Namespace, cs.Summary())
+			fmt.Fprintf(s.Out, "berth installed in %s: %s\n", o.Install.Namespace, cs.Summary())
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&o.Options.Namespace, "agent-namespace", o.Options.Namespace, "namespace of the agent")
-	cmd.Flags().StringVar(&o.Image, "image", o.Image, "agent image")
-	cmd.Flags().IntVar(&o.Replicas, "replicas", o.Replicas, "agent replicas (leader election makes one act)")
-	cmd.Flags().StringVar(&o.DefaultServiceAccount, "default-service-account", "", "service account impersonated when an Application names none")
+	cmd.Flags().StringVar(&o.Install.Namespace, "agent-namespace", o.Install.Namespace, "namespace of the agent")
+	cmd.Flags().StringVar(&o.Install.Image, "image", o.Install.Image, "agent image")
+	cmd.Flags().IntVar(&o.Install.Replicas, "replicas", o.Install.Replicas, "agent replicas (leader election makes one act)")
+	cmd.Flags().StringVar(&o.Install.DefaultServiceAccount, "default-service-account", "", "service account impersonated when an Application names none")
 	cmd.Flags().BoolVar(&o.Apply, "apply", false, "apply to the cluster instead of printing")
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig for --apply")
 	return cmd

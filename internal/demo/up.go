@@ -327,7 +327,7 @@ func waitReady(ctx context.Context, c client.Client, timeout time.Duration) erro
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("Applications not Ready after %s: %s", timeout, strings.Join(waiting, "; "))
+			return fmt.Errorf("not every Application is Ready after %s: %s", timeout, strings.Join(waiting, "; "))
 		}
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -106,6 +107,54 @@ type Resolver struct {
 	transport http.RoundTripper
 	// Concurrency bounds parallel registry lookups; 0 means 8.
 	Concurrency int
+	// Cache, when set, remembers lookups so many Applications using one
+	// image ask the registry once per TTL.
+	Cache *DigestCache
+	// CacheScope partitions the cache; the agent uses the Git revision, so
+	// a new commit always sees where its tags point now.
+	CacheScope string
+}
+
+// DigestCache remembers tag→digest lookups (and failures, for less time).
+// It is safe for concurrent use; share one per agent.
+type DigestCache struct {
+	// TTL for resolved digests; NegativeTTL for failures.
+	TTL, NegativeTTL time.Duration
+	mu               sync.Mutex
+	entries          map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	digest string
+	err    error
+	at     time.Time
+}
+
+func (c *DigestCache) get(key string) (cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok {
+		return e, false
+	}
+	ttl := c.TTL
+	if e.err != nil {
+		ttl = c.NegativeTTL
+	}
+	if time.Since(e.at) > ttl {
+		delete(c.entries, key)
+		return cacheEntry{}, false
+	}
+	return e, true
+}
+
+func (c *DigestCache) put(key, digest string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]cacheEntry{}
+	}
+	c.entries[key] = cacheEntry{digest: digest, err: err, at: time.Now()}
 }
 
 // NewResolver builds a Resolver. pullSecrets are the contents of image pull
@@ -223,7 +272,22 @@ func (r *Resolver) lookup(ctx context.Context, keys map[string]bool) (map[string
 	g.SetLimit(n)
 	for _, key := range sorted {
 		g.Go(func() error {
-			d, err := r.digest(ctx, key)
+			var d string
+			var err error
+			cached := false
+			ck := r.CacheScope + "\x00" + key
+			if r.Cache != nil {
+				var e cacheEntry
+				if e, cached = r.Cache.get(ck); cached {
+					d, err = e.digest, e.err
+				}
+			}
+			if !cached {
+				d, err = r.digest(ctx, key)
+				if r.Cache != nil {
+					r.Cache.put(ck, d, err)
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

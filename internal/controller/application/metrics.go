@@ -15,6 +15,7 @@ type Metrics struct {
 	Failures          *prometheus.CounterVec
 	Drift             *prometheus.GaugeVec
 	Healed            *prometheus.CounterVec
+	PolicyViolations  *prometheus.GaugeVec
 }
 
 var defaultMetrics = newMetrics()
@@ -41,8 +42,11 @@ func newMetrics() *Metrics {
 		Healed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_drift_healed_total", Help: "Re-applies caused by drift.",
 		}, []string{"namespace", "name"}),
+		PolicyViolations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_policy_violations", Help: "Policy violations of the last evaluated revision, by rule and mode.",
+		}, []string{"namespace", "name", "rule", "mode"}),
 	}
-	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed)
+	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations)
 	return m
 }
 

@@ -22,6 +22,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/policy"
 	"github.com/berth-dev/berth/internal/source"
 )
 
@@ -43,6 +44,13 @@ type Reconciler struct {
 	DefaultInterval time.Duration
 	// MaxConcurrent reconciles; default 8.
 	MaxConcurrent int
+	// Namespace, when set, limits the reconciler to Applications there.
+	Namespace string
+	// SkipImageResolution turns tag-to-digest resolution off (for clusters
+	// that cannot reach their registries); image rules still run.
+	SkipImageResolution bool
+
+	digests *policy.DigestCache
 
 	metrics  *Metrics
 	watcher  *watcher
@@ -148,7 +156,24 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	}
 	app.Status.Renderer = string(rev.kind)
 
-	// 3. Decide whether to write.
+	// 3. Policy gates, before anything is written: enforce violations reject
+	// the revision, unresolvable tags (when digests are required) hold it.
+	g := r.gate(ctx, app, snap, rev)
+	switch {
+	case g.rejected != nil:
+		r.reject(app, snap.Revision, g.reason, g.rejected)
+		return poll, nil
+	case g.held != nil:
+		msg := fmt.Sprintf("sync of %s held: %v; the last applied revision %s keeps running", short(snap.Revision), g.held, short(app.Status.LastAppliedRevision))
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, g.reason, msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, g.reason, msg)
+		r.Recorder.Event(app, corev1.EventTypeWarning, g.reason, msg)
+		r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, g.reason).Inc()
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	rev.objects = g.result.Objects
+
+	// 4. Decide whether to write.
 	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
 	automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
@@ -180,7 +205,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return r.observe(ctx, app, mgr, rev, newRevision)
 	}
 
-	// 4. Apply (validates the whole revision first).
+	// 5. Apply (validates the whole revision first).
 	cs, err := r.sync(ctx, app, mgr, rev)
 	if syncRequested {
 		app.Status.LastHandledSyncRequest = app.Annotations[berthv1.SyncRequestedAnnotation]
@@ -214,6 +239,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	}
 	app.Status.LastAppliedRevision = snap.Revision
 	app.Status.LastAppliedDigest = digest
+	app.Status.Images = pinsOf(g.result)
 	r.lastFull.Store(key, time.Now())
 	app.Status.Sync = "Synced"
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(0)
@@ -305,7 +331,7 @@ func reasonFor(err error) string {
 		}
 		return "ValidationFailed"
 	}
-	var ae *apply.ApplyError
+	var ae *apply.WriteError
 	if errors.As(err, &ae) {
 		return "ApplyFailed"
 	}

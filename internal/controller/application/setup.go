@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
@@ -18,12 +19,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/policy"
 )
 
 // SetupWithManager registers the reconciler, its drift watches and its
 // trigger channel with mgr.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.metrics = defaultMetrics
+	r.digests = &policy.DigestCache{TTL: time.Minute, NegativeTTL: 15 * time.Second}
 	r.managers = map[string]*applyManager{}
 	r.events = make(chan event.GenericEvent, 1024)
 	mc, err := metadata.NewForConfig(r.Config)
@@ -52,6 +55,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Enqueue asks for a reconcile of the Application namespace/name.
 func (r *Reconciler) Enqueue(namespace, name string) {
+	if r.Namespace != "" && namespace != r.Namespace {
+		return
+	}
 	app := &berthv1.Application{}
 	app.Namespace, app.Name = namespace, name
 	select {
@@ -89,7 +95,7 @@ func NormalizeURL(u string) string {
 	if i := strings.Index(u, "://"); i >= 0 {
 		u = u[i+3:]
 	}
-	if i := strings.LastIndex(u, "@"); i >= 0 && (strings.Index(u, "/") < 0 || i < strings.Index(u, "/")) {
+	if i := strings.LastIndex(u, "@"); i >= 0 && (!strings.Contains(u, "/") || i < strings.Index(u, "/")) {
 		u = u[i+1:]
 	}
 	u = strings.Replace(u, ":", "/", 1) // git@host:org/repo

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 
@@ -57,10 +59,27 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 	}
 	res, err := render.Render(ctx, dir, opts)
 	if err != nil {
-		return nil, err
+		return nil, prefixErr(app.Spec.Source.Path, err)
+	}
+	if res.Kind == render.Plain {
+		// Name files from the repository root, as users see them in Git.
+		for i := range res.Objects {
+			res.Objects[i].Source.File = path.Join(strings.Trim(app.Spec.Source.Path, "/"), res.Objects[i].Source.File)
+		}
 	}
 	Prepare(res.Objects, app, r.namespacedFunc(res.Objects))
 	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm}, nil
+}
+
+// prefixErr names the file of a manifest error from the repository root.
+func prefixErr(p string, err error) error {
+	var me *manifest.Error
+	if errors.As(err, &me) && p != "" && !strings.Contains(me.Source.File, ":") {
+		c := *me
+		c.Source.File = path.Join(strings.Trim(p, "/"), me.Source.File)
+		return &c
+	}
+	return err
 }
 
 // namespacedFunc tells whether a kind is namespaced, asking the cluster and,

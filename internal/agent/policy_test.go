@@ -1,0 +1,110 @@
+package agent_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+func TestPolicyViolationRejectsRevision(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("app/cm.yaml", cm("settings", "x")).Write("app/deploy.yaml", strings.Replace(deploy("1"), "example.test/web:1", "example.test/web:latest", 1)).CommitAndPush("latest")
+	f.createApp("demo", "app")
+	app := f.waitApp("demo", 60*time.Second, "policy violation", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastFetchedRevision == sha && s != nil && s.Reason == "PolicyViolation"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "image-latest-tag") || !strings.Contains(msg, "app/deploy.yaml") {
+		t.Errorf("message %q does not name the rule and the file", msg)
+	}
+	if f.get(&corev1.ConfigMap{}, "settings") || f.get(&appsv1.Deployment{}, "web") {
+		t.Error("part of a revision with an enforce violation was applied")
+	}
+}
+
+func push(t *testing.T, ref string) string {
+	t.Helper()
+	img, err := random.Image(512, 1)
+	must(t, err)
+	tag, err := name.NewTag(ref, name.Insecure)
+	must(t, err)
+	must(t, remote.Write(tag, img))
+	d, err := img.Digest()
+	must(t, err)
+	return d.String()
+}
+
+func TestImagesArePinnedAndMovedTagsRefused(t *testing.T) {
+	f := newFixture(t)
+	reg := testenv.NewRegistry(t)
+	image := reg.Host + "/team/web:1"
+	d1 := push(t, image)
+	sha := f.wt.Write("app/deploy.yaml", strings.Replace(deploy("1"), "example.test/web:1", image, 1)).CommitAndPush("pinned")
+	policyJSON := `{"images":{"insecureRegistries":["` + reg.Host + `"]}}`
+	f.createApp("demo", "app", func(a *berthv1.Application) {
+		a.Spec.Policy = &runtime.RawExtension{Raw: []byte(policyJSON)}
+	})
+	app := f.waitApp("demo", 60*time.Second, "applied", appliedReady(sha))
+	var d appsv1.Deployment
+	f.get(&d, "web")
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != image+"@"+d1 {
+		t.Fatalf("applied image = %q, want %q", got, image+"@"+d1)
+	}
+	if len(app.Status.Images) != 1 || app.Status.Images[0].Digest != d1 || !strings.HasSuffix(app.Status.Images[0].Tag, "/team/web:1") {
+		t.Errorf("status images = %+v", app.Status.Images)
+	}
+
+	// Someone re-pushes the tag: the next revision is refused.
+	d2 := push(t, image)
+	sha2 := f.wt.Write("app/cm.yaml", cm("other", "x")).CommitAndPush("unrelated change")
+	app = f.waitApp("demo", 60*time.Second, "tag-moved refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastFetchedRevision == sha2 && s != nil && s.Reason == "PolicyViolation"
+	})
+	msg := condition(app, berthv1.ConditionStalled).Message
+	if !strings.Contains(msg, "image-tag-moved") || !strings.Contains(msg, d1) || !strings.Contains(msg, d2) {
+		t.Errorf("message %q does not name the rule and both digests", msg)
+	}
+	f.get(&d, "web")
+	if got := d.Spec.Template.Spec.Containers[0].Image; got != image+"@"+d1 {
+		t.Errorf("image after a refused revision = %q", got)
+	}
+	if f.get(&corev1.ConfigMap{}, "other") {
+		t.Error("a refused revision was partly applied")
+	}
+}
+
+func TestUnreachableRegistryHoldsSyncWhenDigestsRequired(t *testing.T) {
+	f := newFixture(t)
+	reg := testenv.NewRegistry(t)
+	image := reg.Host + "/team/web:1"
+	push(t, image)
+	reg.Close()
+	sha := f.wt.Write("app/deploy.yaml", strings.Replace(deploy("1"), "example.test/web:1", image, 1)).CommitAndPush("needs digests")
+	policyJSON := `{"rules":{"image-digest-required":{"mode":"enforce"}},"images":{"insecureRegistries":["` + reg.Host + `"]}}`
+	f.createApp("demo", "app", func(a *berthv1.Application) {
+		a.Spec.Policy = &runtime.RawExtension{Raw: []byte(policyJSON)}
+	})
+	app := f.waitApp("demo", 60*time.Second, "held", func(a *berthv1.Application) bool {
+		c := condition(a, berthv1.ConditionReady)
+		return a.Status.LastFetchedRevision == sha && c != nil && c.Reason == "ImagesUnresolved"
+	})
+	if msg := condition(app, berthv1.ConditionReady).Message; !strings.Contains(msg, "held") {
+		t.Errorf("Ready message = %q", msg)
+	}
+	if f.get(&appsv1.Deployment{}, "web") {
+		t.Error("a Deployment with an unresolved tag was applied while digests are required")
+	}
+	_ = metav1.Now
+}

@@ -1,0 +1,135 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/policy"
+	"github.com/berth-dev/berth/internal/source"
+)
+
+// ConditionPolicy reports policy warnings (True: none).
+const ConditionPolicy = "PolicyCompliant"
+
+// gateOutcome is what the policy gate decided for a revision.
+type gateOutcome struct {
+	result *policy.GateResult
+	// held says the sync waits (digests required, tags unresolved).
+	held error
+	// rejected says the revision is refused (enforce violations, bad policy).
+	rejected error
+	reason   string
+}
+
+// gate runs berth's policy gates on a rendered revision: the repository's
+// .berth/policy.yaml merged with spec.policy, image tags resolved to
+// digests with the Application's pull secrets, tag-moved checked against
+// the images of the applied revision.
+func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *source.Snapshot, rev *revision) gateOutcome {
+	repoCfg, err := policy.LoadFile(snap.Dir)
+	if err != nil {
+		return gateOutcome{rejected: fmt.Errorf("%s: %w", policy.ConfigFile, err), reason: "PolicyInvalid"}
+	}
+	var appCfg policy.Config
+	if app.Spec.Policy != nil && len(app.Spec.Policy.Raw) > 0 {
+		if appCfg, err = policy.Parse(app.Spec.Policy.Raw); err != nil {
+			return gateOutcome{rejected: fmt.Errorf("spec.policy: %w", err), reason: "PolicyInvalid"}
+		}
+	}
+	cfg := policy.Merge(repoCfg, appCfg)
+	var resolver *policy.Resolver
+	if !r.SkipImageResolution {
+		var secrets [][]byte
+		for _, ref := range app.Spec.ImagePullSecrets {
+			s := &corev1.Secret{}
+			if err := r.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
+				return gateOutcome{held: fmt.Errorf("reading image pull Secret %s: %w", ref.Name, err), reason: "ImagePullSecretUnavailable"}
+			}
+			secrets = append(secrets, s.Data[corev1.DockerConfigJsonKey])
+		}
+		if resolver, err = policy.NewResolver(cfg.Images, secrets...); err != nil {
+			return gateOutcome{rejected: err, reason: "ImagePullSecretInvalid"}
+		}
+		resolver.Cache, resolver.CacheScope = r.digests, snap.Revision
+	}
+	prev := map[string]string{}
+	for _, p := range app.Status.Images {
+		prev[p.Tag] = p.Digest
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	g, err := policy.Gate(rctx, policy.GateInput{Objects: rev.objects, Config: cfg, Resolver: resolver, PreviousTags: prev})
+	if err != nil {
+		return gateOutcome{rejected: err, reason: "PolicyInvalid"}
+	}
+	out := gateOutcome{result: g}
+	switch {
+	case g.Held != nil:
+		out.held, out.reason = g.Held, "ImagesUnresolved"
+	case g.Report.Blocked():
+		out.rejected, out.reason = errors.New(g.Report.Summary()), "PolicyViolation"
+	}
+	r.recordPolicy(app, g.Report)
+	return out
+}
+
+// recordPolicy turns warnings into a condition, an event (on change) and
+// a metric.
+func (r *Reconciler) recordPolicy(app *berthv1.Application, rep *policy.Report) {
+	counts := map[string]int{}
+	for _, v := range rep.Violations {
+		counts[v.RuleID+"\x00"+string(v.Mode)]++
+	}
+	for k, n := range counts {
+		rule, mode, _ := strings.Cut(k, "\x00")
+		r.metrics.PolicyViolations.WithLabelValues(app.Namespace, app.Name, rule, mode).Set(float64(n))
+	}
+	warnings := rep.Warnings()
+	var parts []string
+	for _, v := range warnings {
+		parts = append(parts, fmt.Sprintf("[%s] %s: %s", v.RuleID, v.Object, v.Message))
+	}
+	for _, e := range rep.ExpiredExceptions() {
+		parts = append(parts, fmt.Sprintf("expired exception for %s on %s (expired %s)", e.Rule, e.Object, e.Expires))
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		setCondition(app, ConditionPolicy, metav1.ConditionTrue, "NoWarnings", "every policy gate passed")
+		return
+	}
+	msg := fmt.Sprintf("%d policy warning(s): %s", len(parts), strings.Join(parts, "; "))
+	prev := meta.FindStatusCondition(app.Status.Conditions, ConditionPolicy)
+	if prev == nil || prev.Message != msg {
+		r.Recorder.Event(app, corev1.EventTypeWarning, "PolicyWarnings", truncate(msg, 1000))
+	}
+	setCondition(app, ConditionPolicy, metav1.ConditionFalse, "Warnings", msg)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func pinsOf(g *policy.GateResult) []berthv1.ImagePin {
+	if g == nil || g.Resolution == nil {
+		return nil
+	}
+	out := make([]berthv1.ImagePin, 0, len(g.Resolution.Tags))
+	for t, d := range g.Resolution.Tags {
+		out = append(out, berthv1.ImagePin{Tag: t, Digest: d})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Tag < out[j].Tag })
+	return out
+}
