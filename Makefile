@@ -6,8 +6,10 @@ GO                     ?= go
 BIN                    := $(CURDIR)/bin
 GOLANGCI_LINT_VERSION  := v2.15.0
 GOLANGCI_LINT          := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+CONTROLLER_GEN_VERSION := v0.23.0
+CONTROLLER_GEN         := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
-.PHONY: all build up down test fmt vet lint check clean
+.PHONY: all build up down bench generate test fmt vet lint check clean
 
 all: build
 
@@ -15,13 +17,27 @@ all: build
 build:
 	$(GO) build -o $(BIN)/berth ./cmd/berth
 
-## up: start the local Kubernetes sandbox (compiles it on first use)
+## up: berth end to end here: sandbox, Git server with examples/, agent, Applications
 up: build
-	$(BIN)/berth sandbox up
+	$(BIN)/berth up
 
-## down: stop the sandbox started by `make up`
+## down: stop everything `make up` started
 down: build
-	$(BIN)/berth sandbox down
+	$(BIN)/berth down
+
+## bench: agent benchmark on fresh sandboxes (APPS="100,500,1000")
+bench: build
+	$(BIN)/berth bench --apps $(or $(APPS),100,500,1000)
+
+## generate: deepcopy and CRDs from api/ (controller-gen)
+generate: $(CONTROLLER_GEN)
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd
+
+$(CONTROLLER_GEN):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN)/.cg-$(CONTROLLER_GEN_VERSION) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/.cg-$(CONTROLLER_GEN_VERSION)/controller-gen $@
 
 ## test: all tests against one shared sandbox (ARGS="-run TestX" to focus)
 test:
