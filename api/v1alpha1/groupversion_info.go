@@ -16,7 +16,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &Application{}, &ApplicationList{})
+	s.AddKnownTypes(GroupVersion, &Application{}, &ApplicationList{}, &Release{}, &ReleaseList{})
 	metav1AddToGroupVersion(s)
 	return nil
 }

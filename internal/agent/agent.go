@@ -37,6 +37,7 @@ type Options struct {
 	Kubeconfig              string
 	MetricsAddr             string
 	ProbeAddr               string
+	PprofAddr               string
 	WebhookAddr             string
 	WebhookSecretFile       string
 	LeaderElect             bool
@@ -83,6 +84,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig (default: in-cluster, then $KUBECONFIG)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Prometheus metrics address (0 disables)")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "health and readiness probe address")
+	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Go pprof address for profiling (default off)")
 	fs.StringVar(&o.WebhookAddr, "webhook-bind-address", o.WebhookAddr, "Git webhook receiver address (0 disables)")
 	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared webhook secret (GitHub HMAC, GitLab token, generic HMAC)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use a Lease so only one replica acts")

@@ -42,6 +42,9 @@ func (c Connection) Config() (*rest.Config, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	// client-go's default (5 QPS) would make listing and creating many
+	// Applications crawl; APF protects the server.
+	cfg.QPS, cfg.Burst = 200, 400
 	ns := c.Namespace
 	if ns == "" {
 		if ns, _, err = cc.Namespace(); err != nil || ns == "" {

@@ -163,7 +163,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 	}
 	defer agentLog.Close()
 	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false", //nolint:noctx // stopped below
-		"--metrics-bind-address=0", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--metrics-bind-address=0", "--pprof-bind-address", os.Getenv("BERTH_BENCH_PPROF"), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--webhook-secret-file", secret,
 		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", "16")
 	agent.Stdout, agent.Stderr = agentLog, agentLog
@@ -343,7 +343,7 @@ func waitAllReady(ctx context.Context, c client.Client, ns string, n int, timeou
 
 func waitLabel(ctx context.Context, c client.Client, ns, name, want string) error {
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		var d metav1.PartialObjectMetadata
 		d.SetGroupVersionKind(schemaDeployment)
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &d); err == nil && d.Labels["bench.berth.dev/rev"] == want {
@@ -356,7 +356,7 @@ func waitLabel(ctx context.Context, c client.Client, ns, name, want string) erro
 
 func waitServiceLabel(ctx context.Context, c client.Client, ns, name, want string) error {
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
 		svc := &corev1.Service{}
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, svc); err == nil && svc.Labels["bench.berth.dev/rev"] == want {
 			return nil

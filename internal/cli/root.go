@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // Streams are the command's standard streams.
@@ -51,6 +53,13 @@ func NewRootCmd(s Streams) *cobra.Command {
 		Long:          "berth delivers applications from Git to Kubernetes clusters along one safe path: validate, scan, apply, verify, roll back.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			// Libraries (controller-runtime) log through a deferred logger;
+			// outside the agent nothing of theirs is for the user's eyes.
+			if cmd.Name() != "agent" {
+				ctrllog.SetLogger(logr.Discard())
+			}
+		},
 	}
 	root.SetIn(s.In)
 	root.SetOut(s.Out)

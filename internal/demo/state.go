@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/sandbox"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -54,27 +55,7 @@ func (s *State) save() error {
 }
 
 // alive reports whether p still runs its recorded binary.
-func (p Proc) alive() bool {
-	if p.PID <= 0 {
-		return false
-	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.PID))
-	if err != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
-	if err == nil {
-		for i := len(stat) - 1; i > 0; i-- {
-			if stat[i] == ')' {
-				if i+2 < len(stat) && stat[i+2] == 'Z' {
-					return false
-				}
-				break
-			}
-		}
-	}
-	return exe == p.Binary
-}
+func (p Proc) alive() bool { return sandbox.Running(p.PID, p.Binary) }
 
 func (p Proc) stop() bool {
 	if !p.alive() {

@@ -94,8 +94,11 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// running reports whether pid is alive and runs binary, so a PID recycled by
-// an unrelated process is never signalled.
+// Running reports whether pid is alive and was started from binary (its
+// argv[0]), so a PID recycled by an unrelated process is never signalled.
+// It holds even when binary has since been replaced on disk.
+func Running(pid int, binary string) bool { return running(pid, binary) }
+
 func running(pid int, binary string) bool {
 	if pid <= 0 {
 		return false

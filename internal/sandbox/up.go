@@ -140,7 +140,7 @@ func Up(ctx context.Context, opts UpOptions) (st *State, err error) {
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port=" + strconv.Itoa(st.Ports.APIServer),
 		"--endpoint-reconciler-type=none",
-		"--service-cluster-ip-range=10.96.0.0/24",
+		"--service-cluster-ip-range=10.96.0.0/16", // room for benchmarks with thousands of Services
 		"--authorization-mode=RBAC",
 		"--client-ca-file=" + keys.path("ca.crt"),
 		"--tls-cert-file=" + keys.path("apiserver.crt"),

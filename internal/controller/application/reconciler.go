@@ -131,7 +131,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return poll, nil
 	}
 	ref := source.Ref{Branch: app.Spec.Source.Branch, Tag: app.Spec.Source.Tag, Commit: app.Spec.Source.Commit}
+	ph := newPhases()
+	defer ph.logIfSlow(log, time.Second)
 	snap, err := r.Fetcher.Fetch(ctx, app.Spec.Source.URL, ref, auth)
+	ph.mark("fetch")
 	if err != nil {
 		reason := "FetchFailed"
 		if errors.Is(err, source.ErrUnsafe) {
@@ -150,6 +153,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 
 	// 2. Render.
 	rev, err := r.render(ctx, app, snap)
+	ph.mark("render")
 	if err != nil {
 		r.reject(app, snap.Revision, "RenderFailed", err)
 		return poll, nil
@@ -159,6 +163,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 3. Policy gates, before anything is written: enforce violations reject
 	// the revision, unresolvable tags (when digests are required) hold it.
 	g := r.gate(ctx, app, snap, rev)
+	ph.mark("gate")
 	switch {
 	case g.rejected != nil:
 		r.reject(app, snap.Revision, g.reason, g.rejected)
@@ -207,10 +212,21 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 
 	// 5. Apply (validates the whole revision first).
 	cs, err := r.sync(ctx, app, mgr, rev)
+	ph.mark("apply")
 	if syncRequested {
 		app.Status.LastHandledSyncRequest = app.Annotations[berthv1.SyncRequestedAnnotation]
 	}
 	if err != nil {
+		if reason := reasonFor(err); reason == "ApplyFailed" {
+			// Validation passed, a write failed (quota, webhook, a race):
+			// worth retrying soon rather than waiting for the next commit.
+			msg := fmt.Sprintf("revision %s failed to apply: %v", short(snap.Revision), err)
+			setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+			setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
+			r.Recorder.Event(app, corev1.EventTypeWarning, reason, msg)
+			r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, reason).Inc()
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
 		r.reject(app, snap.Revision, reasonFor(err), err)
 		return poll, nil
 	}
@@ -246,6 +262,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
 	r.watcher.ensure(ctx, app.Status.Inventory)
+	defer ph.mark("health")
 	return r.health(ctx, app, mgr)
 }
 
