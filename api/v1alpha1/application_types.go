@@ -131,9 +131,39 @@ type ApplicationSpec struct {
 	// Application's namespace) authenticate tag-to-digest resolution.
 	// +optional
 	ImagePullSecrets []LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// Rollback configures release history and automatic rollback.
+	// +optional
+	Rollback RollbackPolicy `json:"rollback,omitempty"`
 	// Suspend stops reconciliation.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// RollbackPolicy configures releases and rollbacks.
+type RollbackPolicy struct {
+	// Automatic re-applies the last Healthy release when a new release
+	// fails (kstatus Failed, or not Ready within the health timeout).
+	// +optional
+	// +kubebuilder:default=true
+	Automatic *bool `json:"automatic,omitempty"`
+	// HistoryLimit bounds the Release records kept; default 10.
+	// +optional
+	// +kubebuilder:validation:Minimum=2
+	HistoryLimit int `json:"historyLimit,omitempty"`
+}
+
+// Pin holds an Application on one release while Git still points at the
+// commit it was rolled back from. A newer commit, or `berth unpin`, ends it.
+type Pin struct {
+	// Release is the pinned release number.
+	Release int64 `json:"release"`
+	// FromCommit is the commit rolled away from: it is not re-applied while
+	// the pin holds.
+	FromCommit string `json:"fromCommit"`
+	// Reason says why (automatic rollback, `berth rollback`).
+	Reason string `json:"reason"`
+	// Since is when the pin was set.
+	Since metav1.Time `json:"since"`
 }
 
 // ObjectRef identifies one object owned by an Application.
@@ -207,6 +237,18 @@ type ApplicationStatus struct {
 	// pinned to; a tag that later points elsewhere is refused (tag-moved).
 	// +optional
 	Images []ImagePin `json:"images,omitempty"`
+	// CurrentRelease is the number of the release running now.
+	// +optional
+	CurrentRelease int64 `json:"currentRelease,omitempty"`
+	// Pin, when set, holds the Application on a release (see Pin).
+	// +optional
+	Pin *Pin `json:"pin,omitempty"`
+	// LastHandledRollback and LastHandledUnpin echo the berth.dev/rollback
+	// and berth.dev/unpin annotations once handled.
+	// +optional
+	LastHandledRollback string `json:"lastHandledRollback,omitempty"`
+	// +optional
+	LastHandledUnpin string `json:"lastHandledUnpin,omitempty"`
 	// LastHandledSyncRequest echoes the berth.dev/sync-requested annotation
 	// that was handled last.
 	// +optional
@@ -251,6 +293,11 @@ const (
 	// berth to delete it when it is removed from Git; "false" on any object
 	// keeps it.
 	PruneAnnotation = "berth.dev/prune"
+	// RollbackAnnotation "N@token" asks the agent to roll back to release N
+	// (`berth rollback`); the token makes each request distinct.
+	RollbackAnnotation = "berth.dev/rollback"
+	// UnpinAnnotation (any token) asks the agent to follow Git again.
+	UnpinAnnotation = "berth.dev/unpin"
 	// OwnerNameLabel and OwnerNamespaceLabel mark every object an
 	// Application applied.
 	OwnerNameLabel      = "app.berth.dev/name"

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,66 +17,17 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
-	"github.com/berth-dev/berth/config"
 	"github.com/berth-dev/berth/internal/agent"
 	"github.com/berth-dev/berth/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-var crdOnce sync.Once
-
-// installCRDs applies berth's CRDs to the sandbox once per test binary.
-func installCRDs(t *testing.T, env *testenv.Env) {
-	t.Helper()
-	var err error
-	crdOnce.Do(func() {
-		dyn := dynamic.NewForConfigOrDie(env.Config)
-		gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-		err = fs.WalkDir(config.CRDs, "crd", func(p string, d fs.DirEntry, werr error) error {
-			if werr != nil || d.IsDir() {
-				return werr
-			}
-			b, _ := config.CRDs.ReadFile(p)
-			u := &unstructured.Unstructured{}
-			if err := yaml.Unmarshal(b, &u.Object); err != nil {
-				return err
-			}
-			data, _ := u.MarshalJSON()
-			force := true
-			_, err := dyn.Resource(gvr).Patch(context.Background(), u.GetName(), types.ApplyPatchType, data,
-				metav1.PatchOptions{FieldManager: "berth-test", Force: &force})
-			if err != nil {
-				return err
-			}
-			deadline := time.Now().Add(30 * time.Second)
-			for time.Now().Before(deadline) {
-				live, err := dyn.Resource(gvr).Get(context.Background(), u.GetName(), metav1.GetOptions{})
-				if err == nil {
-					conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
-					for _, c := range conds {
-						if m := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-							return nil
-						}
-					}
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			return errors.New("CRD not established")
-		})
-	})
-	if err != nil {
-		t.Fatalf("installing CRDs: %v", err)
-	}
-}
+func installCRDs(t *testing.T, env *testenv.Env) { testenv.InstallCRDs(t, env) }
 
 type fixture struct {
 	t       *testing.T

@@ -171,3 +171,23 @@ func History(cfg *rest.Config, namespace, name string) ([]Release, error) {
 	}
 	return out, nil
 }
+
+// Rollback rolls release name back to revision version through the Helm
+// SDK, so `helm history` records the rollback.
+func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, version int) error {
+	ac, err := configure(cfg, namespace)
+	if err != nil {
+		return err
+	}
+	rb := action.NewRollback(ac)
+	rb.Version = version
+	rb.ServerSideApply = "true"
+	rb.ForceConflicts = true
+	rb.WaitStrategy = kube.HookOnlyStrategy
+	rb.Timeout = 5 * time.Minute
+	if err := rb.Run(name); err != nil {
+		return fmt.Errorf("helm rollback of %s to revision %d: %w", name, version, err)
+	}
+	_ = ctx
+	return nil
+}

@@ -37,15 +37,30 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 		health = apply.Degraded
 	}
 	app.Status.Health = string(health)
+	pinned := ""
+	if p := app.Status.Pin; p != nil {
+		pinned = fmt.Sprintf("pinned to release %d, Git at %s (%s); ", p.Release, short(app.Status.LastFetchedRevision), p.Reason)
+	}
+	verdict := fmt.Sprintf("%s, %d objects", health, len(rep.Objects))
+	if health != apply.Healthy {
+		verdict = describeFailing(rep)
+	}
+	if res, err := r.releaseOutcome(ctx, app, mgr, health, verdict); err != nil || res != nil {
+		return deref(res), err
+	}
+	if app.Status.Pin != nil && pinned == "" {
+		p := app.Status.Pin
+		pinned = fmt.Sprintf("pinned to release %d, Git at %s (%s); ", p.Release, short(app.Status.LastFetchedRevision), p.Reason)
+	}
 	switch health {
 	case apply.Healthy:
 		r.lastHealthy.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
-		msg := fmt.Sprintf("revision %s applied, %d objects healthy", rev, len(rep.Objects))
+		msg := fmt.Sprintf("%srevision %s applied, %d objects healthy", pinned, rev, len(rep.Objects))
 		setCondition(app, berthv1.ConditionReady, metav1.ConditionTrue, "Succeeded", msg)
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "Succeeded", msg)
 		return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 	case apply.Progressing:
-		msg := fmt.Sprintf("revision %s applied, waiting for %s", rev, describeFailing(rep))
+		msg := fmt.Sprintf("%srevision %s applied, waiting for %s", pinned, rev, describeFailing(rep))
 		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "Progressing", msg)
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", msg)
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil

@@ -16,6 +16,7 @@ type Metrics struct {
 	Drift             *prometheus.GaugeVec
 	Healed            *prometheus.CounterVec
 	PolicyViolations  *prometheus.GaugeVec
+	Rollbacks         *prometheus.CounterVec
 }
 
 var defaultMetrics = newMetrics()
@@ -45,8 +46,11 @@ func newMetrics() *Metrics {
 		PolicyViolations: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "berth_policy_violations", Help: "Policy violations of the last evaluated revision, by rule and mode.",
 		}, []string{"namespace", "name", "rule", "mode"}),
+		Rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_rollbacks_total", Help: "Rollbacks performed (automatic and requested).",
+		}, []string{"namespace", "name"}),
 	}
-	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations)
+	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks)
 	return m
 }
 

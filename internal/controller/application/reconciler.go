@@ -32,6 +32,8 @@ type Reconciler struct {
 	// Config is the agent's own client configuration; writes to
 	// Applications' objects use a copy impersonating their service account.
 	Config *rest.Config
+	// APIReader reads Applications uncached (see Reconcile).
+	APIReader client.Reader
 	// Mapper maps kinds to resources; shared and reset on unknown kinds.
 	Mapper ResettableMapper
 	// Fetcher pulls Git snapshots, shared by every Application.
@@ -66,6 +68,9 @@ type Reconciler struct {
 	lastFull sync.Map
 	// lastHealthy is when each Application was last seen Healthy.
 	lastHealthy sync.Map
+	// webhookTriggered marks Applications a webhook enqueued, so their next
+	// release records the trigger.
+	webhookTriggered sync.Map
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that
@@ -94,7 +99,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 		r.metrics.ReconcileDuration.WithLabelValues(req.Namespace, req.Name).Observe(time.Since(start).Seconds())
 	}()
 	app := &berthv1.Application{}
-	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+	// Read from the API server, not the cache: the status written by the
+	// previous reconcile (release, pin) must be seen, or a stale copy could
+	// re-apply a commit that was just rolled back.
+	reader := client.Reader(r.Client)
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
+	if err := reader.Get(ctx, req.NamespacedName, app); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if app.Spec.Suspend {
@@ -159,6 +171,27 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return poll, nil
 	}
 	app.Status.Renderer = string(rev.kind)
+	mgr, err := r.manager(app, sa)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	_, drift := r.suspectDrift.LoadAndDelete(key)
+	last, _ := r.lastFull.Load(key)
+	fullDue := last == nil || time.Since(last.(time.Time)) >= r.interval(app)
+
+	// Rollback and unpin requests, then pins: while Git still points at the
+	// commit an Application was rolled back from, the pinned release runs.
+	if res, err := r.handleRequests(ctx, app, mgr, snap.Revision); err != nil || res != nil {
+		return deref(res), err
+	}
+	if pin := app.Status.Pin; pin != nil {
+		if snap.Revision == pin.FromCommit {
+			return r.holdPin(ctx, app, mgr, drift, fullDue)
+		}
+		r.Recorder.Eventf(app, corev1.EventTypeNormal, "Unpinned", "new commit %s: following Git again (was pinned to release %d)", short(snap.Revision), pin.Release)
+		app.Status.Pin = nil
+	}
 
 	// 3. Policy gates, before anything is written: enforce violations reject
 	// the revision, unresolvable tags (when digests are required) hold it.
@@ -183,14 +216,6 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
 	automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
 	newRevision := snap.Revision != app.Status.LastAppliedRevision
-	mgr, err := r.manager(app, sa)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	_, drift := r.suspectDrift.LoadAndDelete(key)
-	last, _ := r.lastFull.Load(key)
-	fullDue := last == nil || time.Since(last.(time.Time)) >= r.interval(app)
 	digest := manifestDigest(rev.objects)
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
 	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
@@ -257,6 +282,18 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	app.Status.LastAppliedDigest = digest
 	app.Status.Images = pinsOf(g.result)
 	r.lastFull.Store(key, time.Now())
+	if newRevision || syncRequested || app.Status.CurrentRelease == 0 {
+		trigger := berthv1.TriggerCommit
+		if _, hooked := r.webhookTriggered.LoadAndDelete(key); hooked {
+			trigger = berthv1.TriggerWebhook
+		}
+		if syncRequested {
+			trigger = berthv1.TriggerManual
+		}
+		if err := r.recordRelease(ctx, app, rev, app.Status.Images, trigger); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	app.Status.Sync = "Synced"
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(0)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
@@ -384,4 +421,11 @@ func changedIDs(cs apply.ChangeSet) []string {
 		}
 	}
 	return out
+}
+
+func deref(r *ctrl.Result) ctrl.Result {
+	if r == nil {
+		return ctrl.Result{}
+	}
+	return *r
 }

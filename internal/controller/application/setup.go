@@ -82,6 +82,7 @@ func (r *Reconciler) TriggerURL(ctx context.Context, urls ...string) ([]types.Na
 	for _, a := range list.Items {
 		if want[NormalizeURL(a.Spec.Source.URL)] {
 			r.Fetcher.Invalidate(a.Spec.Source.URL)
+			r.webhookTriggered.Store(types.NamespacedName{Namespace: a.Namespace, Name: a.Name}, struct{}{})
 			r.Enqueue(a.Namespace, a.Name)
 			out = append(out, types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
 		}

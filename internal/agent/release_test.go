@@ -1,0 +1,162 @@
+package agent_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apps"
+	"github.com/berth-dev/berth/internal/release"
+)
+
+func (f *fixture) releases(app string) []berthv1.Release {
+	f.t.Helper()
+	rels, err := (&release.Store{Client: f.c}).List(context.Background(), f.ns, app)
+	must(f.t, err)
+	return rels
+}
+
+func releaseSummary(rels []berthv1.Release) string {
+	var parts []string
+	for _, r := range rels {
+		parts = append(parts, r.Name+"="+r.Spec.Trigger+"/"+r.Status.Health)
+	}
+	return strings.Join(parts, " ")
+}
+
+func image(f *fixture) string {
+	var d appsv1.Deployment
+	f.get(&d, "web")
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+func TestAutomaticRollbackPinsAndNewCommitResumes(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("good")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "good release healthy", appliedReady(good))
+
+	bad := strings.Replace(deploy("2-never-ready"), "spec:\n  replicas: 2", "spec:\n  progressDeadlineSeconds: 4\n  replicas: 2", 1)
+	badSHA := f.wt.Write("app/deploy.yaml", bad).CommitAndPush("bad image")
+	app := f.waitApp("demo", 90*time.Second, "rolled back and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == badSHA && ready(a)
+	})
+	if got := image(f); got != "example.test/web:1" {
+		t.Errorf("image after rollback = %q, want the good one", got)
+	}
+	if app.Spec.SyncPolicy.Automated != nil && !*app.Spec.SyncPolicy.Automated {
+		t.Error("automated sync was turned off")
+	}
+	rels := f.releases("demo")
+	if len(rels) != 3 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.RollbackOf != 1 ||
+		rels[1].Status.Health != berthv1.ReleaseRolledBack || rels[1].Spec.Commit != badSHA {
+		t.Fatalf("releases = %s", releaseSummary(rels))
+	}
+	if !strings.Contains(condition(app, berthv1.ConditionReady).Message, "pinned to release 3") {
+		t.Errorf("Ready message = %q", condition(app, berthv1.ConditionReady).Message)
+	}
+
+	// No flapping: Git still points at the bad commit, auto-sync is on, and
+	// the agent keeps the pinned release.
+	time.Sleep(20 * time.Second)
+	if rels := f.releases("demo"); len(rels) != 3 {
+		t.Fatalf("releases changed while pinned: %s", releaseSummary(rels))
+	}
+	if got := image(f); got != "example.test/web:1" {
+		t.Fatalf("the bad commit was re-applied while pinned: %q", got)
+	}
+
+	// A newer commit ends the pin.
+	fixed := f.wt.Write("app/deploy.yaml", deploy("3")).CommitAndPush("fix")
+	app = f.waitApp("demo", 60*time.Second, "new commit applied", appliedReady(fixed))
+	if app.Status.Pin != nil {
+		t.Errorf("still pinned after a new commit: %+v", app.Status.Pin)
+	}
+	if got := image(f); got != "example.test/web:3" {
+		t.Errorf("image = %q after the fix", got)
+	}
+	rels = f.releases("demo")
+	deadline := time.Now().Add(30 * time.Second)
+	for rels[0].Status.Health != berthv1.ReleaseHealthy && time.Now().Before(deadline) {
+		time.Sleep(300 * time.Millisecond)
+		rels = f.releases("demo")
+	}
+	if rels[0].Spec.Number != 4 || rels[0].Status.Health != berthv1.ReleaseHealthy || rels[0].Status.WayBack == nil || rels[0].Status.WayBack.Status != "Verified" {
+		t.Errorf("release 4 = %+v", rels[0].Status)
+	}
+}
+
+func TestManualRollbackAndUnpin(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
+	f.waitApp("demo", 30*time.Second, "release 2 recorded healthy", func(a *berthv1.Application) bool {
+		rels := f.releases("demo")
+		return len(rels) == 2 && rels[0].Status.Health == berthv1.ReleaseHealthy
+	})
+
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	n, err := apps.RequestRollback(context.Background(), f.c, key, 0)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("default rollback target = %d, want 1", n)
+	}
+	f.waitApp("demo", 30*time.Second, "pinned to the rollback", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && ready(a)
+	})
+	var c corev1.ConfigMap
+	f.get(&c, "settings")
+	if c.Data["greeting"] != "v1" {
+		t.Fatalf("after rollback greeting = %q", c.Data["greeting"])
+	}
+	time.Sleep(5 * time.Second) // auto-sync is on and Git says v2
+	f.get(&c, "settings")
+	if c.Data["greeting"] != "v1" {
+		t.Fatalf("auto-sync undid the rollback: %q", c.Data["greeting"])
+	}
+
+	must(t, apps.RequestUnpin(context.Background(), f.c, key))
+	f.waitApp("demo", 30*time.Second, "following Git again", func(a *berthv1.Application) bool {
+		return a.Status.Pin == nil && a.Status.LastAppliedRevision == v2 && ready(a)
+	})
+	f.get(&c, "settings")
+	if c.Data["greeting"] != "v2" {
+		t.Errorf("after unpin greeting = %q", c.Data["greeting"])
+	}
+}
+
+func TestRehearsalFlagsABlockedWayBack(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("mutable")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	// Release 2 makes the ConfigMap immutable with new data: going back to
+	// release 1 would need to change immutable data.
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")+"immutable: true\n").CommitAndPush("immutable")
+	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
+	var rels []berthv1.Release
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rels = f.releases("demo")
+		if len(rels) == 2 && rels[0].Status.WayBack != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no way back recorded: %s", releaseSummary(rels))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	wb := rels[0].Status.WayBack
+	if wb.Status != "Blocked" || wb.ToRelease != 1 || !strings.Contains(wb.Reason, "immutable") {
+		t.Errorf("way back = %+v, want Blocked to 1 naming the immutable field", wb)
+	}
+}

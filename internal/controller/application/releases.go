@@ -1,0 +1,244 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/helmrelease"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/release"
+	"github.com/berth-dev/berth/internal/render"
+)
+
+func (r *Reconciler) releases() *release.Store { return &release.Store{Client: r.Client} }
+
+// recordRelease records a sync that reached the cluster.
+func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application, rev *revision, pins []berthv1.ImagePin, trigger string) error {
+	// A reconcile that re-applies what the newest release already holds
+	// (a retry, a manual sync with nothing new) is not a new release.
+	if rels, err := r.releases().List(ctx, app.Namespace, app.Name); err == nil && len(rels) > 0 {
+		if _, d, err := release.Encode(rev.objects); err == nil && rels[0].Spec.Commit == rev.sha && rels[0].Spec.Digest == d {
+			app.Status.CurrentRelease = rels[0].Spec.Number
+			return nil
+		}
+	}
+	in := release.Input{Commit: rev.sha, Trigger: trigger, Renderer: string(rev.kind), Objects: rev.objects, Images: pins}
+	if rev.kind == render.Helm && rev.helm != nil {
+		if latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, rev.helm.ReleaseName); err == nil && latest != nil {
+			in.HelmRelease, in.HelmVersion = latest.Name, latest.Version
+		}
+	}
+	rel, err := r.releases().Create(ctx, app, in)
+	if err != nil {
+		return err
+	}
+	app.Status.CurrentRelease = rel.Spec.Number
+	return nil
+}
+
+// releaseOutcome updates the current release from the health verdict: a
+// Healthy release gets its way back rehearsed and supersedes the previous
+// one; a Failed one is rolled back when the Application allows it. It
+// returns a non-nil result when it took over the reconcile's outcome.
+func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, health apply.Health, msg string) (*ctrl.Result, error) {
+	if app.Status.CurrentRelease == 0 {
+		return nil, nil
+	}
+	store := r.releases()
+	rels, err := store.List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		return nil, err
+	}
+	var cur *berthv1.Release
+	for i := range rels {
+		if rels[i].Spec.Number == app.Status.CurrentRelease {
+			cur = &rels[i]
+		}
+	}
+	if cur == nil || cur.Status.Health != berthv1.ReleasePending {
+		return nil, nil
+	}
+	switch health {
+	case apply.Healthy:
+		prev := release.LastHealthy(rels, cur.Spec.Number)
+		wb := berthv1.WayBack{Status: "Unknown", Reason: "no earlier healthy release"}
+		if prev != nil {
+			wb = r.rehearse(ctx, mgr, prev)
+		}
+		if err := store.SetWayBack(ctx, cur, wb); err != nil {
+			return nil, err
+		}
+		if err := store.SetOutcome(ctx, cur, berthv1.ReleaseHealthy, msg); err != nil {
+			return nil, err
+		}
+		for i := range rels {
+			if rels[i].Spec.Number < cur.Spec.Number && rels[i].Status.Health == berthv1.ReleaseHealthy {
+				_ = store.SetOutcome(ctx, &rels[i], berthv1.ReleaseSuperseded, fmt.Sprintf("superseded by release %d", cur.Spec.Number))
+			}
+		}
+		return nil, nil
+	case apply.Degraded:
+		if err := store.SetOutcome(ctx, cur, berthv1.ReleaseFailed, msg); err != nil {
+			return nil, err
+		}
+		if cur.Spec.Trigger == berthv1.TriggerRollback {
+			// No loop: a rollback that fails stops here.
+			r.stall(app, "RollbackFailed", fmt.Sprintf("rollback release %d (to release %d) is unhealthy too: %s; not rolling back again", cur.Spec.Number, cur.Spec.RollbackOf, msg))
+			return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
+		}
+		if app.Spec.Rollback.Automatic != nil && !*app.Spec.Rollback.Automatic {
+			return nil, nil
+		}
+		target := release.LastHealthy(rels, cur.Spec.Number)
+		if target == nil {
+			r.Recorder.Eventf(app, corev1.EventTypeWarning, "NoRollbackTarget", "release %d failed and no earlier release was healthy", cur.Spec.Number)
+			return nil, nil
+		}
+		reason := fmt.Sprintf("release %d (commit %s) failed: %s", cur.Spec.Number, short(cur.Spec.Commit), msg)
+		if err := r.rollbackTo(ctx, app, mgr, target, cur.Spec.Commit, reason); err != nil {
+			r.stall(app, "RollbackFailed", fmt.Sprintf("automatic rollback to release %d failed: %v", target.Spec.Number, err))
+			return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
+		}
+		_ = store.SetOutcome(ctx, cur, berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", msg, target.Spec.Number))
+		return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	return nil, nil
+}
+
+// rehearse checks the way back to prev: a server-side dry-run of its
+// manifests against the cluster as it is now.
+func (r *Reconciler) rehearse(ctx context.Context, mgr *apply.Manager, prev *berthv1.Release) berthv1.WayBack {
+	objs, err := r.releases().Manifests(ctx, prev)
+	if err != nil {
+		return berthv1.WayBack{Status: "Blocked", ToRelease: prev.Spec.Number, Reason: err.Error()}
+	}
+	if _, err := mgr.Validate(ctx, objs); err != nil {
+		return berthv1.WayBack{Status: "Blocked", ToRelease: prev.Spec.Number, Reason: err.Error()}
+	}
+	return berthv1.WayBack{Status: "Verified", ToRelease: prev.Spec.Number}
+}
+
+// rollbackTo re-applies target's recorded manifests (Helm charts through a
+// Helm rollback), prunes what the current release added, records the
+// rollback as a new release and pins the Application to it while Git still
+// points at fromCommit.
+func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, target *berthv1.Release, fromCommit, reason string) error {
+	objs, err := r.releases().Manifests(ctx, target)
+	if err != nil {
+		return err // a digest mismatch refuses the rollback
+	}
+	if target.Spec.Renderer == string(render.Helm) && target.Spec.HelmRelease != "" && target.Spec.HelmVersion > 0 {
+		if err := helmrelease.Rollback(ctx, r.impersonatedConfig(app), app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion); err != nil {
+			return err
+		}
+	}
+	if _, err := mgr.Apply(ctx, objs); err != nil {
+		return err
+	}
+	next := inventoryOf(objs)
+	if gone := subtract(app.Status.Inventory, next); len(gone) > 0 {
+		if _, err := mgr.Prune(ctx, refsOf(gone), apply.PruneOptions{
+			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: labelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
+			PruneAnnotation: berthv1.PruneAnnotation,
+		}); err != nil {
+			return err
+		}
+	}
+	rev := &revision{sha: target.Spec.Commit, kind: render.Kind(target.Spec.Renderer), objects: objs}
+	in := release.Input{Commit: target.Spec.Commit, Trigger: berthv1.TriggerRollback, Renderer: target.Spec.Renderer,
+		Objects: objs, Images: target.Spec.Images, RollbackOf: target.Spec.Number,
+		HelmRelease: target.Spec.HelmRelease}
+	rel, err := r.releases().Create(ctx, app, in)
+	if err != nil {
+		return err
+	}
+	now := metav1.Now()
+	app.Status.Inventory = next
+	app.Status.CurrentRelease = rel.Spec.Number
+	app.Status.LastAppliedRevision = rev.sha
+	app.Status.LastAppliedDigest = manifestDigest(objs)
+	app.Status.LastAppliedAt = &now
+	app.Status.Images = target.Spec.Images
+	app.Status.Health = string(apply.Progressing)
+	app.Status.Pin = &berthv1.Pin{Release: rel.Spec.Number, FromCommit: fromCommit, Reason: reason, Since: now}
+	r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+	r.metrics.Rollbacks.WithLabelValues(app.Namespace, app.Name).Inc()
+	r.Recorder.Eventf(app, corev1.EventTypeWarning, "RolledBack", "rolled back to release %d (commit %s) as release %d: %s; pinned while Git is at %s",
+		target.Spec.Number, short(target.Spec.Commit), rel.Spec.Number, reason, short(fromCommit))
+	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
+	return nil
+}
+
+// holdPin keeps a pinned release running while Git still points at the
+// commit rolled away from: drift is healed with the release's manifests.
+func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, drift, fullDue bool) (ctrl.Result, error) {
+	if drift || fullDue {
+		rel, err := r.releases().Get(ctx, app.Namespace, app.Name, app.Status.Pin.Release)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		objs, err := r.releases().Manifests(ctx, rel)
+		if err != nil {
+			r.stall(app, "PinnedReleaseUnreadable", err.Error())
+			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
+		}
+		if _, err := mgr.Apply(ctx, objs); err != nil {
+			return ctrl.Result{}, fmt.Errorf("re-applying pinned release %d: %w", rel.Spec.Number, err)
+		}
+		r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+	}
+	app.Status.Sync = "Pinned"
+	return r.health(ctx, app, mgr)
+}
+
+// handleRequests acts on `berth rollback` and `berth unpin`. It returns a
+// non-nil result when a rollback was performed.
+func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, gitRevision string) (*ctrl.Result, error) {
+	if tok := app.Annotations[berthv1.UnpinAnnotation]; tok != "" && tok != app.Status.LastHandledUnpin {
+		app.Status.LastHandledUnpin = tok
+		if app.Status.Pin != nil {
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "Unpinned", "following Git again (was pinned to release %d)", app.Status.Pin.Release)
+			app.Status.Pin = nil
+		}
+	}
+	tok := app.Annotations[berthv1.RollbackAnnotation]
+	if tok == "" || tok == app.Status.LastHandledRollback {
+		return nil, nil
+	}
+	app.Status.LastHandledRollback = tok
+	numStr, _, _ := strings.Cut(tok, "@")
+	n, err := strconv.ParseInt(numStr, 10, 64)
+	if err != nil {
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackRefused", "invalid rollback request %q", tok)
+		return nil, nil
+	}
+	target, err := r.releases().Get(ctx, app.Namespace, app.Name, n)
+	if err != nil {
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackRefused", "release %d: %v", n, err)
+		return nil, nil
+	}
+	if err := r.rollbackTo(ctx, app, mgr, target, gitRevision, "berth rollback"); err != nil {
+		msg := fmt.Sprintf("rollback to release %d refused: %v", n, err)
+		if errors.Is(err, release.ErrDigestMismatch) {
+			msg = fmt.Sprintf("rollback to release %d refused: its manifests no longer match their recorded digest", n)
+		}
+		r.Recorder.Event(app, corev1.EventTypeWarning, "RollbackRefused", msg)
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackRefused", msg)
+		return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
+	}
+	return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+}
+
+var _ = manifest.ObjectID
