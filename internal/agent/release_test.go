@@ -99,7 +99,7 @@ func TestManualRollbackAndUnpin(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
 	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
 	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
-	f.waitApp("demo", 30*time.Second, "release 2 recorded healthy", func(a *berthv1.Application) bool {
+	f.waitApp("demo", 30*time.Second, "release 2 recorded healthy", func(*berthv1.Application) bool {
 		rels := f.releases("demo")
 		return len(rels) == 2 && rels[0].Status.Health == berthv1.ReleaseHealthy
 	})

@@ -162,7 +162,8 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 		return res, err
 	}
 	defer agentLog.Close()
-	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false", //nolint:noctx // stopped below
+	//nolint:gosec,noctx // the binary is berth itself; the process is stopped below
+	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address=0", "--pprof-bind-address", os.Getenv("BERTH_BENCH_PPROF"), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--webhook-secret-file", secret,
 		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", "16")

@@ -34,7 +34,7 @@ const maxManifestBytes = 256 << 20
 const DefaultHistoryLimit = 10
 
 // SecretType marks the Secrets that hold release manifests.
-const SecretType corev1.SecretType = "berth.dev/release-manifests"
+const SecretType corev1.SecretType = "berth.dev/release-manifests" //nolint:gosec // a type name, not a credential
 
 // ErrDigestMismatch is returned when stored manifests no longer match the
 // digest recorded when they were applied.
