@@ -262,3 +262,13 @@ func (f *Fetcher) Invalidate(url string) {
 		}
 	}
 }
+
+// Cached returns the snapshot of commit if it is on disk, without asking
+// the remote.
+func (f *Fetcher) Cached(url, commit string) (*Snapshot, bool) {
+	dir := f.snapshotDir(url, strings.ToLower(commit))
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return &Snapshot{URL: url, Revision: commit, Dir: dir}, true
+	}
+	return nil, false
+}

@@ -20,6 +20,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/policy"
+	src "github.com/berth-dev/berth/internal/source"
 )
 
 // SetupWithManager registers the reconciler, its drift watches and its
@@ -79,15 +80,58 @@ func (r *Reconciler) TriggerURL(ctx context.Context, urls ...string) ([]types.Na
 		want[NormalizeURL(u)] = true
 	}
 	var out []types.NamespacedName
+	var matched []berthv1.Application
 	for _, a := range list.Items {
+		if r.Namespace != "" && a.Namespace != r.Namespace {
+			continue
+		}
 		if want[NormalizeURL(a.Spec.Source.URL)] {
 			r.Fetcher.Invalidate(a.Spec.Source.URL)
 			r.webhookTriggered.Store(types.NamespacedName{Namespace: a.Namespace, Name: a.Name}, struct{}{})
-			r.Enqueue(a.Namespace, a.Name)
+			matched = append(matched, a)
 			out = append(out, types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
 		}
 	}
+	// Reconcile the Applications whose directory changed first: in a
+	// monorepo a push usually touches one app of hundreds, and the queue is
+	// first in, first out. The others follow at once (a Kustomize base
+	// outside an app's path may have changed).
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		changed, rest := r.partitionChanged(ctx, matched)
+		for _, a := range append(changed, rest...) {
+			r.Enqueue(a.Namespace, a.Name)
+		}
+	}()
 	return out, nil
+}
+
+// partitionChanged splits apps into those whose source directory differs
+// between the newest commit and the applied one, and the rest. When that
+// cannot be told (no snapshot of the applied commit here), an app counts
+// as changed.
+func (r *Reconciler) partitionChanged(ctx context.Context, apps []berthv1.Application) (changed, rest []berthv1.Application) {
+	for _, a := range apps {
+		auth, err := r.credentials(ctx, &a)
+		if err != nil {
+			changed = append(changed, a)
+			continue
+		}
+		ref := src.Ref{Branch: a.Spec.Source.Branch, Tag: a.Spec.Source.Tag, Commit: a.Spec.Source.Commit}
+		snap, err := r.Fetcher.Fetch(ctx, a.Spec.Source.URL, ref, auth)
+		if err != nil || a.Status.LastAppliedRevision == "" {
+			changed = append(changed, a)
+			continue
+		}
+		old, ok := r.Fetcher.Cached(a.Spec.Source.URL, a.Status.LastAppliedRevision)
+		if !ok || src.DirHash(snap.Dir, a.Spec.Source.Path) != src.DirHash(old.Dir, a.Spec.Source.Path) {
+			changed = append(changed, a)
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return changed, rest
 }
 
 // NormalizeURL reduces a repository URL to host/path for matching.

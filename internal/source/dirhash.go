@@ -1,0 +1,44 @@
+package source
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DirHash hashes the files under path inside a snapshot (names, modes and
+// contents), to tell whether an Application's directory changed between
+// two commits. Unreadable trees hash to "".
+func DirHash(root, path string) string {
+	dir := filepath.Join(root, filepath.FromSlash(strings.Trim(path, "/")))
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		_, _ = io.WriteString(h, rel+"\x00"+d.Type().String()+"\x00")
+		if d.Type().IsRegular() {
+			f, err := os.Open(p) //nolint:gosec // snapshots are written by berth and never change once published
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if _, err := io.Copy(h, f); err != nil {
+				return err
+			}
+		} else if d.Type()&fs.ModeSymlink != 0 {
+			t, _ := os.Readlink(p)
+			_, _ = io.WriteString(h, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
