@@ -119,7 +119,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 	if err := commit(ctx, work, "apps"); err != nil {
 		return res, err
 	}
-	ports, err := freePorts(3)
+	ports, err := sandbox.FreePorts(3)
 	if err != nil {
 		return res, err
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,7 +111,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 
 	// Git server with the example repository.
 	gitRoot := filepath.Join(o.SandboxDir, "git")
-	ports, err := freePorts(4)
+	ports, err := sandbox.FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -354,24 +353,4 @@ func waitHTTP(ctx context.Context, url string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("not answering after 30s: %v", last)
-}
-
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	var out []int
-	for range n {
-		var lc net.ListenConfig
-		l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
 }

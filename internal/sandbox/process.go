@@ -117,6 +117,9 @@ func running(pid int, binary string) bool {
 	return argv0 == binary
 }
 
+// FreePorts returns n distinct free TCP ports on loopback.
+func FreePorts(n int) ([]int, error) { return freePorts(n) }
+
 // freePorts returns n distinct free TCP ports on loopback. The listeners are
 // held until all are chosen so the kernel does not hand out one port twice.
 func freePorts(n int) ([]int, error) {
