@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,6 +52,14 @@ func (r Report) Failing() []ObjectHealth {
 // whose rollout exceeded its progress deadline is Failed (fail-fast), not
 // in progress.
 func (m *Manager) Health(ctx context.Context, refs []Ref) (Report, error) {
+	return m.HealthSince(ctx, refs, time.Time{})
+}
+
+// HealthSince is Health, except that a rollout failure recorded before
+// since (the last apply) is stale: a Deployment keeps its
+// ProgressDeadlineExceeded condition until the rollout that follows the
+// next apply completes, so that verdict counts as in progress.
+func (m *Manager) HealthSince(ctx context.Context, refs []Ref, since time.Time) (Report, error) {
 	rep := Report{Health: Healthy}
 	for _, r := range refs {
 		u := &unstructured.Unstructured{}
@@ -75,6 +84,9 @@ func (m *Manager) Health(ctx context.Context, refs []Ref) (Report, error) {
 			} else {
 				oh.Status, oh.Message = res.Status, res.Message
 			}
+			if oh.Status == status.FailedStatus && !since.IsZero() && staleDeadline(live, since) {
+				oh.Status, oh.Message = status.InProgressStatus, "rollout restarted by the last apply"
+			}
 		}
 		rep.Objects = append(rep.Objects, oh)
 		switch oh.Status {
@@ -95,3 +107,19 @@ func (m *Manager) Health(ctx context.Context, refs []Ref) (Report, error) {
 }
 
 func idOf(u *unstructured.Unstructured) string { return manifest.ObjectID(u) }
+
+// staleDeadline reports whether u's ProgressDeadlineExceeded condition was
+// last updated before since.
+func staleDeadline(u *unstructured.Unstructured, since time.Time) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if !ok || m["type"] != "Progressing" || m["reason"] != "ProgressDeadlineExceeded" {
+			continue
+		}
+		ts, _ := m["lastUpdateTime"].(string)
+		t, err := time.Parse(time.RFC3339, ts)
+		return err == nil && t.Before(since.Truncate(time.Second))
+	}
+	return false
+}

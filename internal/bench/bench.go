@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"k8s.io/client-go/rest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,92 +89,14 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 
 func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Result, error) {
 	res := Result{Apps: n}
-	dir, err := os.MkdirTemp("", "berth-bench-")
+	e, err := start(ctx, o, bins, n, func(work string, i int) error { return writeApp(work, i, "1") })
+	if e != nil {
+		defer e.close()
+	}
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
-	sbDir := filepath.Join(dir, "sandbox")
-	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3}); err != nil {
-		return res, err
-	}
-	defer func() { _, _ = sandbox.Down(context.Background(), sbDir) }()
-
-	// Repository with n apps.
-	gitRoot := filepath.Join(dir, "git")
-	if err := os.MkdirAll(gitRoot, 0o755); err != nil {
-		return res, err
-	}
-	if _, err := gitserver.CreateRepo(ctx, gitRoot, "bench"); err != nil {
-		return res, err
-	}
-	work := filepath.Join(dir, "work")
-	if err := gitserver.Run(ctx, "", "clone", "--quiet", filepath.Join(gitRoot, "bench.git"), work); err != nil {
-		return res, err
-	}
-	for i := range n {
-		if err := writeApp(work, i, "1"); err != nil {
-			return res, err
-		}
-	}
-	if err := commit(ctx, work, "apps"); err != nil {
-		return res, err
-	}
-	ports, err := sandbox.FreePorts(3)
-	if err != nil {
-		return res, err
-	}
-	gitAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	repoURL := "http://" + gitAddr + "/bench.git"
-	git := exec.Command(o.Binary, "git-server", "--root", gitRoot, "--addr", gitAddr) //nolint:noctx // stopped below
-	git.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := git.Start(); err != nil {
-		return res, err
-	}
-	defer func() { _ = git.Process.Kill(); _ = git.Wait() }()
-
-	conn := apps.Connection{Kubeconfig: sandbox.KubeconfigPath(sbDir)}
-	c, cfg, _, err := conn.Client()
-	if err != nil {
-		return res, err
-	}
-	if _, err := install.Apply(ctx, cfg, install.Options{CRDsOnly: true}); err != nil {
-		return res, err
-	}
-	const ns = "bench"
-	for _, obj := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns},
-			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
-			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: ns}}},
-	} {
-		if err := c.Create(ctx, obj); err != nil {
-			return res, err
-		}
-	}
-	secret := filepath.Join(dir, "secret")
-	if err := os.WriteFile(secret, []byte("bench-secret"), 0o600); err != nil {
-		return res, err
-	}
-	hookURL := fmt.Sprintf("http://127.0.0.1:%d/hooks/generic", ports[1])
-	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
-	if err != nil {
-		return res, err
-	}
-	defer agentLog.Close()
-	//nolint:gosec,noctx // the binary is berth itself; the process is stopped below
-	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false",
-		"--metrics-bind-address=0", "--pprof-bind-address", os.Getenv("BERTH_BENCH_PPROF"), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
-		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--webhook-secret-file", secret,
-		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", "16")
-	agent.Stdout, agent.Stderr = agentLog, agentLog
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := agent.Start(); err != nil {
-		return res, err
-	}
-	defer func() { _ = agent.Process.Signal(syscall.SIGTERM); _ = agent.Wait() }()
-	time.Sleep(time.Second)
+	c, work, repoURL, hookURL := e.c, e.work, e.repoURL, e.hookURL
 
 	start := time.Now()
 	for i := range n {
@@ -189,7 +112,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 		}
 	}
 	if err := waitAllReady(ctx, c, ns, n, o.Timeout, o.Out, start); err != nil {
-		return res, fmt.Errorf("%w (agent log %s)", err, agentLog.Name())
+		return res, fmt.Errorf("%w (agent log %s)", err, e.agentLog)
 	}
 	res.ReadyIn = time.Since(start)
 	fmt.Fprintf(o.Out, "%d apps: all Ready in %s; measuring latencies\n", n, res.ReadyIn.Round(10*time.Millisecond))
@@ -233,7 +156,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 	}
 	res.PushP50, res.PushP95 = pct(push, 50), pct(push, 95)
 	res.HealP50 = pct(heal, 50)
-	res.PeakRSSMiB = peakRSS(agent.Process.Pid)
+	res.PeakRSSMiB = peakRSS(e.agentPID)
 	return res, nil
 }
 
@@ -391,4 +314,117 @@ func peakRSS(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// env is one benchmark's sandbox, repository, Git server and agent.
+type env struct {
+	work, repoURL, hookURL string
+	c                      client.Client
+	cfg                    *rest.Config
+	agentPID               int
+	agentLog               string
+	cleanups               []func()
+}
+
+const ns = "bench"
+
+func (e *env) close() {
+	for i := len(e.cleanups) - 1; i >= 0; i-- {
+		e.cleanups[i]()
+	}
+}
+
+// start brings up a sandbox, a repository holding n apps written by
+// write, a Git server and the agent (as its own process, for its RSS).
+// On error the caller still calls close.
+func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write func(work string, i int) error) (*env, error) {
+	e := &env{}
+	dir, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		return e, err
+	}
+	e.cleanups = append(e.cleanups, func() { _ = os.RemoveAll(dir) })
+	sbDir := filepath.Join(dir, "sandbox")
+	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3}); err != nil {
+		return e, err
+	}
+	e.cleanups = append(e.cleanups, func() { _, _ = sandbox.Down(context.Background(), sbDir) })
+
+	// Repository with n apps.
+	gitRoot := filepath.Join(dir, "git")
+	if err := os.MkdirAll(gitRoot, 0o755); err != nil {
+		return e, err
+	}
+	if _, err := gitserver.CreateRepo(ctx, gitRoot, "bench"); err != nil {
+		return e, err
+	}
+	work := filepath.Join(dir, "work")
+	if err := gitserver.Run(ctx, "", "clone", "--quiet", filepath.Join(gitRoot, "bench.git"), work); err != nil {
+		return e, err
+	}
+	for i := range n {
+		if err := write(work, i); err != nil {
+			return e, err
+		}
+	}
+	if err := commit(ctx, work, "apps"); err != nil {
+		return e, err
+	}
+	ports, err := sandbox.FreePorts(3)
+	if err != nil {
+		return e, err
+	}
+	gitAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	repoURL := "http://" + gitAddr + "/bench.git"
+	git := exec.Command(o.Binary, "git-server", "--root", gitRoot, "--addr", gitAddr) //nolint:noctx // stopped below
+	git.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := git.Start(); err != nil {
+		return e, err
+	}
+	e.cleanups = append(e.cleanups, func() { _ = git.Process.Kill(); _ = git.Wait() })
+
+	conn := apps.Connection{Kubeconfig: sandbox.KubeconfigPath(sbDir)}
+	c, cfg, _, err := conn.Client()
+	if err != nil {
+		return e, err
+	}
+	if _, err := install.Apply(ctx, cfg, install.Options{CRDsOnly: true}); err != nil {
+		return e, err
+	}
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+			Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: ns}}},
+	} {
+		if err := c.Create(ctx, obj); err != nil {
+			return e, err
+		}
+	}
+	secret := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secret, []byte("bench-secret"), 0o600); err != nil {
+		return e, err
+	}
+	hookURL := fmt.Sprintf("http://127.0.0.1:%d/hooks/generic", ports[1])
+	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
+	if err != nil {
+		return e, err
+	}
+	e.cleanups = append(e.cleanups, func() { _ = agentLog.Close() })
+	//nolint:gosec,noctx // the binary is berth itself; the process is stopped below
+	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false",
+		"--metrics-bind-address=0", "--pprof-bind-address", os.Getenv("BERTH_BENCH_PPROF"), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--webhook-secret-file", secret,
+		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", "16")
+	agent.Stdout, agent.Stderr = agentLog, agentLog
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := agent.Start(); err != nil {
+		return e, err
+	}
+	e.cleanups = append(e.cleanups, func() { _ = agent.Process.Signal(syscall.SIGTERM); _ = agent.Wait() })
+	time.Sleep(time.Second)
+	e.work, e.repoURL, e.hookURL, e.c, e.cfg = work, repoURL, hookURL, c, cfg
+	e.agentPID, e.agentLog = agent.Process.Pid, agentLog.Name()
+	return e, nil
 }

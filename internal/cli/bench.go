@@ -15,7 +15,7 @@ import (
 // NewCmdBench measures the agent on fresh sandboxes.
 func NewCmdBench(s Streams) *cobra.Command {
 	var sizes string
-	var samples int
+	var samples, rollbacks int
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the agent on the sandbox: N apps to Ready, peak RSS, push→applied and drift-heal latency",
@@ -34,11 +34,21 @@ func NewCmdBench(s Streams) *cobra.Command {
 				return err
 			}
 			self, _ = filepath.EvalSymlinks(self)
-			_, err = bench.Run(cmd.Context(), bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out})
+			opts := bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out}
+			if rollbacks > 0 {
+				res, err := bench.RunRollback(cmd.Context(), opts, rollbacks)
+				if err != nil {
+					return err
+				}
+				bench.PrintRollback(s.Out, res)
+				return nil
+			}
+			_, err = bench.Run(cmd.Context(), opts)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&sizes, "apps", "100,500,1000", "comma-separated numbers of Applications")
 	cmd.Flags().IntVar(&samples, "samples", 20, "samples for the latency figures")
+	cmd.Flags().IntVar(&rollbacks, "rollbacks", 0, "instead: measure N automatic rollbacks (failure signal → previous release Healthy) and the rehearsal's cost")
 	return cmd
 }

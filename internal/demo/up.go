@@ -44,6 +44,9 @@ type Options struct {
 	Interactive bool
 	// Timeout bounds the wait for every Application to be Ready.
 	Timeout time.Duration
+	// Binary is the berth executable that runs the Git server and the
+	// agent; empty means this process's own executable.
+	Binary string
 }
 
 // Namespace holds the demo's Applications.
@@ -100,12 +103,14 @@ func Up(ctx context.Context, o Options) (*State, error) {
 			}
 		}
 	}()
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("locating the berth binary: %w", err)
-	}
-	if self, err = filepath.EvalSymlinks(self); err != nil {
-		return nil, fmt.Errorf("locating the berth binary: %w", err)
+	self := o.Binary
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("locating the berth binary: %w", err)
+		}
+		if self, err = filepath.EvalSymlinks(self); err != nil {
+			return nil, fmt.Errorf("locating the berth binary: %w", err)
+		}
 	}
 	logs := filepath.Join(o.SandboxDir, "logs")
 

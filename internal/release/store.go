@@ -43,6 +43,16 @@ var ErrDigestMismatch = errors.New("release manifests do not match their recorde
 // Store reads and writes Releases.
 type Store struct {
 	Client client.Client
+	// Reader, when set, serves List and Get uncached (the reconciler must
+	// see the release it created a moment ago).
+	Reader client.Reader
+}
+
+func (s *Store) reader() client.Reader {
+	if s.Reader != nil {
+		return s.Reader
+	}
+	return s.Client
 }
 
 // Input is what a new release records.
@@ -162,7 +172,7 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 // List returns app's releases, newest first.
 func (s *Store) List(ctx context.Context, namespace, app string) ([]berthv1.Release, error) {
 	var l berthv1.ReleaseList
-	if err := s.Client.List(ctx, &l, client.InNamespace(namespace), client.MatchingLabels{berthv1.ReleaseApplicationLabel: app}); err != nil {
+	if err := s.reader().List(ctx, &l, client.InNamespace(namespace), client.MatchingLabels{berthv1.ReleaseApplicationLabel: app}); err != nil {
 		return nil, fmt.Errorf("listing releases of %s: %w", app, err)
 	}
 	sort.Slice(l.Items, func(i, j int) bool { return l.Items[i].Spec.Number > l.Items[j].Spec.Number })
@@ -172,7 +182,7 @@ func (s *Store) List(ctx context.Context, namespace, app string) ([]berthv1.Rele
 // Get returns release n of app.
 func (s *Store) Get(ctx context.Context, namespace, app string, n int64) (*berthv1.Release, error) {
 	rel := &berthv1.Release{}
-	if err := s.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: Name(app, n)}, rel); err != nil {
+	if err := s.reader().Get(ctx, types.NamespacedName{Namespace: namespace, Name: Name(app, n)}, rel); err != nil {
 		return nil, fmt.Errorf("reading release %d of %s: %w", n, app, err)
 	}
 	return rel, nil
@@ -184,7 +194,7 @@ func (s *Store) Manifests(ctx context.Context, rel *berthv1.Release) ([]manifest
 	var gz bytes.Buffer
 	for _, c := range rel.Spec.Manifests {
 		sec := &corev1.Secret{}
-		if err := s.Client.Get(ctx, types.NamespacedName{Namespace: rel.Namespace, Name: c.SecretName}, sec); err != nil {
+		if err := s.reader().Get(ctx, types.NamespacedName{Namespace: rel.Namespace, Name: c.SecretName}, sec); err != nil {
 			return nil, fmt.Errorf("reading manifests of %s: %w", rel.Name, err)
 		}
 		gz.Write(sec.Data["manifests.gz"])

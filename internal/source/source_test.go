@@ -141,3 +141,33 @@ func TestFetchRefusesUnsafeContent(t *testing.T) {
 		}
 	})
 }
+
+func TestFetchOverSSH(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "private")
+	sha := g.Clone(t, "private").Write("app/cm.yaml", "x: 1\n").CommitAndPush("one")
+	s := g.ServeSSH(t)
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+	auth := source.AuthFromSecretData(map[string][]byte{"identity": s.Identity, "known_hosts": s.KnownHosts})
+	snap, err := f.Fetch(context.Background(), s.RepoURL("private"), source.Ref{}, auth)
+	if err != nil {
+		t.Fatalf("fetch over ssh: %v", err)
+	}
+	if snap.Revision != sha {
+		t.Errorf("revision = %s, want %s", snap.Revision, sha)
+	}
+	if _, err := os.Stat(filepath.Join(snap.Dir, "app", "cm.yaml")); err != nil {
+		t.Error(err)
+	}
+	// A host key that does not match known_hosts is refused.
+	other := g.ServeSSH(t)
+	bad := source.AuthFromSecretData(map[string][]byte{"identity": s.Identity, "known_hosts": []byte(strings.Replace(string(other.KnownHosts), other.Addr, s.Addr, 1))})
+	f2 := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+	if _, err := f2.Fetch(context.Background(), s.RepoURL("private"), source.Ref{}, bad); err == nil {
+		t.Error("fetch with a wrong known_hosts entry succeeded")
+	}
+	// No identity: a clear error.
+	if _, err := f2.Fetch(context.Background(), s.RepoURL("private"), source.Ref{}, &source.Auth{}); err == nil || !strings.Contains(err.Error(), "identity") {
+		t.Errorf("fetch without a key: %v", err)
+	}
+}

@@ -25,7 +25,11 @@ func (r *Reconciler) healthTimeout(app *berthv1.Application) time.Duration {
 
 // health computes kstatus over the inventory and sets Ready.
 func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *apply.Manager) (ctrl.Result, error) {
-	rep, err := mgr.Health(ctx, refsOf(app.Status.Inventory))
+	since := time.Time{}
+	if app.Status.LastAppliedAt != nil {
+		since = app.Status.LastAppliedAt.Time
+	}
+	rep, err := mgr.HealthSince(ctx, refsOf(app.Status.Inventory), since)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("computing health: %w", err)
 	}

@@ -22,7 +22,9 @@ import (
 	"github.com/berth-dev/berth/internal/render"
 )
 
-func (r *Reconciler) releases() *release.Store { return &release.Store{Client: r.Client} }
+func (r *Reconciler) releases() *release.Store {
+	return &release.Store{Client: r.Client, Reader: r.APIReader}
+}
 
 // recordRelease records a sync that reached the cluster.
 func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application, rev *revision, pins []berthv1.ImagePin, trigger string) error {
