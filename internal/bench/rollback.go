@@ -119,7 +119,7 @@ func RunRollback(ctx context.Context, o Options, runs int) (*RollbackResult, err
 			return res, fmt.Errorf("run %d: the bad release never failed", i)
 		}
 		if err := waitApp(ctx, e, key, func(a *berthv1.Application) bool {
-			return a.Status.Pin != nil && readyApp(a) && a.Status.Health == "Healthy"
+			return a.Status.Pin != nil && readyApp(a)
 		}); err != nil {
 			return res, fmt.Errorf("run %d: %w", i, err)
 		}
@@ -136,7 +136,7 @@ func RunRollback(ctx context.Context, o Options, runs int) (*RollbackResult, err
 			return nil, err
 		}
 		if err := waitApp(ctx, e, key, func(a *berthv1.Application) bool {
-			return a.Status.Pin == nil && readyApp(a) && a.Status.Health == "Healthy"
+			return a.Status.Pin == nil && readyApp(a) && a.Status.LastAppliedRevision == a.Status.LastFetchedRevision
 		}); err != nil {
 			return res, fmt.Errorf("run %d resume: %w", i, err)
 		}
