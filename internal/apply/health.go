@@ -119,7 +119,10 @@ func staleDeadline(u *unstructured.Unstructured, since time.Time) bool {
 		}
 		ts, _ := m["lastUpdateTime"].(string)
 		t, err := time.Parse(time.RFC3339, ts)
-		return err == nil && t.Before(since.Truncate(time.Second))
+		// Condition times have one-second resolution, and a rollback is
+		// applied in the very second its predecessor's deadline passed:
+		// a verdict from that second or earlier predates the apply.
+		return err == nil && !t.After(since.Truncate(time.Second))
 	}
 	return false
 }
