@@ -416,7 +416,7 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address=0", "--pprof-bind-address", os.Getenv("BERTH_BENCH_PPROF"), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--webhook-secret-file", secret,
-		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", "16")
+		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", concurrency())
 	agent.Stdout, agent.Stderr = agentLog, agentLog
 	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := agent.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -26,4 +27,13 @@ func postSigned(ctx context.Context, url string, body []byte, sig string) error 
 		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return nil
+}
+
+// concurrency is the agent's --concurrency in benchmarks
+// ($BERTH_BENCH_CONCURRENCY, default 16, as in docs/benchmarks.md).
+func concurrency() string {
+	if v := os.Getenv("BERTH_BENCH_CONCURRENCY"); v != "" {
+		return v
+	}
+	return "16"
 }
