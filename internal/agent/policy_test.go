@@ -10,7 +10,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
@@ -106,5 +105,4 @@ func TestUnreachableRegistryHoldsSyncWhenDigestsRequired(t *testing.T) {
 	if f.get(&appsv1.Deployment{}, "web") {
 		t.Error("a Deployment with an unresolved tag was applied while digests are required")
 	}
-	_ = metav1.Now
 }

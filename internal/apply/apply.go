@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -269,17 +268,12 @@ func describe(err error) error {
 	if errors.As(err, &se) {
 		s := se.Status()
 		if s.Reason == metav1.StatusReasonForbidden {
-			return fmt.Errorf("permission denied: %s", s.Message)
-		}
-		if s.Message != "" {
-			return fmt.Errorf("%s", s.Message)
+			return fmt.Errorf("permission denied: %w", err)
 		}
 	}
 	return err
 }
 
-func isForbidden(err error) bool {
-	return err != nil && (apierrors.IsForbidden(err) || strings.Contains(err.Error(), "permission denied"))
-}
+func isForbidden(err error) bool { return apierrors.IsForbidden(err) }
 
 func ptr[T any](v T) *T { return &v }

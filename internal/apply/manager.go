@@ -142,20 +142,6 @@ func (m *Manager) resource(u *unstructured.Unstructured) (dynamic.ResourceInterf
 	return m.dyn.Resource(mapping.Resource), false, nil
 }
 
-// Namespaced reports whether gvk is a namespaced kind; known is false when
-// the cluster does not serve it.
-func (m *Manager) Namespaced(gvk schema.GroupVersionKind) (namespaced, known bool) {
-	mapping, err := m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		m.mapper.Reset()
-		mapping, err = m.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	}
-	if err != nil {
-		return false, false
-	}
-	return mapping.Scope.Name() == meta.RESTScopeNameNamespace, true
-}
-
 // isStage1 reports whether u must exist before other objects: CRDs and
 // Namespaces.
 func isStage1(u *unstructured.Unstructured) bool {

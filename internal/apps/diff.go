@@ -72,10 +72,7 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 		return nil, fmt.Errorf("creating discovery client: %w", err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	application.Prepare(res.Objects, app, func(gvk schema.GroupVersionKind) bool {
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		return err != nil || m.Scope.Name() == "namespace"
-	})
+	application.Prepare(res.Objects, app, application.NamespacedFunc(mapper, res.Objects))
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)

@@ -22,8 +22,6 @@ type HelmChart struct {
 	Chart       chart.Charter
 	Values      map[string]any
 	ReleaseName string
-	// ValuesFiles are the files merged, in order, relative to the chart.
-	ValuesFiles []string
 }
 
 func loadHelm(dir string, opts Options) (*HelmChart, error) {
@@ -60,7 +58,7 @@ func loadHelm(dir string, opts Options) (*HelmChart, error) {
 	if opts.Values != nil {
 		vals = mergeMaps(vals, opts.Values)
 	}
-	return &HelmChart{Chart: ch, Values: vals, ReleaseName: opts.ReleaseName, ValuesFiles: files}, nil
+	return &HelmChart{Chart: ch, Values: vals, ReleaseName: opts.ReleaseName}, nil
 }
 
 // renderHelm templates the chart client-side, like `helm template`.

@@ -59,6 +59,25 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, hook, reason stri
 	http.Error(w, "invalid signature", http.StatusUnauthorized)
 }
 
+// signed reads the body and checks its HMAC-SHA256 signature in header;
+// it answers the request itself (413, 401) when it returns false.
+func (h *handler) signed(w http.ResponseWriter, r *http.Request, hook, header string, secret []byte) ([]byte, bool) {
+	body, ok := h.read(w, r)
+	if !ok {
+		return nil, false
+	}
+	sig := r.Header.Get(header)
+	if sig == "" {
+		h.deny(w, r, hook, "missing "+header)
+		return nil, false
+	}
+	if !validHMAC(secret, body, sig) {
+		h.deny(w, r, hook, "signature mismatch")
+		return nil, false
+	}
+	return body, true
+}
+
 // validHMAC reports whether header is "sha256=<hex>" of body under secret.
 func validHMAC(secret, body []byte, header string) bool {
 	sig, ok := strings.CutPrefix(header, "sha256=")
@@ -79,17 +98,8 @@ func (h *handler) github(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	body, ok := h.read(w, r)
+	body, ok := h.signed(w, r, "github", "X-Hub-Signature-256", h.secrets.GitHub)
 	if !ok {
-		return
-	}
-	sig := r.Header.Get("X-Hub-Signature-256")
-	if sig == "" {
-		h.deny(w, r, "github", "missing X-Hub-Signature-256")
-		return
-	}
-	if !validHMAC(h.secrets.GitHub, body, sig) {
-		h.deny(w, r, "github", "signature mismatch")
 		return
 	}
 	if r.Header.Get("X-GitHub-Event") == "ping" {
@@ -149,17 +159,8 @@ func (h *handler) generic(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	body, ok := h.read(w, r)
+	body, ok := h.signed(w, r, "generic", "X-Berth-Signature", h.secrets.Generic)
 	if !ok {
-		return
-	}
-	sig := r.Header.Get("X-Berth-Signature")
-	if sig == "" {
-		h.deny(w, r, "generic", "missing X-Berth-Signature")
-		return
-	}
-	if !validHMAC(h.secrets.Generic, body, sig) {
-		h.deny(w, r, "generic", "signature mismatch")
 		return
 	}
 	var p struct {

@@ -127,11 +127,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	poll := ctrl.Result{RequeueAfter: r.interval(app)}
 	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", "fetching "+app.Spec.Source.URL)
 
-	sa := app.Spec.ServiceAccountName
-	if sa == "" {
-		sa = r.DefaultServiceAccount
-	}
-	if sa == "" {
+	if r.impersonatedUser(app) == "" {
 		r.stall(app, "NoServiceAccount", "no service account to impersonate: set spec.serviceAccountName or start the agent with --default-service-account")
 		return ctrl.Result{}, nil // a spec change will bring it back
 	}
@@ -171,7 +167,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return poll, nil
 	}
 	app.Status.Renderer = string(rev.kind)
-	mgr, err := r.manager(app, sa)
+	mgr, err := r.manager(app)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -319,18 +315,33 @@ func (r *Reconciler) credentials(ctx context.Context, app *berthv1.Application) 
 // applyManager is the apply.Manager type, named for the managers map.
 type applyManager = apply.Manager
 
-// manager returns the apply.Manager impersonating sa in app's namespace.
-func (r *Reconciler) manager(app *berthv1.Application, sa string) (*apply.Manager, error) {
-	user := "system:serviceaccount:" + app.Spec.Namespace + ":" + sa
-	if strings.Contains(sa, ":") {
-		user = sa // a full user name given as the agent default
+// impersonatedUser is the user every write for app is made as: its service
+// account in the destination namespace, or the agent's default (a bare
+// name, or a full user name such as system:serviceaccount:ns:name); "" when
+// there is neither.
+func (r *Reconciler) impersonatedUser(app *berthv1.Application) string {
+	sa := app.Spec.ServiceAccountName
+	if sa == "" {
+		sa = r.DefaultServiceAccount
 	}
+	switch {
+	case sa == "":
+		return ""
+	case strings.Contains(sa, ":"):
+		return sa
+	}
+	return "system:serviceaccount:" + app.Spec.Namespace + ":" + sa
+}
+
+// manager returns the apply.Manager impersonating app's user.
+func (r *Reconciler) manager(app *berthv1.Application) (*apply.Manager, error) {
+	user := r.impersonatedUser(app)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m, ok := r.managers[user]; ok {
 		return m, nil
 	}
-	dyn, err := dynamic.NewForConfig(impersonate(r.Config, user))
+	dyn, err := dynamic.NewForConfig(r.impersonatedConfig(app))
 	if err != nil {
 		return nil, fmt.Errorf("creating client for %s: %w", user, err)
 	}
@@ -339,22 +350,11 @@ func (r *Reconciler) manager(app *berthv1.Application, sa string) (*apply.Manage
 	return m, nil
 }
 
-func impersonate(cfg *rest.Config, user string) *rest.Config {
-	c := rest.CopyConfig(cfg)
-	c.Impersonate = rest.ImpersonationConfig{UserName: user}
-	return c
-}
-
+// impersonatedConfig is the agent's configuration acting as app's user.
 func (r *Reconciler) impersonatedConfig(app *berthv1.Application) *rest.Config {
-	sa := app.Spec.ServiceAccountName
-	if sa == "" {
-		sa = r.DefaultServiceAccount
-	}
-	user := "system:serviceaccount:" + app.Spec.Namespace + ":" + sa
-	if strings.Contains(sa, ":") {
-		user = sa
-	}
-	return impersonate(r.Config, user)
+	c := rest.CopyConfig(r.Config)
+	c.Impersonate = rest.ImpersonationConfig{UserName: r.impersonatedUser(app)}
+	return c
 }
 
 // stall marks app Stalled: retrying the same input cannot help.

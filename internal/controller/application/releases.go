@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,6 @@ import (
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/helmrelease"
-	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/release"
 	"github.com/berth-dev/berth/internal/render"
 )
@@ -30,11 +30,10 @@ func (r *Reconciler) releases() *release.Store {
 func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application, rev *revision, pins []berthv1.ImagePin, trigger string) error {
 	// A reconcile that re-applies what the newest release already holds
 	// (a retry, a manual sync with nothing new) is not a new release.
-	if rels, err := r.releases().List(ctx, app.Namespace, app.Name); err == nil && len(rels) > 0 {
-		if _, d, err := release.Encode(rev.objects); err == nil && rels[0].Spec.Commit == rev.sha && rels[0].Spec.Digest == d {
-			app.Status.CurrentRelease = rels[0].Spec.Number
-			return nil
-		}
+	if rels, err := r.releases().List(ctx, app.Namespace, app.Name); err == nil && len(rels) > 0 &&
+		rels[0].Spec.Commit == rev.sha && rels[0].Spec.Digest == manifestDigest(rev.objects) {
+		app.Status.CurrentRelease = rels[0].Spec.Number
+		return nil
 	}
 	in := release.Input{Commit: rev.sha, Trigger: trigger, Renderer: string(rev.kind), Objects: rev.objects, Images: pins}
 	if rev.kind == render.Helm && rev.helm != nil {
@@ -59,18 +58,20 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 		return nil, nil
 	}
 	store := r.releases()
-	rels, err := store.List(ctx, app.Namespace, app.Name)
+	// One read on every health check; the history only once a verdict is in.
+	cur, err := store.Get(ctx, app.Namespace, app.Name, app.Status.CurrentRelease)
+	if apierrors.IsNotFound(err) || (err == nil && cur.Status.Health != berthv1.ReleasePending) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	var cur *berthv1.Release
-	for i := range rels {
-		if rels[i].Spec.Number == app.Status.CurrentRelease {
-			cur = &rels[i]
-		}
-	}
-	if cur == nil || cur.Status.Health != berthv1.ReleasePending {
+	if health != apply.Healthy && health != apply.Degraded {
 		return nil, nil
+	}
+	rels, err := store.List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		return nil, err
 	}
 	switch health {
 	case apply.Healthy:
@@ -242,5 +243,3 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 	}
 	return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 }
-
-var _ = manifest.ObjectID

@@ -2,11 +2,11 @@ package application
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/release"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"path"
 	"sort"
 	"strings"
@@ -67,7 +67,7 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 			res.Objects[i].Source.File = path.Join(strings.Trim(app.Spec.Source.Path, "/"), res.Objects[i].Source.File)
 		}
 	}
-	Prepare(res.Objects, app, r.namespacedFunc(res.Objects))
+	Prepare(res.Objects, app, NamespacedFunc(r.Mapper, res.Objects))
 	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm}, nil
 }
 
@@ -82,9 +82,10 @@ func prefixErr(p string, err error) error {
 	return err
 }
 
-// namespacedFunc tells whether a kind is namespaced, asking the cluster and,
-// for kinds defined by CRDs in the same revision, the CRD's scope.
-func (r *Reconciler) namespacedFunc(objs []manifest.Object) func(schema.GroupVersionKind) bool {
+// NamespacedFunc tells whether a kind is namespaced, asking mapper and, for
+// kinds defined by CRDs in the same revision, the CRD's scope. Unknown kinds
+// count as namespaced; validation rejects them.
+func NamespacedFunc(mapper meta.RESTMapper, objs []manifest.Object) func(schema.GroupVersionKind) bool {
 	crdScope := map[schema.GroupKind]bool{}
 	for _, o := range objs {
 		if o.Object.GetKind() == "CustomResourceDefinition" {
@@ -98,11 +99,11 @@ func (r *Reconciler) namespacedFunc(objs []manifest.Object) func(schema.GroupVer
 		if ns, ok := crdScope[gvk.GroupKind()]; ok {
 			return ns
 		}
-		mapping, err := r.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
-			return true // unknown kinds are rejected by validation
+			return true
 		}
-		return mapping.Scope.Name() == "namespace"
+		return mapping.Scope.Name() == meta.RESTScopeNameNamespace
 	}
 }
 
@@ -230,13 +231,12 @@ func refsOf(inv []berthv1.ObjectRef) []apply.Ref {
 	return out
 }
 
-// manifestDigest identifies the rendered objects of a revision.
+// manifestDigest identifies the rendered objects of a revision: the digest
+// its Release records.
 func manifestDigest(objs []manifest.Object) string {
-	h := sha256.New()
-	for _, o := range objs {
-		b, _ := json.Marshal(o.Object.Object)
-		h.Write(b)
-		h.Write([]byte{0})
+	_, d, err := release.Encode(objs)
+	if err != nil {
+		return ""
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return d
 }
