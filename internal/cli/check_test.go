@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/berth-dev/berth/internal/testenv"
 )
@@ -68,28 +67,8 @@ func TestCheckSARIFAndSecrets(t *testing.T) {
 	}
 	// The command's own output against the official schema (kept with the
 	// policy package's testdata, see its README).
-	f, err := os.Open("../policy/testdata/sarif-schema-2.1.0.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("sarif.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	schema, err := c.Compile("sarif.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.Validate(inst); err != nil {
+	schema := testenv.CompileSchema(t, "sarif.json", map[string]string{"sarif.json": "../policy/testdata/sarif-schema-2.1.0.json"})
+	if err := testenv.ValidateJSON(schema, []byte(out)); err != nil {
 		t.Errorf("berth check -o sarif is not valid SARIF 2.1.0: %v", err)
 	}
 	for _, args := range [][]string{{"check", "testdata/check/bad"}, {"check", "testdata/check/bad", "-o", "json"}, {"check", "testdata/check/bad", "-o", "sarif"}} {

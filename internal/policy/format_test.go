@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
+	"github.com/berth-dev/berth/internal/testenv"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/berth-dev/berth/internal/manifest"
 )
@@ -33,30 +31,10 @@ func corpusReport(t *testing.T) *Report {
 }
 
 func TestSARIFValidatesAgainstSchema(t *testing.T) {
-	f, err := os.Open("testdata/sarif-schema-2.1.0.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("sarif-schema-2.1.0.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	schema, err := c.Compile("sarif-schema-2.1.0.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	schema := testenv.CompileSchema(t, "sarif.json", map[string]string{"sarif.json": "testdata/sarif-schema-2.1.0.json"})
 	validate := func(t *testing.T, b []byte) {
 		t.Helper()
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := schema.Validate(inst); err != nil {
+		if err := testenv.ValidateJSON(schema, b); err != nil {
 			t.Fatalf("SARIF output is invalid: %v", err)
 		}
 	}
@@ -101,8 +79,7 @@ func TestSARIFValidatesAgainstSchema(t *testing.T) {
 		validate(t, buf.Bytes())
 	})
 	t.Run("schema rejects a broken log", func(t *testing.T) {
-		inst, _ := jsonschema.UnmarshalJSON(strings.NewReader(`{"version":"2.1.0","runs":[{"results":[]}]}`))
-		if schema.Validate(inst) == nil {
+		if testenv.ValidateJSON(schema, []byte(`{"version":"2.1.0","runs":[{"results":[]}]}`)) == nil {
 			t.Fatal("a run without tool validated: the schema check proves nothing")
 		}
 	})

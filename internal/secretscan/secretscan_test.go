@@ -2,8 +2,8 @@ package secretscan_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"fmt"
+	"github.com/berth-dev/berth/internal/testenv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,25 +11,13 @@ import (
 	"github.com/berth-dev/berth/internal/secretscan"
 )
 
-func random(t *testing.T, alphabet string, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
 func TestScan(t *testing.T) {
 	if err := secretscan.Init(); err != nil {
 		t.Fatal(err)
 	}
 	// Shaped like real credentials, made up on every run.
-	aws := "AKIA" + random(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
-	ghp := "ghp_" + random(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 36)
+	aws := "AKIA" + testenv.RandomString(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+	ghp := "ghp_" + testenv.RandomString(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 36)
 	text := fmt.Sprintf("first line\nAWS_ACCESS_KEY_ID=%s\n\nexport GITHUB_TOKEN=%s\n", aws, ghp)
 
 	tests := []struct {
@@ -66,7 +54,7 @@ func TestScan(t *testing.T) {
 }
 
 func TestScanConcurrent(t *testing.T) {
-	ghp := "ghp_" + random(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 36)
+	ghp := "ghp_" + testenv.RandomString(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 36)
 	var wg sync.WaitGroup
 	counts := make([]int, 8)
 	for i := range counts {

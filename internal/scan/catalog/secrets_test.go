@@ -2,32 +2,19 @@ package catalog
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
+	"github.com/berth-dev/berth/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// randomFrom returns n random characters of alphabet.
-func randomFrom(t *testing.T, alphabet string, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
-
 func TestScanSecrets(t *testing.T) {
 	// Made up here, in the shape of real credentials, so no real secret
 	// is ever committed.
-	aws := "AKIA" + randomFrom(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
-	ghp := "ghp_" + randomFrom(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 36)
+	aws := "AKIA" + testenv.RandomString(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+	ghp := "ghp_" + testenv.RandomString(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 36)
 	config := "# app settings\nregion = eu-west-1\naws_access_key_id = " + aws + "\n" +
 		"GITHUB_TOKEN=" + ghp + "\n"
 	binary := append([]byte("\x00\x01\x02ELF-ish"), []byte("\naws_access_key_id = "+aws+"\n")...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"github.com/berth-dev/berth/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -196,36 +197,16 @@ func TestJSONGolden(t *testing.T) {
 
 func compile(t *testing.T, main string, files map[string]string) *jsonschema.Schema {
 	t.Helper()
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	for url, file := range files {
-		f, err := os.Open(filepath.Join("testdata", file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := jsonschema.UnmarshalJSON(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.AddResource(url, doc); err != nil {
-			t.Fatal(err)
-		}
+	paths := map[string]string{}
+	for url, f := range files {
+		paths[url] = filepath.Join("testdata", f)
 	}
-	s, err := c.Compile(main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testenv.CompileSchema(t, main, paths)
 }
 
 func validate(t *testing.T, s *jsonschema.Schema, data []byte) {
 	t.Helper()
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Validate(inst); err != nil {
+	if err := testenv.ValidateJSON(s, data); err != nil {
 		t.Errorf("output does not validate: %v\n%s", err, data)
 	}
 }
@@ -261,8 +242,7 @@ func TestSARIFValidatesAgainstSchema(t *testing.T) {
 	}
 	// A broken document must fail, or the check proves nothing.
 	bad := bytes.Replace(out, []byte(`"level": "error"`), []byte(`"level": "fatal"`), 1)
-	inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(bad))
-	if s.Validate(inst) == nil {
+	if testenv.ValidateJSON(s, bad) == nil {
 		t.Error("schema accepted an invalid level")
 	}
 }
