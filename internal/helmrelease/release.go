@@ -14,6 +14,8 @@ import (
 	rspb "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/client-go/rest"
+
+	"github.com/berth-dev/berth/internal/failpoint"
 )
 
 // Release is the outcome of an install or upgrade.
@@ -75,6 +77,9 @@ func configure(cfg *rest.Config, namespace string) (*action.Configuration, error
 	if err := ac.Init(&getter{cfg: cfg, namespace: namespace}, namespace, "secret"); err != nil {
 		return nil, fmt.Errorf("initialising helm: %w", err)
 	}
+	if kc, ok := ac.KubeClient.(*kube.Client); ok && failpoint.Enabled() {
+		ac.KubeClient = failpointClient{kc}
+	}
 	return ac, nil
 }
 
@@ -90,6 +95,9 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 	}
 	ac, err := configure(cfg, opts.Namespace)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := unlock(ac, opts.ReleaseName); err != nil {
 		return nil, err
 	}
 	hist := action.NewHistory(ac)
@@ -177,6 +185,9 @@ func History(cfg *rest.Config, namespace, name string) ([]Release, error) {
 func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, version int) error {
 	ac, err := configure(cfg, namespace)
 	if err != nil {
+		return err
+	}
+	if _, err := unlock(ac, name); err != nil {
 		return err
 	}
 	rb := action.NewRollback(ac)

@@ -1,0 +1,107 @@
+package helmrelease
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/chart"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	"helm.sh/helm/v4/pkg/release/common"
+	rspb "helm.sh/helm/v4/pkg/release/v1"
+
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func loadChart(t *testing.T, greeting string) chart.Charter {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: hello\nversion: 0.1.0\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: " + greeting + "\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, err := loader.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// A revision left pending by a killed process is marked failed and the
+// next upgrade and rollback go through instead of failing with "another
+// operation is in progress".
+func TestUpgradeAndRollbackRecoverAPendingRelease(t *testing.T) {
+	env := testenv.Sandbox(t)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	opts := Options{Namespace: ns, ReleaseName: "hello"}
+	if _, err := Upgrade(ctx, env.Config, loadChart(t, "v1"), nil, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Upgrade(ctx, env.Config, loadChart(t, "v2"), nil, opts); err != nil {
+		t.Fatal(err)
+	}
+	// What a crash between Helm's "pending" record and its cluster update
+	// leaves behind.
+	lock := func(st common.Status) {
+		t.Helper()
+		ac, err := configure(env.Config, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := ac.Releases.Last("hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := last.(*rspb.Release)
+		rel.Info.Status = st
+		if err := ac.Releases.Update(rel); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock(common.StatusPendingUpgrade)
+	rel, err := Upgrade(ctx, env.Config, loadChart(t, "v3"), nil, opts)
+	if err != nil {
+		t.Fatalf("upgrade over a pending revision: %v", err)
+	}
+	if rel.Version != 3 || rel.Status != "deployed" {
+		t.Fatalf("upgrade = v%d %s, want v3 deployed", rel.Version, rel.Status)
+	}
+	hist, err := History(env.Config, ns, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Helm then marks the unlocked revision superseded; the description
+	// keeps the story.
+	if hist[1].Status == "pending-upgrade" || !strings.Contains(hist[1].Description, "pending-upgrade interrupted") {
+		t.Fatalf("revision 2 = %s %q, want unlocked with the reason", hist[1].Status, hist[1].Description)
+	}
+
+	lock(common.StatusPendingRollback)
+	if err := Rollback(ctx, env.Config, ns, "hello", 1); err != nil {
+		t.Fatalf("rollback over a pending revision: %v", err)
+	}
+	latest, err := Latest(env.Config, ns, "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if latest.Version != 4 || latest.Status != "deployed" {
+		t.Fatalf("after rollback latest = v%d %s", latest.Version, latest.Status)
+	}
+	if n, err := Unlock(env.Config, ns, "hello"); err != nil || n != 0 {
+		t.Fatalf("Unlock on a deployed release = %d, %v; want nothing to do", n, err)
+	}
+}
