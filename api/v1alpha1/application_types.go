@@ -150,7 +150,30 @@ type RollbackPolicy struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=2
 	HistoryLimit int `json:"historyLimit,omitempty"`
+	// StatefulSets chooses what happens when a failed release contains a
+	// StatefulSet: Rollback (the default) re-applies the last Healthy
+	// release like any other; Retry keeps the failed release, re-applies it
+	// and waits a full health timeout again, up to Retries times, then
+	// stops with Stalled. Rolling a StatefulSet back does not roll back what
+	// its new version did to its volumes; Retry leaves that call to people.
+	// +optional
+	// +kubebuilder:validation:Enum=Rollback;Retry
+	StatefulSets StatefulSetFailurePolicy `json:"statefulSets,omitempty"`
+	// Retries bounds Retry; default 3.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Retries int `json:"retries,omitempty"`
 }
+
+// StatefulSetFailurePolicy is what a failed release with a StatefulSet
+// leads to.
+type StatefulSetFailurePolicy string
+
+// StatefulSetFailurePolicy values.
+const (
+	StatefulSetRollback StatefulSetFailurePolicy = "Rollback"
+	StatefulSetRetry    StatefulSetFailurePolicy = "Retry"
+)
 
 // Pin holds an Application on one release while Git still points at the
 // commit it was rolled back from. A newer commit, or `berth unpin`, ends it.
@@ -298,6 +321,11 @@ const (
 	RollbackAnnotation = "berth.dev/rollback"
 	// UnpinAnnotation (any token) asks the agent to follow Git again.
 	UnpinAnnotation = "berth.dev/unpin"
+	// HookAnnotation marks a Job of an Application's manifests as a data
+	// hook instead of a workload: "pre-sync" runs before each new release
+	// is applied and its snapshot is bound to that release; "restore" runs
+	// when a rollback crosses that release (see docs/releases.md).
+	HookAnnotation = "berth.dev/hook"
 	// OwnerNameLabel and OwnerNamespaceLabel mark every object an
 	// Application applied.
 	OwnerNameLabel      = "app.berth.dev/name"

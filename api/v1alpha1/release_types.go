@@ -71,6 +71,41 @@ type ReleaseSpec struct {
 	// RollbackOf is the release number this one restored, for rollbacks.
 	// +optional
 	RollbackOf int64 `json:"rollbackOf,omitempty"`
+	// RolledBackFrom is the commit a rollback rolled away from (the
+	// Application stays pinned while Git points at it).
+	// +optional
+	RolledBackFrom string `json:"rolledBackFrom,omitempty"`
+	// Request is the `berth rollback` request a manual rollback answered.
+	// +optional
+	Request string `json:"request,omitempty"`
+	// Snapshot is the data snapshot the Application's pre-sync hook took
+	// before this release was applied.
+	// +optional
+	Snapshot *DataSnapshot `json:"snapshot,omitempty"`
+}
+
+// DataSnapshot is the result of a pre-sync data hook, bound to a release.
+type DataSnapshot struct {
+	// ID names the snapshot; the hook Job received it as $BERTH_SNAPSHOT.
+	ID string `json:"id"`
+	// Job is the pre-sync Job that took it.
+	Job string `json:"job"`
+	// TakenAt is when the Job completed.
+	// +optional
+	TakenAt *metav1.Time `json:"takenAt,omitempty"`
+}
+
+// DataRestore records a restore hook run on the way back across a release.
+type DataRestore struct {
+	// Snapshot is the ID restored.
+	Snapshot string `json:"snapshot"`
+	// Job is the restore Job.
+	Job string `json:"job"`
+	// ForRollback is the rollback release that ran it.
+	ForRollback int64 `json:"forRollback,omitempty"`
+	// At is when the Job completed.
+	// +optional
+	At *metav1.Time `json:"at,omitempty"`
 }
 
 // ReleaseStatus is the outcome of a release.
@@ -90,6 +125,14 @@ type ReleaseStatus struct {
 	// WayBack is the rehearsed rollback to the previous healthy release.
 	// +optional
 	WayBack *WayBack `json:"wayBack,omitempty"`
+	// Retries counts the retries of a failed StatefulSet release
+	// (rollback.statefulSets: Retry).
+	// +optional
+	Retries int `json:"retries,omitempty"`
+	// Restored records the restore hook that undid this release's data
+	// changes on a rollback.
+	// +optional
+	Restored *DataRestore `json:"restored,omitempty"`
 }
 
 // Release is one numbered, immutable sync of an Application: what was

@@ -65,6 +65,10 @@ type Input struct {
 	HelmRelease string
 	HelmVersion int
 	RollbackOf  int64
+	// RolledBackFrom, Request and Snapshot: see berthv1.ReleaseSpec.
+	RolledBackFrom string
+	Request        string
+	Snapshot       *berthv1.DataSnapshot
 }
 
 // Name returns the Release name of release n of app.
@@ -128,6 +132,7 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 			Application: app.Name, Number: n, Commit: in.Commit, Digest: digest, Trigger: in.Trigger,
 			Renderer: in.Renderer, Images: in.Images, ObjectCount: len(in.Objects),
 			HelmRelease: in.HelmRelease, HelmVersion: in.HelmVersion, RollbackOf: in.RollbackOf,
+			RolledBackFrom: in.RolledBackFrom, Request: in.Request, Snapshot: in.Snapshot,
 		},
 	}
 	for i := range chunks {

@@ -71,6 +71,9 @@ type Reconciler struct {
 	// webhookTriggered marks Applications a webhook enqueued, so their next
 	// release records the trigger.
 	webhookTriggered sync.Map
+	// resumed holds Applications whose interrupted rollbacks this process
+	// has checked for (see resume).
+	resumed sync.Map
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that
@@ -132,6 +135,15 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return ctrl.Result{}, nil // a spec change will bring it back
 	}
 
+	// 0. A rollback an earlier agent process left half done.
+	mgr, err := r.manager(app)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if res, err := r.resume(ctx, app, mgr); err != nil || res != nil {
+		return deref(res), err
+	}
+
 	// 1. Source.
 	auth, err := r.credentials(ctx, app)
 	if err != nil {
@@ -167,10 +179,6 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return poll, nil
 	}
 	app.Status.Renderer = string(rev.kind)
-	mgr, err := r.manager(app)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	_, drift := r.suspectDrift.LoadAndDelete(key)
 	last, _ := r.lastFull.Load(key)
@@ -205,14 +213,18 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, g.reason).Inc()
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 	}
-	rev.objects = g.result.Objects
+	rev.objects, rev.hooks, err = splitHooks(rev.kind, g.result.Objects)
+	if err != nil {
+		r.reject(app, snap.Revision, "InvalidHook", err)
+		return poll, nil
+	}
 
 	// 4. Decide whether to write.
 	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
 	automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
 	newRevision := snap.Revision != app.Status.LastAppliedRevision
-	digest := manifestDigest(rev.objects)
+	digest := manifestDigest(rev.all())
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
 	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
 		(!newRevision || digest == app.Status.LastAppliedDigest) {
@@ -231,7 +243,22 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return r.observe(ctx, app, mgr, rev, newRevision)
 	}
 
-	// 5. Apply (validates the whole revision first).
+	// 5. The pre-sync data hook, before a release with new manifests.
+	if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
+		snapshot, done, err := r.preSync(ctx, app, mgr, rev, digest)
+		if err != nil {
+			r.reject(app, snap.Revision, "PreSyncHookFailed", err)
+			return poll, nil
+		}
+		if !done {
+			msg := fmt.Sprintf("revision %s: waiting for the pre-sync hook before applying", short(snap.Revision))
+			setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "PreSyncHook", msg)
+			return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		}
+		rev.snapshot = snapshot
+	}
+
+	// 6. Apply (validates the whole revision first).
 	cs, err := r.sync(ctx, app, mgr, rev)
 	ph.mark("apply")
 	if syncRequested {

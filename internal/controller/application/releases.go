@@ -17,7 +17,9 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/failpoint"
 	"github.com/berth-dev/berth/internal/helmrelease"
+	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/release"
 	"github.com/berth-dev/berth/internal/render"
 )
@@ -31,11 +33,11 @@ func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application
 	// A reconcile that re-applies what the newest release already holds
 	// (a retry, a manual sync with nothing new) is not a new release.
 	if rels, err := r.releases().List(ctx, app.Namespace, app.Name); err == nil && len(rels) > 0 &&
-		rels[0].Spec.Commit == rev.sha && rels[0].Spec.Digest == manifestDigest(rev.objects) {
+		rels[0].Spec.Commit == rev.sha && rels[0].Spec.Digest == manifestDigest(rev.all()) {
 		app.Status.CurrentRelease = rels[0].Spec.Number
 		return nil
 	}
-	in := release.Input{Commit: rev.sha, Trigger: trigger, Renderer: string(rev.kind), Objects: rev.objects, Images: pins}
+	in := release.Input{Commit: rev.sha, Trigger: trigger, Renderer: string(rev.kind), Objects: rev.all(), Images: pins, Snapshot: rev.snapshot}
 	if rev.kind == render.Helm && rev.helm != nil {
 		if latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, rev.helm.ReleaseName); err == nil && latest != nil {
 			in.HelmRelease, in.HelmVersion = latest.Name, latest.Version
@@ -93,6 +95,9 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 		}
 		return nil, nil
 	case apply.Degraded:
+		if cur.Spec.Trigger != berthv1.TriggerRollback && retriesStatefulSets(app) {
+			return r.retry(ctx, app, mgr, cur, msg)
+		}
 		if err := store.SetOutcome(ctx, cur, berthv1.ReleaseFailed, msg); err != nil {
 			return nil, err
 		}
@@ -101,7 +106,7 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 			r.stall(app, "RollbackFailed", fmt.Sprintf("rollback release %d (to release %d) is unhealthy too: %s; not rolling back again", cur.Spec.Number, cur.Spec.RollbackOf, msg))
 			return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
-		if app.Spec.Rollback.Automatic != nil && !*app.Spec.Rollback.Automatic {
+		if !autoRollback(app) {
 			return nil, nil
 		}
 		target := release.LastHealthy(rels, cur.Spec.Number)
@@ -110,7 +115,7 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 			return nil, nil
 		}
 		reason := fmt.Sprintf("release %d (commit %s) failed: %s", cur.Spec.Number, short(cur.Spec.Commit), msg)
-		if err := r.rollbackTo(ctx, app, mgr, target, cur.Spec.Commit, reason); err != nil {
+		if err := r.rollbackTo(ctx, app, mgr, target, cur.Spec.Commit, reason, ""); err != nil {
 			r.stall(app, "RollbackFailed", fmt.Sprintf("automatic rollback to release %d failed: %v", target.Spec.Number, err))
 			return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
@@ -123,7 +128,7 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 // rehearse checks the way back to prev: a server-side dry-run of its
 // manifests against the cluster as it is now.
 func (r *Reconciler) rehearse(ctx context.Context, mgr *apply.Manager, prev *berthv1.Release) berthv1.WayBack {
-	objs, err := r.releases().Manifests(ctx, prev)
+	objs, err := r.workload(ctx, prev)
 	if err != nil {
 		return berthv1.WayBack{Status: "Blocked", ToRelease: prev.Spec.Number, Reason: err.Error()}
 	}
@@ -136,11 +141,26 @@ func (r *Reconciler) rehearse(ctx context.Context, mgr *apply.Manager, prev *ber
 // rollbackTo re-applies target's recorded manifests (Helm charts through a
 // Helm rollback), prunes what the current release added, records the
 // rollback as a new release and pins the Application to it while Git still
-// points at fromCommit.
-func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, target *berthv1.Release, fromCommit, reason string) error {
-	objs, err := r.releases().Manifests(ctx, target)
+// points at fromCommit. A release crossed on the way whose pre-sync hook
+// took a snapshot is restored first with its restore hook, or the rollback
+// is refused (ErrNoRestorePath). request is the `berth rollback` token
+// being answered, "" for an automatic rollback.
+func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, target *berthv1.Release, fromCommit, reason, request string) error {
+	all, err := r.releases().Manifests(ctx, target)
 	if err != nil {
 		return err // a digest mismatch refuses the rollback
+	}
+	objs, _, err := splitHooks(render.Kind(target.Spec.Renderer), all)
+	if err != nil {
+		return err
+	}
+	rels, err := r.releases().List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		return err
+	}
+	covered, restore, err := r.restoreAcross(ctx, app, mgr, rels, target)
+	if err != nil {
+		return err
 	}
 	if target.Spec.Renderer == string(render.Helm) && target.Spec.HelmRelease != "" && target.Spec.HelmVersion > 0 {
 		if err := helmrelease.Rollback(ctx, r.impersonatedConfig(app), app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion); err != nil {
@@ -159,29 +179,57 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 			return err
 		}
 	}
-	rev := &revision{sha: target.Spec.Commit, kind: render.Kind(target.Spec.Renderer), objects: objs}
+	failpoint.Inject(failpoint.RollbackApplied)
 	in := release.Input{Commit: target.Spec.Commit, Trigger: berthv1.TriggerRollback, Renderer: target.Spec.Renderer,
-		Objects: objs, Images: target.Spec.Images, RollbackOf: target.Spec.Number,
-		HelmRelease: target.Spec.HelmRelease}
+		Objects: all, Images: target.Spec.Images, RollbackOf: target.Spec.Number,
+		HelmRelease: target.Spec.HelmRelease, RolledBackFrom: fromCommit, Request: request}
 	rel, err := r.releases().Create(ctx, app, in)
 	if err != nil {
 		return err
 	}
-	now := metav1.Now()
-	app.Status.Inventory = next
-	app.Status.CurrentRelease = rel.Spec.Number
-	app.Status.LastAppliedRevision = rev.sha
-	app.Status.LastAppliedDigest = manifestDigest(objs)
-	app.Status.LastAppliedAt = &now
-	app.Status.Images = target.Spec.Images
-	app.Status.Health = string(apply.Progressing)
-	app.Status.Pin = &berthv1.Pin{Release: rel.Spec.Number, FromCommit: fromCommit, Reason: reason, Since: now}
-	r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+	for _, c := range covered {
+		rs := *restore
+		rs.ForRollback = rel.Spec.Number
+		if err := r.releases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &rs }); err != nil {
+			return err
+		}
+	}
+	failpoint.Inject(failpoint.RollbackRecorded)
+	r.pinTo(app, rel, objs, reason)
 	r.metrics.Rollbacks.WithLabelValues(app.Namespace, app.Name).Inc()
 	r.Recorder.Eventf(app, corev1.EventTypeWarning, "RolledBack", "rolled back to release %d (commit %s) as release %d: %s; pinned while Git is at %s",
 		target.Spec.Number, short(target.Spec.Commit), rel.Spec.Number, reason, short(fromCommit))
-	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	return nil
+}
+
+// pinTo points app's status at rollback release rel (whose workload is
+// objs) and pins it while Git stays at the commit rolled away from.
+func (r *Reconciler) pinTo(app *berthv1.Application, rel *berthv1.Release, objs []manifest.Object, reason string) {
+	now := metav1.Now()
+	app.Status.Inventory = inventoryOf(objs)
+	app.Status.CurrentRelease = rel.Spec.Number
+	app.Status.LastAppliedRevision = rel.Spec.Commit
+	app.Status.LastAppliedDigest = rel.Spec.Digest
+	app.Status.LastAppliedAt = &now
+	app.Status.Images = rel.Spec.Images
+	app.Status.Health = string(apply.Progressing)
+	app.Status.Pin = &berthv1.Pin{Release: rel.Spec.Number, FromCommit: rel.Spec.RolledBackFrom, Reason: reason, Since: now}
+	if rel.Spec.Request != "" {
+		app.Status.LastHandledRollback = rel.Spec.Request
+	}
+	r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
+}
+
+// workload returns the objects release rel applies: its recorded manifests
+// without its data hooks.
+func (r *Reconciler) workload(ctx context.Context, rel *berthv1.Release) ([]manifest.Object, error) {
+	all, err := r.releases().Manifests(ctx, rel)
+	if err != nil {
+		return nil, err
+	}
+	objs, _, err := splitHooks(render.Kind(rel.Spec.Renderer), all)
+	return objs, err
 }
 
 // holdPin keeps a pinned release running while Git still points at the
@@ -192,7 +240,7 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		objs, err := r.releases().Manifests(ctx, rel)
+		objs, err := r.workload(ctx, rel)
 		if err != nil {
 			r.stall(app, "PinnedReleaseUnreadable", err.Error())
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
@@ -232,7 +280,7 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackRefused", "release %d: %v", n, err)
 		return nil, nil
 	}
-	if err := r.rollbackTo(ctx, app, mgr, target, gitRevision, "berth rollback"); err != nil {
+	if err := r.rollbackTo(ctx, app, mgr, target, gitRevision, "berth rollback", tok); err != nil {
 		msg := fmt.Sprintf("rollback to release %d refused: %v", n, err)
 		if errors.Is(err, release.ErrDigestMismatch) {
 			msg = fmt.Sprintf("rollback to release %d refused: its manifests no longer match their recorded digest", n)

@@ -29,6 +29,24 @@ type revision struct {
 	kind    render.Kind
 	objects []manifest.Object
 	helm    *render.HelmChart
+	// hooks are the data hook Jobs, kept out of objects.
+	hooks hooks
+	// snapshot is what the pre-sync hook took before this revision.
+	snapshot *berthv1.DataSnapshot
+}
+
+// all returns what a release of rev records: its objects and its hooks.
+func (rev *revision) all() []manifest.Object {
+	if len(rev.hooks) == 0 {
+		return rev.objects
+	}
+	out := append([]manifest.Object(nil), rev.objects...)
+	for _, k := range []string{hookPreSync, hookRestore} {
+		if h, ok := rev.hooks[k]; ok {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // RenderOptions returns the render options of app.

@@ -1,0 +1,207 @@
+package application
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/render"
+)
+
+// Data hook kinds (the values of berthv1.HookAnnotation).
+const (
+	hookPreSync = "pre-sync"
+	hookRestore = "restore"
+)
+
+// Environment variables berth gives every container of a hook Job.
+const (
+	envSnapshot    = "BERTH_SNAPSHOT"
+	envApplication = "BERTH_APPLICATION"
+	envCommit      = "BERTH_COMMIT"
+	envFromCommit  = "BERTH_FROM_COMMIT"
+)
+
+// ErrNoRestorePath refuses a rollback across a release whose pre-sync hook
+// took a snapshot when that release declares no restore hook.
+var ErrNoRestorePath = errors.New("no restore path")
+
+// hooks are the data hook Jobs of a revision, by kind.
+type hooks map[string]manifest.Object
+
+// splitHooks separates the Jobs annotated berth.dev/hook from the objects
+// a release applies. A hook on anything but a batch/v1 Job, an unknown hook
+// kind, two hooks of one kind, or a hook in a Helm chart (charts have Helm's
+// own hooks) reject the revision.
+func splitHooks(kind render.Kind, objs []manifest.Object) ([]manifest.Object, hooks, error) {
+	var workload []manifest.Object
+	hs := hooks{}
+	for _, o := range objs {
+		h, ok := o.Object.GetAnnotations()[berthv1.HookAnnotation]
+		if !ok {
+			workload = append(workload, o)
+			continue
+		}
+		where := o.ID()
+		switch {
+		case kind == render.Helm:
+			return nil, nil, &manifest.Error{Source: o.Source, Err: fmt.Errorf("%s: %s hooks are not supported in Helm charts; use Helm's own hooks (helm.sh/hook)", where, berthv1.HookAnnotation)}
+		case o.Object.GetAPIVersion() != "batch/v1" || o.Object.GetKind() != "Job":
+			return nil, nil, &manifest.Error{Source: o.Source, Err: fmt.Errorf("%s: %s is only valid on a batch/v1 Job", where, berthv1.HookAnnotation)}
+		case h != hookPreSync && h != hookRestore:
+			return nil, nil, &manifest.Error{Source: o.Source, Err: fmt.Errorf("%s: %s must be %q or %q, not %q", where, berthv1.HookAnnotation, hookPreSync, hookRestore, h)}
+		case hs[h].Object != nil:
+			return nil, nil, &manifest.Error{Source: o.Source, Err: fmt.Errorf("%s: a second %s hook (the first is %s)", where, h, hs[h].ID())}
+		}
+		hs[h] = o
+	}
+	return workload, hs, nil
+}
+
+// hookJob is the Job to run for hook h: its own name with suffix (Jobs are
+// immutable and a run is identified by its name), and berth's variables in
+// every container.
+func hookJob(h manifest.Object, suffix string, env map[string]string) manifest.Object {
+	u := h.Object.DeepCopy()
+	name := u.GetName() + "-" + suffix
+	if len(name) > 63 {
+		sum := sha256.Sum256([]byte(name))
+		name = name[:54] + "-" + hex.EncodeToString(sum[:])[:8]
+	}
+	u.SetName(name)
+	for _, path := range [][]string{{"spec", "template", "spec", "containers"}, {"spec", "template", "spec", "initContainers"}} {
+		cs, found, _ := unstructured.NestedSlice(u.Object, path...)
+		if !found {
+			continue
+		}
+		for i := range cs {
+			c, ok := cs[i].(map[string]any)
+			if !ok {
+				continue
+			}
+			vars, _ := c["env"].([]any)
+			for _, k := range []string{envSnapshot, envApplication, envCommit, envFromCommit} {
+				if v, ok := env[k]; ok {
+					vars = append(vars, map[string]any{"name": k, "value": v})
+				}
+			}
+			c["env"] = vars
+			cs[i] = c
+		}
+		_ = unstructured.SetNestedSlice(u.Object, cs, path...)
+	}
+	return manifest.Object{Object: u, Source: h.Source}
+}
+
+// runHook applies job and reports whether it completed; a failed Job is an
+// error.
+func runHook(ctx context.Context, mgr *apply.Manager, job manifest.Object) (bool, error) {
+	if _, err := mgr.Apply(ctx, []manifest.Object{job}); err != nil {
+		return false, fmt.Errorf("starting hook Job %s: %w", job.Object.GetName(), err)
+	}
+	rep, err := mgr.Health(ctx, refsOf(inventoryOf([]manifest.Object{job})))
+	if err != nil {
+		return false, fmt.Errorf("reading hook Job %s: %w", job.Object.GetName(), err)
+	}
+	switch rep.Health {
+	case apply.Healthy:
+		return true, nil
+	case apply.Degraded:
+		return false, fmt.Errorf("hook Job %s failed: %s", job.Object.GetName(), describeFailing(rep))
+	}
+	return false, nil
+}
+
+// preSync runs the revision's pre-sync hook, once per commit and manifest
+// digest, and returns the snapshot to bind to the release it precedes. It
+// returns done=false while the Job runs.
+func (r *Reconciler) preSync(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision, digest string) (*berthv1.DataSnapshot, bool, error) {
+	h, ok := rev.hooks[hookPreSync]
+	if !ok {
+		return nil, true, nil
+	}
+	id := fmt.Sprintf("%s-%s-%s", app.Name, short(rev.sha), shortDigest(digest))
+	job := hookJob(h, short(rev.sha)+"-"+shortDigest(digest), map[string]string{
+		envSnapshot: id, envApplication: app.Namespace + "/" + app.Name, envCommit: rev.sha, envFromCommit: app.Status.LastAppliedRevision,
+	})
+	done, err := runHook(ctx, mgr, job)
+	if err != nil || !done {
+		return nil, false, err
+	}
+	now := metav1.Now()
+	return &berthv1.DataSnapshot{ID: id, Job: job.Object.GetName(), TakenAt: &now}, true, nil
+}
+
+// restoreAcross runs the restore hook a rollback to target needs: the
+// oldest release after target whose pre-sync hook took a snapshot that was
+// not restored yet is undone with its own restore hook and snapshot. It
+// returns the releases whose snapshots the restore covered (to mark once the
+// rollback is recorded) and the restore, or ErrNoRestorePath.
+func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rels []berthv1.Release, target *berthv1.Release) ([]*berthv1.Release, *berthv1.DataRestore, error) {
+	var covered []*berthv1.Release
+	var oldest *berthv1.Release
+	for i := range rels {
+		c := &rels[i]
+		if c.Spec.Number > target.Spec.Number && c.Spec.Trigger != berthv1.TriggerRollback && c.Spec.Snapshot != nil && c.Status.Restored == nil {
+			covered = append(covered, c)
+			oldest = c
+		}
+	}
+	if oldest == nil {
+		return nil, nil, nil
+	}
+	objs, err := r.releases().Manifests(ctx, oldest)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, hs, err := splitHooks(render.Kind(oldest.Spec.Renderer), objs)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, ok := hs[hookRestore]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: release %d ran pre-sync hook %s (snapshot %s) and declares no %s: %s hook, so its data cannot be taken back to release %d",
+			ErrNoRestorePath, oldest.Spec.Number, oldest.Spec.Snapshot.Job, oldest.Spec.Snapshot.ID, berthv1.HookAnnotation, hookRestore, target.Spec.Number)
+	}
+	snap := oldest.Spec.Snapshot.ID
+	job := hookJob(h, "restore-"+shortDigest(snap+target.Spec.Digest), map[string]string{
+		envSnapshot: snap, envApplication: app.Namespace + "/" + app.Name, envCommit: target.Spec.Commit, envFromCommit: app.Status.LastAppliedRevision,
+	})
+	deadline := time.Now().Add(r.healthTimeout(app))
+	for {
+		done, err := runHook(ctx, mgr, job)
+		if err != nil {
+			return nil, nil, fmt.Errorf("restoring snapshot %s: %w", snap, err)
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("restoring snapshot %s: hook Job %s not complete after %s", snap, job.Object.GetName(), r.healthTimeout(app))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	now := metav1.Now()
+	r.Recorder.Eventf(app, corev1.EventTypeNormal, "DataRestored", "restore hook Job %s restored snapshot %s (taken before release %d) on the way back to release %d",
+		job.Object.GetName(), snap, oldest.Spec.Number, target.Spec.Number)
+	return covered, &berthv1.DataRestore{Snapshot: snap, Job: job.Object.GetName(), At: &now}, nil
+}
+
+func shortDigest(d string) string {
+	sum := sha256.Sum256([]byte(d))
+	return hex.EncodeToString(sum[:])[:6]
+}
