@@ -22,10 +22,18 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/agent"
+	"github.com/berth-dev/berth/internal/cli"
 	"github.com/berth-dev/berth/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	// The test binary doubles as a separate agent process for tests that
+	// kill the agent (see startChildAgent).
+	if os.Getenv(childAgentEnv) != "" {
+		os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}))
+	}
+	testenv.Main(m)
+}
 
 func installCRDs(t *testing.T, env *testenv.Env) { testenv.InstallCRDs(t, env) }
 

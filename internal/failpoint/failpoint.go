@@ -16,10 +16,10 @@ const (
 	// RollbackRecorded is reached after the rollback release was recorded
 	// and before the Application's status (the pin) is written.
 	RollbackRecorded = "rollback-recorded"
-	// HelmUpdate is reached inside a Helm install, upgrade or rollback,
-	// after Helm stored the pending release and before it updates the
-	// cluster: a kill here leaves the release pending-*.
-	HelmUpdate = "helm-update"
+	// HelmRollbackUpdate is reached inside a Helm rollback, after Helm
+	// stored the pending-rollback revision and before it updates the
+	// cluster: a kill here leaves the release locked.
+	HelmRollbackUpdate = "helm-rollback-update"
 )
 
 var armed = os.Getenv(Env)

@@ -77,9 +77,6 @@ func configure(cfg *rest.Config, namespace string) (*action.Configuration, error
 	if err := ac.Init(&getter{cfg: cfg, namespace: namespace}, namespace, "secret"); err != nil {
 		return nil, fmt.Errorf("initialising helm: %w", err)
 	}
-	if kc, ok := ac.KubeClient.(*kube.Client); ok && failpoint.Enabled() {
-		ac.KubeClient = failpointClient{kc}
-	}
 	return ac, nil
 }
 
@@ -189,6 +186,9 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 	}
 	if _, err := unlock(ac, name); err != nil {
 		return err
+	}
+	if kc, ok := ac.KubeClient.(*kube.Client); ok && failpoint.Enabled() {
+		ac.KubeClient = failpointClient{kc}
 	}
 	rb := action.NewRollback(ac)
 	rb.Version = version

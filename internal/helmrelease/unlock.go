@@ -55,16 +55,12 @@ func Unlock(cfg *rest.Config, namespace, name string) (int, error) {
 	return unlock(ac, name)
 }
 
-// failpointClient arms the HelmUpdate failpoint around Helm's cluster
-// updates; it wraps the client only when a failpoint is armed.
+// failpointClient arms the HelmRollbackUpdate failpoint around a
+// rollback's cluster update; Rollback wraps its client only when a
+// failpoint is armed.
 type failpointClient struct{ *kube.Client }
 
 func (c failpointClient) Update(original, target kube.ResourceList, options ...kube.ClientUpdateOption) (*kube.Result, error) {
-	failpoint.Inject(failpoint.HelmUpdate)
+	failpoint.Inject(failpoint.HelmRollbackUpdate)
 	return c.Client.Update(original, target, options...)
-}
-
-func (c failpointClient) Create(resources kube.ResourceList, options ...kube.ClientCreateOption) (*kube.Result, error) {
-	failpoint.Inject(failpoint.HelmUpdate)
-	return c.Client.Create(resources, options...)
 }
