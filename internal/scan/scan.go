@@ -101,6 +101,11 @@ func Run(ctx context.Context, opts Options) (*report.Report, error) {
 	}
 	copts := opts.Catalog
 	copts.Image, copts.Digest = opts.Image, src.Digest
+	copts.StoredCompressed = src.StoresCompressed()
+	if copts.CompressedSizes == nil {
+		// The ratio limit against decompression bombs needs them.
+		copts.CompressedSizes = src.LayerSizes
+	}
 	if copts.Logger == nil {
 		copts.Logger = opts.Logger
 	}

@@ -6,15 +6,18 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/berth-dev/berth/internal/oci"
@@ -69,11 +72,35 @@ func (l truncatedGzipLayer) Uncompressed() (io.ReadCloser, error) {
 func (l truncatedGzipLayer) Size() (int64, error)                { return int64(len(l.gz)), nil }
 func (l truncatedGzipLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
 
+// zstdLayer makes a zstd-compressed layer from raw tar bytes.
+func zstdLayer(t *testing.T, raw []byte) v1.Layer {
+	t.Helper()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(raw)), nil
+	}, tarball.WithCompression(compression.ZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// hostileTest is one case of TestHostileLayers.
+type hostileTest struct {
+	name     string
+	raw      []byte
+	layer    v1.Layer // instead of raw
+	opts     Options
+	wantErr  error  // errors.Is target
+	errText  string // or a substring of the error
+	warnings []string
+	pkgs     int
 }
 
 func TestHostileLayers(t *testing.T) {
@@ -83,16 +110,7 @@ func TestHostileLayers(t *testing.T) {
 	bomb := bombLayer(t, 256<<20)
 	t.Logf("bomb layer: %d compressed bytes inflate to %d", len(bomb), 256<<20)
 
-	tests := []struct {
-		name     string
-		raw      []byte
-		layer    v1.Layer // instead of raw
-		opts     Options
-		wantErr  error  // errors.Is target
-		errText  string // or a substring of the error
-		warnings []string
-		pkgs     int
-	}{
+	tests := []hostileTest{
 		{name: "truncated tar", raw: good[:len(good)-3000], errText: "unexpected EOF"},
 		{name: "truncated gzip", layer: truncatedGzipLayer{gzipOf(t, good)[:200]}, errText: "unexpected EOF"},
 		{name: "garbage", raw: bytes.Repeat([]byte("not a tar "), 200), errText: "reading layer"},
@@ -127,6 +145,8 @@ func TestHostileLayers(t *testing.T) {
 			pkgs: 1,
 		},
 		{name: "bomb", raw: bomb, opts: Options{MaxLayerBytes: 64 << 20}, wantErr: ErrLayerTooLarge},
+		{name: "zstd", layer: zstdLayer(t, good), pkgs: 1},
+		{name: "zstd bomb", layer: zstdLayer(t, tarBytes(t, file("zeros", make([]byte, 80<<20)))), opts: Options{MaxLayerBytes: 64 << 20}, wantErr: ErrLayerTooLarge},
 		{
 			name:     "gigantic cataloged file",
 			raw:      tarBytes(t, file("var/lib/dpkg/status", bigStatus), file("app/node_modules/lodash/package.json", lodash)),
@@ -135,58 +155,69 @@ func TestHostileLayers(t *testing.T) {
 			pkgs:     1,
 		},
 	}
+	// Each case runs through go-containerregistry's decompression and
+	// through berth's own (oci.OpenLayer with stored layers).
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			opts := tc.opts
-			opts.CacheDir = filepath.Join(root, "cache")
-			opts.Secrets = true
-			l := tc.layer
-			if l == nil {
-				l = layerOf(t, tc.raw)
-			}
-			inv, err := Scan(context.Background(), image(t, l), opts)
-			switch {
-			case tc.wantErr != nil || tc.errText != "":
-				if err == nil {
-					t.Fatalf("no error; inventory %+v", inv)
-				}
-				if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
-					t.Fatalf("error %v, want %v", err, tc.wantErr)
-				}
-				if !strings.Contains(err.Error(), tc.errText) {
-					t.Fatalf("error %q does not contain %q", err, tc.errText)
-				}
-				t.Logf("error: %v", err)
-			case err != nil:
-				t.Fatal(err)
-			default:
-				var got []string
-				for _, w := range inv.Warnings {
-					msg, _, _ := strings.Cut(w, " (layer ")
-					got = append(got, msg)
-				}
-				if strings.Join(got, "\n") != strings.Join(tc.warnings, "\n") {
-					t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.warnings, "\n"))
-				}
-				if len(inv.Packages) != tc.pkgs {
-					t.Errorf("got %d packages, want %d: %+v", len(inv.Packages), tc.pkgs, inv.Packages)
-				}
-			}
-			// Nothing was written outside the cache directory.
-			err = filepath.WalkDir(root, func(p string, _ os.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if p != root && !strings.HasPrefix(p, opts.CacheDir) {
-					t.Errorf("scan wrote %s outside the cache", p)
-				}
-				return nil
+		for _, stored := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stored=%t", tc.name, stored), func(t *testing.T) {
+				tc.run(t, stored)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		})
+		}
+	}
+}
+
+// run scans the case's layer, read as stored (oci.OpenLayer) or through
+// go-containerregistry, and checks the outcome.
+func (tc hostileTest) run(t *testing.T, stored bool) {
+	t.Helper()
+	opts, l := tc.opts, tc.layer
+	root := t.TempDir()
+	opts.StoredCompressed = stored
+	opts.CacheDir = filepath.Join(root, "cache")
+	opts.Secrets = true
+	if l == nil {
+		l = layerOf(t, tc.raw)
+	}
+	inv, err := Scan(context.Background(), image(t, l), opts)
+	switch {
+	case tc.wantErr != nil || tc.errText != "":
+		if err == nil {
+			t.Fatalf("no error; inventory %+v", inv)
+		}
+		if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+			t.Fatalf("error %v, want %v", err, tc.wantErr)
+		}
+		if !strings.Contains(err.Error(), tc.errText) {
+			t.Fatalf("error %q does not contain %q", err, tc.errText)
+		}
+		t.Logf("error: %v", err)
+	case err != nil:
+		t.Fatal(err)
+	default:
+		var got []string
+		for _, w := range inv.Warnings {
+			msg, _, _ := strings.Cut(w, " (layer ")
+			got = append(got, msg)
+		}
+		if strings.Join(got, "\n") != strings.Join(tc.warnings, "\n") {
+			t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.warnings, "\n"))
+		}
+		if len(inv.Packages) != tc.pkgs {
+			t.Errorf("got %d packages, want %d: %+v", len(inv.Packages), tc.pkgs, inv.Packages)
+		}
+	}
+	// Nothing was written outside the cache directory.
+	err = filepath.WalkDir(root, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != root && !strings.HasPrefix(p, opts.CacheDir) {
+			t.Errorf("scan wrote %s outside the cache", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -214,6 +245,7 @@ func TestBombByRatio(t *testing.T) {
 	}
 	opts := DefaultOptions()
 	opts.CompressedSizes = src.LayerSizes
+	opts.StoredCompressed = src.StoresCompressed()
 	_, err = Scan(context.Background(), got, opts)
 	if !errors.Is(err, ErrLayerTooLarge) || !strings.Contains(err.Error(), diffID(t, bomb)) {
 		t.Fatalf("error %v, want ErrLayerTooLarge for layer %s", err, diffID(t, bomb))
@@ -225,5 +257,33 @@ func TestBombByRatio(t *testing.T) {
 	opts.MaxLayerBytes = 300 << 20
 	if _, err := Scan(context.Background(), got, opts); err != nil {
 		t.Fatalf("under the absolute limit: %v", err)
+	}
+}
+
+func TestLayerLimit(t *testing.T) {
+	const id = "sha256:x"
+	tests := []struct {
+		name  string
+		size  int64 // compressed; 0 = unknown
+		ratio int64
+		want  int64
+	}{
+		{name: "size unknown", want: 8 << 30},
+		{name: "small layer gets the floor", size: 1000, ratio: 200, want: ratioFloor},
+		{name: "ratio", size: 10 << 20, ratio: 200, want: 2000 << 20},
+		{name: "large layer: the absolute limit", size: 160 << 20, ratio: 200, want: 8 << 30},
+		{name: "ratio check off", size: 1000, ratio: 0, want: 8 << 30},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			o.MaxLayerRatio = tc.ratio
+			if tc.size > 0 {
+				o.CompressedSizes = map[string]int64{id: tc.size}
+			}
+			if got := o.layerLimit(id); got != tc.want {
+				t.Errorf("layerLimit = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-dev/berth/internal/oci"
 )
 
 // ErrLayerTooLarge is returned when a layer decompresses to more than
@@ -84,6 +86,45 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// discarder skips bytes without copying them (oci.OpenLayer's reader).
+type discarder interface {
+	Discard(n int64) (int64, error)
+}
+
+// Seek lets archive/tar skip the content of files nobody reads without
+// copying it: only forward moves from the current position are supported,
+// and only when the source can discard. The skipped bytes count against
+// the limit like read ones.
+func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
+	d, ok := c.r.(discarder)
+	if whence != io.SeekCurrent || offset < 0 || !ok {
+		return 0, errors.New("seek: only forward from the current position")
+	}
+	if offset == 0 {
+		return c.n, nil
+	}
+	if c.n > c.max {
+		return 0, ErrLayerTooLarge
+	}
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	want := min(offset, c.max-c.n+1)
+	n, err := d.Discard(want)
+	c.n += n
+	switch {
+	case c.n > c.max:
+		return c.n, ErrLayerTooLarge
+	case errors.Is(err, io.EOF):
+		// archive/tar seeks over a file's content: the layer ending
+		// inside it is a truncated layer, not a clean end.
+		return c.n, io.ErrUnexpectedEOF
+	case err != nil:
+		return c.n, err
+	}
+	return c.n, nil
+}
+
 // shortID is a digest shortened for messages.
 func shortID(diffID string) string {
 	s := strings.TrimPrefix(diffID, "sha256:")
@@ -95,7 +136,7 @@ func shortID(diffID string) string {
 
 // readLayer streams one layer's tar once and records what it holds.
 func readLayer(ctx context.Context, l v1.Layer, diffID string, opts Options) (rec *layerRecord, err error) {
-	rc, err := l.Uncompressed()
+	rc, err := oci.OpenLayer(l, opts.StoredCompressed)
 	if err != nil {
 		return nil, fmt.Errorf("opening layer %s: %w", diffID, err)
 	}
@@ -171,6 +212,18 @@ type walker struct {
 	opts  Options
 	rec   *layerRecord
 	files map[string]int // path → index in rec.Files
+	// buf holds the content of the file being cataloged, reused from file
+	// to file: catalogers copy what they keep.
+	buf []byte
+}
+
+// content returns a buffer of n bytes for a file's content, valid until
+// the next call.
+func (w *walker) content(n int64) []byte {
+	if int64(cap(w.buf)) < n {
+		w.buf = make([]byte, n)
+	}
+	return w.buf[:n]
 }
 
 func (w *walker) warnf(format string, args ...any) {
@@ -259,7 +312,7 @@ func (w *walker) file(p string, hdr *tar.Header, r io.Reader) error {
 			return nil
 		}
 	}
-	content := make([]byte, hdr.Size)
+	content := w.content(hdr.Size)
 	n := copy(content, head)
 	if _, err := io.ReadFull(r, content[n:]); err != nil {
 		return err

@@ -32,6 +32,11 @@ type Options struct {
 	// CompressedSizes maps a layer's diff ID to its compressed size, where
 	// the caller knows it without reading the layer (oci.Source.LayerSizes).
 	CompressedSizes map[string]int64
+	// StoredCompressed says that the image's layers are stored compressed
+	// (oci.Source.StoresCompressed: registry and layout images), so Scan
+	// reads them as stored and decompresses them itself, faster than
+	// go-containerregistry (see oci.OpenLayer).
+	StoredCompressed bool
 	// MaxFileSize bounds a file a cataloger reads into memory (a package
 	// database, a Go binary, a jar). Larger files are skipped with a warning.
 	MaxFileSize int64
@@ -68,11 +73,11 @@ const ratioFloor = 128 << 20
 func (o Options) layerLimit(diffID string) int64 {
 	limit := o.MaxLayerBytes
 	if size, ok := o.CompressedSizes[diffID]; ok && size > 0 && o.MaxLayerRatio > 0 {
-		r := int64(ratioFloor)
+		// A layer so large that size*ratio passes the absolute limit is
+		// bounded by that limit alone (and the product would overflow).
 		if size <= (limit-1)/o.MaxLayerRatio {
-			r = max(r, size*o.MaxLayerRatio)
+			limit = min(limit, max(ratioFloor, size*o.MaxLayerRatio))
 		}
-		limit = min(limit, r)
 	}
 	return limit
 }

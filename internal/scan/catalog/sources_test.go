@@ -94,6 +94,7 @@ func TestScanImageSources(t *testing.T) {
 			}
 			opts := catalog.DefaultOptions()
 			opts.Image, opts.Digest, opts.CompressedSizes = source.Ref, source.Digest, source.LayerSizes
+			opts.StoredCompressed = source.StoresCompressed()
 			inv, err := catalog.Scan(context.Background(), got, opts)
 			if err != nil {
 				t.Fatal(err)
