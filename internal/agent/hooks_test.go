@@ -1,0 +1,150 @@
+package agent_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+)
+
+const hookJob = `apiVersion: batch/v1
+kind: Job
+metadata:
+  name: %s
+  annotations:
+    berth.dev/hook: %s
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: %s
+        image: example.test/%s:1
+`
+
+func hook(name, kind string) string { return fmt.Sprintf(hookJob, name, kind, name, name) }
+
+func badDeploy() string {
+	return strings.Replace(deploy("2-never-ready"), "spec:\n  replicas: 2", "spec:\n  progressDeadlineSeconds: 3\n  replicas: 2", 1)
+}
+
+func jobEnv(j *batchv1.Job, name string) string {
+	for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+func jobComplete(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// A release whose pre-sync hook took a snapshot fails; the automatic
+// rollback runs that release's restore hook with the snapshot bound to it,
+// and the claim holding the data survives every step.
+func TestRestoreHookRunsWithTheSnapshotBoundToTheRelease(t *testing.T) {
+	f := newFixture(t)
+	claim := strings.Replace(pvc, "%s", f.persistentVolume(), 1)
+	good := f.wt.Write("app/deploy.yaml", deploy("1")).Write("app/pvc.yaml", claim).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1 healthy", appliedReady(good))
+	var data corev1.PersistentVolumeClaim
+	f.get(&data, "data")
+
+	badSHA := f.wt.Write("app/deploy.yaml", badDeploy()).
+		Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore")).CommitAndPush("v2 with a migration")
+	f.waitApp("demo", 90*time.Second, "rolled back and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == badSHA && ready(a)
+	})
+	rels := f.releases("demo")
+	if len(rels) != 3 {
+		t.Fatalf("releases = %s", releaseSummary(rels))
+	}
+	bad := rels[1]
+	snap := bad.Spec.Snapshot
+	if snap == nil || snap.ID == "" || !strings.HasPrefix(snap.Job, "backup-") {
+		t.Fatalf("release 2 snapshot = %+v, want the pre-sync hook's", snap)
+	}
+	var backup batchv1.Job
+	if !f.get(&backup, snap.Job) || !jobComplete(&backup) || jobEnv(&backup, "BERTH_SNAPSHOT") != snap.ID || jobEnv(&backup, "BERTH_COMMIT") != badSHA {
+		t.Fatalf("pre-sync Job %s: complete=%v env=%v", snap.Job, jobComplete(&backup), backup.Spec.Template.Spec.Containers[0].Env)
+	}
+	if backup.Status.CompletionTime == nil || backup.Status.CompletionTime.After(bad.CreationTimestamp.Add(time.Second)) {
+		t.Errorf("the snapshot finished at %v, after release 2 was applied at %v", backup.Status.CompletionTime, bad.CreationTimestamp)
+	}
+	rs := bad.Status.Restored
+	if rs == nil || rs.Snapshot != snap.ID || rs.ForRollback != 3 {
+		t.Fatalf("release 2 restored = %+v, want snapshot %s by release 3", rs, snap.ID)
+	}
+	var restore batchv1.Job
+	if !f.get(&restore, rs.Job) || !jobComplete(&restore) || jobEnv(&restore, "BERTH_SNAPSHOT") != snap.ID || jobEnv(&restore, "BERTH_COMMIT") != good {
+		t.Fatalf("restore Job %s: complete=%v env=%v", rs.Job, jobComplete(&restore), restore.Spec.Template.Spec.Containers[0].Env)
+	}
+	var after corev1.PersistentVolumeClaim
+	if !f.get(&after, "data") || after.UID != data.UID {
+		t.Fatalf("the claim was replaced or deleted on the way back")
+	}
+	if got := image(f); got != "example.test/web:1" {
+		t.Errorf("image = %q after rollback", got)
+	}
+}
+
+// A release that took a snapshot but declares no restore hook cannot be
+// rolled back automatically: the agent refuses, says why, and stops.
+func TestRollbackWithoutRestorePathIsRefused(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1 healthy", appliedReady(good))
+	f.wt.Write("app/deploy.yaml", badDeploy()).Write("app/backup.yaml", hook("backup", "pre-sync")).CommitAndPush("v2, no way back for data")
+	app := f.waitApp("demo", 90*time.Second, "rollback refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "no restore path") || !strings.Contains(msg, "release 2") {
+		t.Errorf("Stalled message = %q", msg)
+	}
+	if app.Status.Pin != nil {
+		t.Errorf("pinned although the rollback was refused: %+v", app.Status.Pin)
+	}
+	if rels := f.releases("demo"); len(rels) != 2 || rels[0].Status.Health != berthv1.ReleaseFailed {
+		t.Errorf("releases = %s", releaseSummary(rels))
+	}
+}
+
+// A hook on something that is not a Job is refused before anything is
+// written.
+func TestInvalidHookRejectsTheRevision(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(good))
+	hooked := strings.Replace(cm("settings", "v2"), "metadata:\n", "metadata:\n  annotations:\n    berth.dev/hook: pre-sync\n", 1)
+	f.wt.Write("app/cm.yaml", hooked).CommitAndPush("hook on a ConfigMap")
+	app := f.waitApp("demo", 30*time.Second, "rejected", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "InvalidHook"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "only valid on a batch/v1 Job") {
+		t.Errorf("message = %q", msg)
+	}
+	var c corev1.ConfigMap
+	f.get(&c, "settings")
+	if c.Data["greeting"] != "v1" {
+		t.Errorf("greeting = %q: the rejected revision was applied", c.Data["greeting"])
+	}
+}
