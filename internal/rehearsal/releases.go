@@ -71,7 +71,18 @@ func manifests(ctx context.Context, store *release.Store, rel *berthv1.Release) 
 			"release %d (%s): its stored manifests no longer match their recorded digest %s; the agent would refuse to roll back to it",
 			rel.Spec.Number, rel.Name, rel.Spec.Digest)}
 	}
-	return objs, err
+	if err != nil {
+		return nil, err
+	}
+	// Data hooks (berth.dev/hook Jobs) are not workload: the agent runs them
+	// around a sync, and in a drill they would reach the real data.
+	out := objs[:0]
+	for _, o := range objs {
+		if _, hook := o.Object.GetAnnotations()[berthv1.HookAnnotation]; !hook {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // getApp reads the Application.
