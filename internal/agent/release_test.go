@@ -62,14 +62,24 @@ func TestAutomaticRollbackPinsAndNewCommitResumes(t *testing.T) {
 		t.Errorf("Ready message = %q", condition(app, berthv1.ConditionReady).Message)
 	}
 
-	// No flapping: Git still points at the bad commit, auto-sync is on, and
-	// the agent keeps the pinned release.
-	time.Sleep(20 * time.Second)
-	if rels := f.releases("demo"); len(rels) != 3 {
-		t.Fatalf("releases changed while pinned: %s", releaseSummary(rels))
+	// No flapping for two minutes: Git still points at the bad commit,
+	// auto-sync is on (polling every 2 s), and the agent keeps the pinned
+	// release, healthy, without a single new release or re-apply.
+	gen := deploymentGeneration(f)
+	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(2 * time.Second) {
+		if rels := f.releases("demo"); len(rels) != 3 {
+			t.Fatalf("releases changed while pinned: %s", releaseSummary(rels))
+		}
+		if got := image(f); got != "example.test/web:1" {
+			t.Fatalf("the bad commit was re-applied while pinned: %q", got)
+		}
+		a := f.waitApp("demo", time.Second, "read", func(*berthv1.Application) bool { return true })
+		if !ready(a) || a.Status.Pin == nil {
+			t.Fatalf("flapped while pinned: %s", describeStatus(a))
+		}
 	}
-	if got := image(f); got != "example.test/web:1" {
-		t.Fatalf("the bad commit was re-applied while pinned: %q", got)
+	if g := deploymentGeneration(f); g != gen {
+		t.Fatalf("Deployment generation %d → %d while pinned", gen, g)
 	}
 
 	// A newer commit ends the pin.
