@@ -6,6 +6,10 @@
 #
 #   scripts/bench-scan.sh [WORKDIR]      (default: /tmp/berth-bench)
 #
+# To profile a cold scan of the images it builds, afterwards:
+#   BERTH_BENCH_IMAGE=WORKDIR/images/large BERTH_BENCH_DB=WORKDIR/berth-db \
+#     go test -run '^$' -bench BenchmarkRunCold -cpuprofile cpu.out ./internal/scan/
+#
 # Needs: go, GNU time (/usr/bin/time), jq, python3, network to the Go module
 # proxy. Builds into bin/ and bin/bench/. Every go command that builds runs
 # under flock /tmp/berth-go.lock, as the house rules ask.
@@ -162,8 +166,9 @@ for m in t.getmembers():
     if m.name.endswith('.tar.gz'):
         n+=sum(x.size for x in tarfile.open(fileobj=t.extractfile(m),mode='r:gz').getmembers())
 print(n)") / 1048576))
-  # cold: empty layer cache and a fresh process; warm: the cache filled.
-  read -r cs cm < <(RUNS=1 measure "berth-$img-cold" bin/berth scan "$layout" --db "$DB" --no-cache --secrets=false -o json)
+  # cold: no layer cache and a fresh process (best of RUNS, like every
+  # other figure); warm: the cache filled.
+  read -r cs cm < <(measure "berth-$img-cold" bin/berth scan "$layout" --db "$DB" --no-cache --secrets=false -o json)
   cache="$WORK/cache-$img"; rm -rf "$cache"
   bin/berth scan "$layout" --db "$DB" --cache-dir "$cache" --secrets=false -o json >/dev/null || true
   read -r ws wm < <(measure "berth-$img-warm" bin/berth scan "$layout" --db "$DB" --cache-dir "$cache" --secrets=false -o json)
