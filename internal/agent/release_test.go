@@ -170,3 +170,29 @@ func TestRehearsalFlagsABlockedWayBack(t *testing.T) {
 		t.Errorf("way back = %+v, want Blocked to 1 naming the immutable field", wb)
 	}
 }
+
+// A Deployment selector is immutable, so a release that changes it cannot
+// reach the cluster, and thus can never leave a way back blocked by it: the
+// whole revision is refused by the server-side dry-run, nothing is applied,
+// and the running release stays.
+func TestSelectorChangeIsRefusedBeforeItCanBlockTheWayBack(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	changed := strings.ReplaceAll(deploy("2"), "{app: web}", "{app: web, tier: front}")
+	f.wt.Write("app/deploy.yaml", changed).CommitAndPush("new selector")
+	app := f.waitApp("demo", 30*time.Second, "refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "ValidationFailed"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "immutable") {
+		t.Errorf("message = %q, want the immutable selector named", msg)
+	}
+	if got := image(f); got != "example.test/web:1" {
+		t.Errorf("image = %q: part of the refused revision was applied", got)
+	}
+	if rels := f.releases("demo"); len(rels) != 1 {
+		t.Errorf("releases = %s, want only release 1", releaseSummary(rels))
+	}
+}
