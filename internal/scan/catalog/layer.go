@@ -148,7 +148,12 @@ func readLayer(ctx context.Context, l v1.Layer, diffID string, opts Options) (re
 	cr := &countingReader{ctx: ctx, r: rc, max: opts.layerLimit(diffID)}
 	tr := tar.NewReader(cr)
 	rec = &layerRecord{DiffID: diffID, Links: map[string]string{}}
-	w := &walker{ctx: ctx, opts: opts, rec: rec, files: map[string]int{}}
+	w := &walker{ctx: ctx, opts: opts, rec: rec, files: map[string]int{}, latest: map[string]int{}, contentOf: map[int]int{}}
+	defer func() {
+		if w.secrets != nil {
+			w.secrets.wait() // on an error, stop the workers all the same
+		}
+	}()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -170,6 +175,7 @@ func readLayer(ctx context.Context, l v1.Layer, diffID string, opts Options) (re
 			return nil, fmt.Errorf("reading layer %s: %s: %w", diffID, hdr.Name, err)
 		}
 	}
+	w.attachSecrets()
 	if len(rec.Links) == 0 {
 		rec.Links = nil
 	}
@@ -212,9 +218,26 @@ type walker struct {
 	opts  Options
 	rec   *layerRecord
 	files map[string]int // path → index in rec.Files
+	// latest maps each regular file or hard link to its last version in
+	// this layer (a sequence number), and contentOf a version to the
+	// version whose content it has (a hard link's target's), for the
+	// secret scan's results.
+	latest    map[string]int
+	contentOf map[int]int
+	seq       int
+	secrets   *secretScan // nil until the first file to search
 	// buf holds the content of the file being cataloged, reused from file
 	// to file: catalogers copy what they keep.
 	buf []byte
+}
+
+// version starts a new version of path p in this layer and returns its
+// sequence number; until told otherwise it has its own content.
+func (w *walker) version(p string) int {
+	w.seq++
+	w.latest[p] = w.seq
+	w.contentOf[w.seq] = w.seq
+	return w.seq
 }
 
 // content returns a buffer of n bytes for a file's content, valid until
@@ -261,6 +284,10 @@ func (w *walker) entry(hdr *tar.Header, r io.Reader) error {
 		if i, ok := w.files[target]; ok && target != p {
 			w.add(w.rec.Files[i].at(p))
 		}
+		if v, ok := w.latest[target]; ok && target != p {
+			seq := w.version(p)
+			w.contentOf[seq] = w.contentOf[v]
+		}
 		return nil
 	case tar.TypeReg:
 		w.rec.Entries = append(w.rec.Entries, p)
@@ -287,6 +314,7 @@ func (w *walker) file(p string, hdr *tar.Header, r io.Reader) error {
 		// The same path written twice in one layer: the later one wins.
 		w.rec.Files[i] = fileRecord{Path: p}
 	}
+	seq := w.version(p)
 	kind := kindOf(p)
 	goCandidate := kind == kindNone && hdr.Mode&0o111 != 0 && hdr.Size >= 1024
 	secrets := w.opts.Secrets && hdr.Size > 0 && hdr.Size <= w.opts.MaxSecretFileSize && !skipSecrets(p)
@@ -329,14 +357,14 @@ func (w *walker) file(p string, hdr *tar.Header, r io.Reader) error {
 		}
 	})
 	if secrets {
-		w.guard(p, func() { fr.Secrets = findSecrets(p, content) })
+		if w.secrets == nil {
+			w.secrets = newSecretScan()
+		}
+		w.secrets.add(seq, p, content)
 	}
-	if fr.OS != nil || len(fr.Packages) > 0 || len(fr.Secrets) > 0 {
+	if fr.OS != nil || len(fr.Packages) > 0 {
 		for i := range fr.Packages {
 			fr.Packages[i].Path = "/" + p
-		}
-		for i := range fr.Secrets {
-			fr.Secrets[i].Path = "/" + p
 		}
 		w.add(fr)
 	}

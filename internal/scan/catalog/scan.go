@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/berth-dev/berth/internal/scan/cache"
+	"github.com/berth-dev/berth/internal/secretscan"
 )
 
 // Scan inventories img. It reads every layer once, as a stream, bottom
@@ -25,6 +26,11 @@ import (
 // that decompresses past Options.MaxLayerBytes (ErrLayerTooLarge).
 func Scan(ctx context.Context, img v1.Image, opts Options) (*Inventory, error) {
 	opts = opts.fill()
+	if opts.Secrets {
+		// Compiling the gitleaks rules takes a while: do it while the
+		// first layers are read.
+		go func() { _ = secretscan.Init() }()
+	}
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("listing layers: %w", err)

@@ -1,13 +1,15 @@
 package catalog
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
-	"github.com/berth-dev/berth/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/testenv"
 )
 
 func TestScanSecrets(t *testing.T) {
@@ -75,4 +77,37 @@ func TestScanSecrets(t *testing.T) {
 func itoa(i int) string {
 	b, _ := json.Marshal(i)
 	return string(b)
+}
+
+// TestScanSecretsFileVersions: the secret scan runs beside the layer walk,
+// and its findings still follow each path's final content in the layer:
+// a hard link to a file with a secret has it, a file rewritten without the
+// secret has none, even when the link came before the rewrite.
+func TestScanSecretsFileVersions(t *testing.T) {
+	ghp := "ghp_" + testenv.RandomString(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 36)
+	secret := []byte("GITHUB_TOKEN=" + ghp + "\n")
+	var entries []entry
+	for i := range 40 { // more than the queue holds
+		entries = append(entries, file("etc/filler/"+itoa(i)+".conf", []byte("key = value\n")))
+	}
+	entries = append(entries,
+		file("srv/a.env", secret),
+		entry{name: "srv/link-to-a.env", typ: tar.TypeLink, link: "srv/a.env"},
+		file("srv/a.env", []byte("GITHUB_TOKEN=\n")), // rewritten: no secret now
+		file("srv/b.env", []byte("nothing here\n")),
+		file("srv/b.env", secret), // rewritten: a secret now
+		entry{name: "srv/link-to-b.env", typ: tar.TypeLink, link: "srv/b.env"},
+	)
+	inv, err := Scan(context.Background(), image(t, layer(t, entries...)), DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range inv.Secrets {
+		got = append(got, s.Path+":"+itoa(s.Line)+" "+s.RuleID)
+	}
+	want := []string{"/srv/b.env:1 github-pat", "/srv/link-to-a.env:1 github-pat", "/srv/link-to-b.env:1 github-pat"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("secrets:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
