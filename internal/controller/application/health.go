@@ -16,6 +16,43 @@ import (
 	"github.com/berth-dev/berth/internal/apply"
 )
 
+// healthPoll is how often a progressing Application is checked when no
+// status change of its objects arrives.
+const healthPoll = 5 * time.Second
+
+// healthOnly reports whether this reconcile of app needs to do nothing but
+// check health: it is waiting for its objects, and nothing else can have
+// changed — no drift, push, spec change or request, and the Git poll is not
+// due. It consumes the health-due mark.
+func (r *Reconciler) healthOnly(app *berthv1.Application) bool {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	if _, due := r.healthDue.LoadAndDelete(key); !due {
+		return false
+	}
+	if _, drift := r.suspectDrift.Load(key); drift {
+		return false
+	}
+	if _, pushed := r.webhookTriggered.Load(key); pushed {
+		return false
+	}
+	fetched, ok := r.lastFetch.Load(key)
+	if !ok || time.Since(fetched.(time.Time)) >= r.interval(app) {
+		return false
+	}
+	a := app.Annotations
+	return app.Generation == app.Status.ObservedGeneration &&
+		a[berthv1.RollbackAnnotation] == app.Status.LastHandledRollback &&
+		a[berthv1.UnpinAnnotation] == app.Status.LastHandledUnpin &&
+		a[berthv1.SyncRequestedAnnotation] == app.Status.LastHandledSyncRequest &&
+		!meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
+}
+
+// awaitingHealth reports whether namespace/name waits for its objects.
+func (r *Reconciler) awaitingHealth(namespace, name string) bool {
+	_, ok := r.healthDue.Load(types.NamespacedName{Namespace: namespace, Name: name})
+	return ok
+}
+
 func (r *Reconciler) healthTimeout(app *berthv1.Application) time.Duration {
 	if app.Spec.HealthTimeout != nil && app.Spec.HealthTimeout.Duration > 0 {
 		return app.Spec.HealthTimeout.Duration
@@ -56,6 +93,9 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 		p := app.Status.Pin
 		pinned = fmt.Sprintf("pinned to release %d, Git at %s (%s); ", p.Release, short(app.Status.LastFetchedRevision), p.Reason)
 	}
+	if health != apply.Progressing {
+		r.healthDue.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	}
 	switch health {
 	case apply.Healthy:
 		r.lastHealthy.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
@@ -67,7 +107,17 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 		msg := fmt.Sprintf("%srevision %s applied, waiting for %s", pinned, rev, describeFailing(rep))
 		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "Progressing", msg)
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", msg)
-		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		// Status changes of the owned objects bring the next check (see
+		// watch.go); the poll is a fallback, and comes in time for the
+		// health timeout.
+		r.healthDue.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, struct{}{})
+		next := healthPoll
+		if app.Status.LastAppliedAt != nil {
+			if left := time.Until(app.Status.LastAppliedAt.Add(r.healthTimeout(app))); left > 0 && left+100*time.Millisecond < next {
+				next = left + 100*time.Millisecond
+			}
+		}
+		return ctrl.Result{RequeueAfter: next}, nil
 	default:
 		msg := fmt.Sprintf("revision %s is unhealthy: %s", rev, describeFailing(rep))
 		if rep.Health == apply.Progressing {

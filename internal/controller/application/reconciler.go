@@ -18,7 +18,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
@@ -56,7 +55,7 @@ type Reconciler struct {
 
 	metrics  *Metrics
 	watcher  *watcher
-	events   chan event.GenericEvent
+	triggers chan trigger
 	mu       sync.Mutex
 	managers map[string]*applyManager // by impersonated user
 
@@ -71,6 +70,13 @@ type Reconciler struct {
 	// webhookTriggered marks Applications a webhook enqueued, so their next
 	// release records the trigger.
 	webhookTriggered sync.Map
+	// healthDue holds Applications waiting for their objects to turn
+	// healthy: their next reconcile may be a health check only (see
+	// healthOnly), triggered by a status change of an owned object or the
+	// fallback poll.
+	healthDue sync.Map
+	// lastFetch is when each Application last fetched Git.
+	lastFetch sync.Map
 	// resumed holds Applications whose interrupted rollbacks this process
 	// has checked for (see resume).
 	resumed sync.Map
@@ -117,6 +123,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	}
 	before := app.DeepCopy()
 	defer func() {
+		// A push's priority is for the reconcile it triggered, not for
+		// the requeues that follow.
+		if res.RequeueAfter > 0 && res.Priority == nil {
+			p := priorityNormal
+			res.Priority = &p
+		}
 		app.Status.ObservedGeneration = app.Generation
 		if err := r.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
@@ -142,6 +154,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	}
 	if res, err := r.resume(ctx, app, mgr); err != nil || res != nil {
 		return deref(res), err
+	}
+
+	if r.healthOnly(app) {
+		return r.health(ctx, app, mgr)
 	}
 
 	// 1. Source.
@@ -170,6 +186,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}, nil
 	}
 	app.Status.LastFetchedRevision = snap.Revision
+	r.lastFetch.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
 
 	// 2. Render.
 	rev, err := r.render(ctx, app, snap)

@@ -12,11 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/policy"
@@ -29,7 +26,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.metrics = defaultMetrics
 	r.digests = &policy.DigestCache{TTL: time.Minute, NegativeTTL: 15 * time.Second}
 	r.managers = map[string]*applyManager{}
-	r.events = make(chan event.GenericEvent, 1024)
+	r.triggers = make(chan trigger, 4096)
 	mc, err := metadata.NewForConfig(r.Config)
 	if err != nil {
 		return fmt.Errorf("creating metadata client: %w", err)
@@ -38,6 +35,11 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.suspectDrift.Store(types.NamespacedName{Namespace: ns, Name: name}, struct{}{})
 		r.Enqueue(ns, name)
 	})
+	r.watcher.status = func(ns, name string) {
+		if r.awaitingHealth(ns, name) {
+			r.enqueue(ns, name, priorityNormal)
+		}
+	}
 	if err := mgr.Add(manager.RunnableFunc(r.watcher.run)); err != nil {
 		return err
 	}
@@ -48,7 +50,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	skip := true
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&berthv1.Application{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WatchesRawSource(source.Channel(r.events, &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(triggerSource{ch: r.triggers}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent, SkipNameValidation: &skip}).
 		Named("application").
 		Complete(r)
@@ -56,15 +58,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // Enqueue asks for a reconcile of the Application namespace/name.
 func (r *Reconciler) Enqueue(namespace, name string) {
-	if r.Namespace != "" && namespace != r.Namespace {
-		return
-	}
-	app := &berthv1.Application{}
-	app.Namespace, app.Name = namespace, name
-	select {
-	case r.events <- event.GenericEvent{Object: app}:
-	default: // the queue is full of triggers already; the poll will come
-	}
+	r.enqueue(namespace, name, priorityNormal)
 }
 
 // TriggerURL fetches Git now for every Application whose source URL matches
@@ -99,39 +93,42 @@ func (r *Reconciler) TriggerURL(ctx context.Context, urls ...string) ([]types.Na
 	go func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		changed, rest := r.partitionChanged(ctx, matched)
-		for _, a := range append(changed, rest...) {
-			r.Enqueue(a.Namespace, a.Name)
+		// Changed Applications are enqueued as soon as they are found.
+		rest := r.partitionChanged(ctx, matched, func(a berthv1.Application) {
+			r.enqueue(a.Namespace, a.Name, priorityPush)
+		})
+		for _, a := range rest {
+			r.enqueue(a.Namespace, a.Name, priorityLow)
 		}
 	}()
 	return out, nil
 }
 
-// partitionChanged splits apps into those whose source directory differs
-// between the newest commit and the applied one, and the rest. When that
-// cannot be told (no snapshot of the applied commit here), an app counts
-// as changed.
-func (r *Reconciler) partitionChanged(ctx context.Context, apps []berthv1.Application) (changed, rest []berthv1.Application) {
+// partitionChanged calls changed for each of apps whose source directory
+// differs between the newest commit and the applied one, and returns the
+// rest. When that cannot be told (no snapshot of the applied commit here),
+// an app counts as changed.
+func (r *Reconciler) partitionChanged(ctx context.Context, apps []berthv1.Application, changed func(berthv1.Application)) (rest []berthv1.Application) {
 	for _, a := range apps {
 		auth, err := r.credentials(ctx, &a)
 		if err != nil {
-			changed = append(changed, a)
+			changed(a)
 			continue
 		}
 		ref := src.Ref{Branch: a.Spec.Source.Branch, Tag: a.Spec.Source.Tag, Commit: a.Spec.Source.Commit}
 		snap, err := r.Fetcher.Fetch(ctx, a.Spec.Source.URL, ref, auth)
 		if err != nil || a.Status.LastAppliedRevision == "" {
-			changed = append(changed, a)
+			changed(a)
 			continue
 		}
 		old, ok := r.Fetcher.Cached(a.Spec.Source.URL, a.Status.LastAppliedRevision)
 		if !ok || src.DirHash(snap.Dir, a.Spec.Source.Path) != src.DirHash(old.Dir, a.Spec.Source.Path) {
-			changed = append(changed, a)
+			changed(a)
 			continue
 		}
 		rest = append(rest, a)
 	}
-	return changed, rest
+	return rest
 }
 
 // NormalizeURL reduces a repository URL to host/path for matching.

@@ -22,6 +22,8 @@ type watcher struct {
 	client  metadata.Interface
 	mapper  meta.RESTMapper
 	enqueue func(namespace, name string)
+	// status, when set, is called on status-only updates.
+	status func(namespace, name string)
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -76,16 +78,19 @@ func (w *watcher) ensure(_ context.Context, inv []berthv1.ObjectRef) {
 func (w *watcher) startInformer(ctx context.Context, gvr schema.GroupVersionResource) {
 	inf := metadatainformer.NewFilteredMetadataInformer(w.client, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.LabelSelector = berthv1.OwnerNameLabel }).Informer()
-	notify := func(obj any) {
+	owner := func(obj any) (string, string) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
 		m, ok := obj.(*metav1.PartialObjectMetadata)
 		if !ok {
-			return
+			return "", ""
 		}
 		l := m.GetLabels()
-		if name, ns := l[berthv1.OwnerNameLabel], l[berthv1.OwnerNamespaceLabel]; name != "" && ns != "" {
+		return l[berthv1.OwnerNamespaceLabel], l[berthv1.OwnerNameLabel]
+	}
+	notify := func(obj any) {
+		if ns, name := owner(obj); name != "" && ns != "" {
 			w.enqueue(ns, name)
 		}
 	}
@@ -93,6 +98,8 @@ func (w *watcher) startInformer(ctx context.Context, gvr schema.GroupVersionReso
 		UpdateFunc: func(o, n any) {
 			if specChanged(o, n) {
 				notify(n)
+			} else if ns, name := owner(n); w.status != nil && name != "" && ns != "" {
+				w.status(ns, name)
 			}
 		},
 		DeleteFunc: notify,
