@@ -51,6 +51,13 @@ func PrintHistory(ctx context.Context, c client.Client, key types.NamespacedName
 		if r.Spec.RollbackOf > 0 {
 			why = fmt.Sprintf("rollback to release %d; %s", r.Spec.RollbackOf, why)
 		}
+		if s := r.Spec.Snapshot; s != nil {
+			data := "snapshot " + s.ID
+			if rs := r.Status.Restored; rs != nil {
+				data += fmt.Sprintf(" (restored by release %d)", rs.ForRollback)
+			}
+			why = data + "; " + why
+		}
 		fmt.Fprintf(tw, "%d%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Spec.Number, cur, release.ShortCommit(r.Spec.Commit),
 			release.ImagesSummary(r.Spec.Images), r.Spec.Trigger, dash(r.Status.Health), wb,
 			duration.HumanDuration(now.Sub(r.CreationTimestamp.Time)), trim(why, 90))
