@@ -172,7 +172,7 @@ print(n)") / 1048576))
   cache="$WORK/cache-$img"; rm -rf "$cache"
   bin/berth scan "$layout" --db "$DB" --cache-dir "$cache" --secrets=false -o json >/dev/null || true
   read -r ws wm < <(measure "berth-$img-warm" bin/berth scan "$layout" --db "$DB" --cache-dir "$cache" --secrets=false -o json)
-  read -r css csm < <(RUNS=1 measure "berth-$img-cold-secrets" bin/berth scan "$layout" --db "$DB" --no-cache --secrets=true -o json)
+  read -r css csm < <(measure "berth-$img-cold-secrets" bin/berth scan "$layout" --db "$DB" --no-cache --secrets=true -o json)
   eval "bins=(\"\${${img}_bins[@]}\")"
   read -r gms gmm < <(govulncheck_all module "${bins[@]}")
   cp "$WORK/govulncheck-module.json" "$WORK/govulncheck-module-$img.json"
