@@ -128,19 +128,6 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 			problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: err})
 			continue
 		}
-		live, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			live = nil
-		case err != nil:
-			if allowDefer && newNamespaces.Has(u.GetNamespace()) && apierrors.IsNotFound(err) {
-				p.deferred, p.action = true, Created
-				continue
-			}
-			problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: describe(err)})
-			continue
-		}
-		p.live = live
 		res, err := m.patch(ctx, u, true)
 		if err != nil {
 			if allowDefer && newNamespaces.Has(u.GetNamespace()) && apierrors.IsNotFound(err) {
@@ -151,6 +138,21 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 			continue
 		}
 		p.result = res
+		// A dry-run that would create the object returns it without a
+		// resourceVersion (nothing was stored): no need to read it. An
+		// existing object is read to tell a change from a no-op.
+		var live *unstructured.Unstructured
+		if res.GetResourceVersion() != "" {
+			live, err = ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				live = nil // deleted since the dry-run: the write creates it
+			case err != nil:
+				problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: describe(err)})
+				continue
+			}
+		}
+		p.live = live
 		switch {
 		case live == nil:
 			p.action = Created

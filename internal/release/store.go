@@ -97,6 +97,28 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 	if err != nil {
 		return nil, err
 	}
+	return s.create(ctx, app, in, existing)
+}
+
+// Record is Create, except that a sync that re-applies what the newest
+// release already holds (same commit, same manifests: a retry, a manual
+// sync with nothing new) is not a new release: the newest is returned with
+// created false.
+func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) (rel *berthv1.Release, created bool, err error) {
+	existing, err := s.List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(existing) > 0 && existing[0].Spec.Commit == in.Commit {
+		if _, digest, err := Encode(in.Objects); err == nil && digest == existing[0].Spec.Digest {
+			return &existing[0], false, nil
+		}
+	}
+	rel, err = s.create(ctx, app, in, existing)
+	return rel, err == nil, err
+}
+
+func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, existing []berthv1.Release) (*berthv1.Release, error) {
 	n := int64(1)
 	if len(existing) > 0 {
 		n = existing[0].Spec.Number + 1
@@ -233,15 +255,6 @@ func (s *Store) SetOutcome(ctx context.Context, rel *berthv1.Release, health, re
 	return nil
 }
 
-// SetWayBack records the rehearsed way back of a release.
-func (s *Store) SetWayBack(ctx context.Context, rel *berthv1.Release, wb berthv1.WayBack) error {
-	patch := client.MergeFrom(rel.DeepCopy())
-	rel.Status.WayBack = &wb
-	if err := s.Client.Status().Patch(ctx, rel, patch); err != nil {
-		return fmt.Errorf("recording way back of %s: %w", rel.Name, err)
-	}
-	return nil
-}
 
 // LastHealthy returns the newest release before n that ended Healthy (or
 // was Superseded after being Healthy), or nil.

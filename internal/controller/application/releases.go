@@ -30,20 +30,15 @@ func (r *Reconciler) releases() *release.Store {
 
 // recordRelease records a sync that reached the cluster.
 func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application, rev *revision, pins []berthv1.ImagePin, trigger string) error {
-	// A reconcile that re-applies what the newest release already holds
-	// (a retry, a manual sync with nothing new) is not a new release.
-	if rels, err := r.releases().List(ctx, app.Namespace, app.Name); err == nil && len(rels) > 0 &&
-		rels[0].Spec.Commit == rev.sha && rels[0].Spec.Digest == manifestDigest(rev.all()) {
-		app.Status.CurrentRelease = rels[0].Spec.Number
-		return nil
-	}
 	in := release.Input{Commit: rev.sha, Trigger: trigger, Renderer: string(rev.kind), Objects: rev.all(), Images: pins, Snapshot: rev.snapshot}
 	if rev.kind == render.Helm && rev.helm != nil {
 		if latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, rev.helm.ReleaseName); err == nil && latest != nil {
 			in.HelmRelease, in.HelmVersion = latest.Name, latest.Version
 		}
 	}
-	rel, err := r.releases().Create(ctx, app, in)
+	// A reconcile that re-applies what the newest release already holds is
+	// not a new release (see release.Store.Record).
+	rel, _, err := r.releases().Record(ctx, app, in)
 	if err != nil {
 		return err
 	}
@@ -71,9 +66,12 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 	if health != apply.Healthy && health != apply.Degraded {
 		return nil, nil
 	}
-	rels, err := store.List(ctx, app.Namespace, app.Name)
-	if err != nil {
-		return nil, err
+	// The first release has no history to read.
+	var rels []berthv1.Release
+	if cur.Spec.Number > 1 {
+		if rels, err = store.List(ctx, app.Namespace, app.Name); err != nil {
+			return nil, err
+		}
 	}
 	switch health {
 	case apply.Healthy:
@@ -82,10 +80,11 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 		if prev != nil {
 			wb = r.rehearse(ctx, mgr, prev)
 		}
-		if err := store.SetWayBack(ctx, cur, wb); err != nil {
-			return nil, err
-		}
-		if err := store.SetOutcome(ctx, cur, berthv1.ReleaseHealthy, msg); err != nil {
+		now := metav1.Now()
+		if err := store.UpdateStatus(ctx, cur, func(st *berthv1.ReleaseStatus) {
+			st.WayBack = &wb
+			st.Health, st.Reason, st.FinishedAt = berthv1.ReleaseHealthy, msg, &now
+		}); err != nil {
 			return nil, err
 		}
 		for i := range rels {
