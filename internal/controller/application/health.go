@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
@@ -53,6 +54,57 @@ func (r *Reconciler) awaitingHealth(namespace, name string) bool {
 	return ok
 }
 
+// waitingFor is what an Application in progress still waits for: the
+// objects that were not Current at its last health check, for the manifests
+// of one digest.
+type waitingFor struct {
+	digest string
+	refs   []apply.Ref
+	total  int
+}
+
+// healthReport computes the health of app's inventory. While a rollout is
+// in progress only the objects that were not Current at the previous check
+// are read again (a Deployment, not its ServiceAccount, Service and
+// Ingress); the first check, and every check once the Application is
+// settled, read them all. An object going bad meanwhile is seen by the
+// watches (a spec change or deletion triggers a full pass) or by the health
+// timeout.
+func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, since time.Time) (apply.Report, error) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	refs := refsOf(app.Status.Inventory)
+	assumedCurrent := 0
+	if w, ok := r.waiting.Load(key); ok && w.(waitingFor).digest == app.Status.LastAppliedDigest && w.(waitingFor).total == len(refs) {
+		assumedCurrent = len(refs) - len(w.(waitingFor).refs)
+		refs = w.(waitingFor).refs
+	}
+	rep, err := mgr.HealthSince(ctx, refs, since)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Health != apply.Progressing {
+		r.waiting.Delete(key)
+		if assumedCurrent > 0 && rep.Health == apply.Healthy {
+			// The report covers the whole inventory.
+			full := apply.Report{Health: apply.Healthy, Objects: make([]apply.ObjectHealth, 0, len(app.Status.Inventory))}
+			full.Objects = append(full.Objects, rep.Objects...)
+			for range assumedCurrent {
+				full.Objects = append(full.Objects, apply.ObjectHealth{Status: status.CurrentStatus})
+			}
+			rep = full
+		}
+		return rep, nil
+	}
+	var pending []apply.Ref
+	for i, o := range rep.Objects {
+		if o.Status != status.CurrentStatus {
+			pending = append(pending, refs[i])
+		}
+	}
+	r.waiting.Store(key, waitingFor{digest: app.Status.LastAppliedDigest, refs: pending, total: len(app.Status.Inventory)})
+	return rep, nil
+}
+
 func (r *Reconciler) healthTimeout(app *berthv1.Application) time.Duration {
 	if app.Spec.HealthTimeout != nil && app.Spec.HealthTimeout.Duration > 0 {
 		return app.Spec.HealthTimeout.Duration
@@ -66,7 +118,7 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	if app.Status.LastAppliedAt != nil {
 		since = app.Status.LastAppliedAt.Time
 	}
-	rep, err := mgr.HealthSince(ctx, refsOf(app.Status.Inventory), since)
+	rep, err := r.healthReport(ctx, app, mgr, since)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("computing health: %w", err)
 	}

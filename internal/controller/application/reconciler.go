@@ -75,6 +75,9 @@ type Reconciler struct {
 	// healthOnly), triggered by a status change of an owned object or the
 	// fallback poll.
 	healthDue sync.Map
+	// waiting holds, for Applications whose health is Progressing, the
+	// objects that were not yet Current at the last check (see health).
+	waiting sync.Map
 	// lastFetch is when each Application last fetched Git.
 	lastFetch sync.Map
 	// resumed holds Applications whose interrupted rollbacks this process
@@ -130,7 +133,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			res.Priority = &p
 		}
 		app.Status.ObservedGeneration = app.Generation
-		if err := r.Status().Patch(ctx, app, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		patch := client.MergeFrom(before)
+		if data, err := patch.Data(app); err == nil && string(data) == "{}" {
+			return // nothing changed: no request
+		}
+		if err := r.Status().Patch(ctx, app, patch); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
 		}
 	}()
