@@ -118,6 +118,9 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	if app.Status.LastAppliedAt != nil {
 		since = app.Status.LastAppliedAt.Time
 	}
+	// Mark the Application as waiting before reading, so that a status
+	// change landing while we read still brings a recheck.
+	r.healthDue.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, struct{}{})
 	rep, err := r.healthReport(ctx, app, mgr, since)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("computing health: %w", err)
@@ -162,7 +165,6 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 		// Status changes of the owned objects bring the next check (see
 		// watch.go); the poll is a fallback, and comes in time for the
 		// health timeout.
-		r.healthDue.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, struct{}{})
 		next := healthPoll
 		if app.Status.LastAppliedAt != nil {
 			if left := time.Until(app.Status.LastAppliedAt.Add(r.healthTimeout(app))); left > 0 && left+100*time.Millisecond < next {
