@@ -13,9 +13,15 @@ CONTROLLER_GEN         := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
 all: build
 
-## build: compile bin/berth
+# The image scanner inflates gzip layers with Intel ISA-L (-tags isal, cgo)
+# when libisal is installed (Debian: libisal-dev, which .ci/run installs),
+# else with pure Go; docs/scan.md has the figures. The binary then needs
+# libisal2 where it runs; `make build BUILD_TAGS=` builds pure Go.
+BUILD_TAGS ?= $(shell { pkg-config --exists libisal || test -f /usr/include/isa-l/igzip_lib.h; } 2>/dev/null && echo isal)
+
+## build: compile bin/berth (with ISA-L's inflater when libisal is installed)
 build:
-	$(GO) build -o $(BIN)/berth ./cmd/berth
+	$(GO) build $(if $(BUILD_TAGS),-tags $(BUILD_TAGS)) -o $(BIN)/berth ./cmd/berth
 
 ## up: berth end to end here: sandbox, Git server with examples/, agent, Applications
 up: build

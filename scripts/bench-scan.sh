@@ -10,6 +10,13 @@
 #   BERTH_BENCH_IMAGE=WORKDIR/images/large BERTH_BENCH_DB=WORKDIR/berth-db \
 #     go test -run '^$' -bench BenchmarkRunCold -cpuprofile cpu.out ./internal/scan/
 #
+# ISAL=auto (default) builds berth with ISA-L's gzip inflater (-tags isal,
+# as `make build` does) when libisal is installed, ISAL=1 insists on it,
+# ISAL=0 builds pure Go (klauspost/compress); the inflater used is printed.
+# The inflaters alone, on the large image's big layer:
+#   BERTH_BENCH_GZIP=WORKDIR/images/large/blobs/sha256/DIGEST \
+#     go test -tags isal -run '^$' -bench BenchmarkInflate ./internal/oci/
+#
 # Needs: go, GNU time (/usr/bin/time), jq, python3, network to the Go module
 # proxy. Builds into bin/ and bin/bench/. Every go command that builds runs
 # under flock /tmp/berth-go.lock, as the house rules ask.
@@ -28,8 +35,19 @@ cd "$ROOT"
 
 log() { echo "== $*" >&2; }
 
-log "building berth"
-flock "$LOCK" go build -o bin/berth ./cmd/berth
+ISAL="${ISAL:-auto}"
+TAGS=()
+if [ "$ISAL" = 1 ] || { [ "$ISAL" = auto ] && { pkg-config --exists libisal 2>/dev/null || [ -f /usr/include/isa-l/igzip_lib.h ]; }; }; then
+  TAGS=(-tags isal)
+fi
+log "building berth ${TAGS[*]}"
+flock "$LOCK" go build "${TAGS[@]}" -o bin/berth ./cmd/berth
+INFLATER="$(bin/berth version | sed -n 's/^scan: gzip inflater //p')"
+log "gzip inflater: $INFLATER"
+if [ "$ISAL" = 1 ] && [ "$INFLATER" != isa-l ]; then
+  echo "ISAL=1, but berth was built without ISA-L (is cgo on?)" >&2
+  exit 2
+fi
 
 if [ ! -x "$BENCH_BIN/govulncheck" ]; then
   log "building govulncheck $GOVULNCHECK_VERSION"
@@ -153,7 +171,8 @@ govulncheck_all() {
   echo "$total $mem"
 }
 
-echo "image sizes: compressed/uncompressed MB" | tee "$WORK/results.txt"
+echo "berth's gzip inflater: $INFLATER; load average: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$WORK/results.txt"
+echo "image sizes: compressed/uncompressed MB" | tee -a "$WORK/results.txt"
 printf '\n%-8s %-34s %9s %9s\n' image tool seconds peakMB | tee -a "$WORK/results.txt"
 for img in small large; do
   layout="$WORK/images/$img"
@@ -227,3 +246,4 @@ read -r is im <"$WORK/import.time"
 echo "db import of $NREC records (directory): ${is}s, ${im} KB peak" | tee -a "$WORK/results.txt"
 read -r is im <"$WORK/import-zip.time"
 echo "db import of the same records as all.zip: ${is}s, ${im} KB peak" | tee -a "$WORK/results.txt"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results.txt"

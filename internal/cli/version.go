@@ -6,10 +6,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/oci"
 	"github.com/berth-dev/berth/internal/sandbox"
 )
 
-// NewCmdVersion prints berth's version and the sandbox's pinned components.
+// NewCmdVersion prints berth's version, the sandbox's pinned components and
+// the gzip inflater the image scanner was built with.
 func NewCmdVersion(s Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
@@ -20,8 +22,8 @@ func NewCmdVersion(s Streams) *cobra.Command {
 			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 				v = bi.Main.Version
 			}
-			fmt.Fprintf(s.Out, "berth %s\nsandbox: kubernetes %s, etcd %s, kwok %s\n", v,
-				sandbox.KubernetesVersion, sandbox.EtcdVersion, sandbox.KwokVersion)
+			fmt.Fprintf(s.Out, "berth %s\nsandbox: kubernetes %s, etcd %s, kwok %s\nscan: gzip inflater %s\n", v,
+				sandbox.KubernetesVersion, sandbox.EtcdVersion, sandbox.KwokVersion, oci.GzipInflater)
 			return nil
 		},
 	}

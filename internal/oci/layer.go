@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -35,10 +34,12 @@ func (s Source) StoresCompressed() bool {
 // OpenLayer returns the uncompressed tar stream of l.
 //
 // With stored true (see Source.StoresCompressed) the compressed bytes are
-// read and decompressed here, with github.com/klauspost/compress, faster
-// than the standard library's gzip that go-containerregistry uses: gzip or
-// zstd by their magic bytes, anything else passed through as an
-// uncompressed tar, as go-containerregistry does. Otherwise l.Uncompressed
+// read and decompressed here, faster than with the standard library's gzip
+// that go-containerregistry uses: gzip or zstd by their magic bytes,
+// anything else passed through as an uncompressed tar, as
+// go-containerregistry does. zstd is github.com/klauspost/compress; gzip is
+// too, or Intel ISA-L in a build with the tag isal (GzipInflater says
+// which; inflate_isal.go says why). Otherwise l.Uncompressed
 // is used. Either way decompression runs in its own goroutine, a bounded
 // distance (1 MiB) ahead of the reader, so it overlaps with whatever the
 // reader does with the tar. The caller bounds how much it reads: nothing
@@ -83,7 +84,7 @@ func decompress(r io.Reader) (io.ReadCloser, error) {
 	}
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
-		z, err := gzip.NewReader(br)
+		z, err := newGzipReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("reading gzip layer: %w", err)
 		}

@@ -18,16 +18,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkOpenLayer ./internal/oci/
 func BenchmarkOpenLayer(b *testing.B) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	words := [][]byte{[]byte("layer "), []byte("image "), []byte("package "), []byte("version "), []byte("\n"), {0, 0, 0, 1}}
-	var raw bytes.Buffer
-	for raw.Len() < 32<<20 {
-		if rng.IntN(4) == 0 {
-			raw.WriteByte(byte(rng.IntN(256)))
-			continue
-		}
-		raw.Write(words[rng.IntN(len(words))])
-	}
+	raw := bytes.NewBuffer(syntheticData(32 << 20))
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(raw.Bytes())), nil
 	}, tarball.WithCompression(compression.GZip))
@@ -79,3 +70,19 @@ func readAll(l v1.Layer) (io.ReadCloser, error) {
 // onlyReader hides WriteTo, so both readers are read with Read as the tar
 // reader does.
 type onlyReader struct{ io.Reader }
+
+// syntheticData is n bytes that compress about as well as a layer of text
+// and binaries (to a third).
+func syntheticData(n int) []byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := [][]byte{[]byte("layer "), []byte("image "), []byte("package "), []byte("version "), []byte("\n"), {0, 0, 0, 1}}
+	raw := make([]byte, 0, n+16)
+	for len(raw) < n {
+		if rng.IntN(4) == 0 {
+			raw = append(raw, byte(rng.IntN(256)))
+			continue
+		}
+		raw = append(raw, words[rng.IntN(len(words))]...)
+	}
+	return raw
+}
