@@ -45,9 +45,13 @@ $(CONTROLLER_GEN):
 	GOBIN=$(BIN)/.cg-$(CONTROLLER_GEN_VERSION) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(BIN)/.cg-$(CONTROLLER_GEN_VERSION)/controller-gen $@
 
-## test: all tests against one shared sandbox (ARGS="-run TestX" to focus)
+## test: all tests against one shared sandbox (ARGS="-run TestX" to focus),
+## and the ISA-L inflater's tests when it is built
 test:
 	scripts/test.sh $(ARGS)
+ifneq ($(BUILD_TAGS),)
+	$(GO) test -count=1 -tags $(BUILD_TAGS) ./internal/oci/...
+endif
 
 ## fmt: fail if any Go file is not gofmt-clean
 fmt:
@@ -61,6 +65,9 @@ vet:
 ## lint: golangci-lint with .golangci.yml (installed into bin/ on first use)
 lint: $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
+ifneq ($(BUILD_TAGS),)
+	$(GOLANGCI_LINT) run --build-tags $(BUILD_TAGS) ./internal/oci/...
+endif
 
 $(GOLANGCI_LINT):
 	@mkdir -p $(BIN)
