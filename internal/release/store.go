@@ -97,32 +97,55 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 	if err != nil {
 		return nil, err
 	}
-	return s.create(ctx, app, in, existing)
-}
-
-// Record is Create, except that a sync that re-applies what the newest
-// release already holds (same commit, same manifests: a retry, a manual
-// sync with nothing new) is not a new release: the newest is returned with
-// created false.
-func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) (rel *berthv1.Release, created bool, err error) {
-	existing, err := s.List(ctx, app.Namespace, app.Name)
-	if err != nil {
-		return nil, false, err
-	}
-	if len(existing) > 0 && existing[0].Spec.Commit == in.Commit {
-		if _, digest, err := Encode(in.Objects); err == nil && digest == existing[0].Spec.Digest {
-			return &existing[0], false, nil
-		}
-	}
-	rel, err = s.create(ctx, app, in, existing)
-	return rel, err == nil, err
-}
-
-func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, existing []berthv1.Release) (*berthv1.Release, error) {
 	n := int64(1)
 	if len(existing) > 0 {
 		n = existing[0].Spec.Number + 1
 	}
+	return s.create(ctx, app, in, n, existing)
+}
+
+// Record is Create, except that a sync that re-applies what the current
+// release already holds (same commit, same manifests: a retry, a manual
+// sync with nothing new) is not a new release: the current one is returned
+// with created false.
+//
+// It numbers the release after app.Status.CurrentRelease and reads no
+// listing unless that is behind the records (a status write lost in a
+// crash) or the history needs trimming: listing every release of a
+// namespace on each sync would make syncing N Applications cost O(N²).
+func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) (rel *berthv1.Release, created bool, err error) {
+	_, digest, err := Encode(in.Objects)
+	if err != nil {
+		return nil, false, err
+	}
+	if cur := app.Status.CurrentRelease; cur > 0 {
+		if rel, err := s.Get(ctx, app.Namespace, app.Name, cur); err == nil && rel.Spec.Commit == in.Commit && rel.Spec.Digest == digest {
+			if _, err := s.Get(ctx, app.Namespace, app.Name, cur+1); apierrors.IsNotFound(err) {
+				return rel, false, nil
+			}
+		}
+	}
+	rel, err = s.create(ctx, app, in, app.Status.CurrentRelease+1, nil)
+	if apierrors.IsAlreadyExists(err) {
+		// The status is behind the records: number from the listing.
+		existing, lerr := s.List(ctx, app.Namespace, app.Name)
+		if lerr != nil {
+			return nil, false, lerr
+		}
+		if len(existing) == 0 {
+			return nil, false, err
+		}
+		if existing[0].Spec.Commit == in.Commit && existing[0].Spec.Digest == digest {
+			return &existing[0], false, nil
+		}
+		rel, err = s.create(ctx, app, in, existing[0].Spec.Number+1, existing)
+	}
+	return rel, err == nil, err
+}
+
+// create records release n of app. existing, newest first, is the history
+// to trim; nil means unknown (it is listed only if n exceeds the limit).
+func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, n int64, existing []berthv1.Release) (*berthv1.Release, error) {
 	data, digest, err := Encode(in.Objects)
 	if err != nil {
 		return nil, err
@@ -187,6 +210,20 @@ func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, 
 	limit := app.Spec.Rollback.HistoryLimit
 	if limit <= 0 {
 		limit = DefaultHistoryLimit
+	}
+	if n <= int64(limit) {
+		return rel, nil
+	}
+	if existing == nil {
+		all, err := s.List(ctx, app.Namespace, app.Name)
+		if err != nil {
+			return rel, fmt.Errorf("trimming release history: %w", err)
+		}
+		for _, r := range all {
+			if r.Name != rel.Name {
+				existing = append(existing, r)
+			}
+		}
 	}
 	for _, old := range append([]berthv1.Release{*rel}, existing...)[min(limit, len(existing)+1):] {
 		if err := s.Client.Delete(ctx, &old); err != nil && !apierrors.IsNotFound(err) {

@@ -125,3 +125,52 @@ func TestHistoryIsBoundedNewestFirst(t *testing.T) {
 		t.Errorf("releases kept = %v, want [5 4 3]", nums)
 	}
 }
+
+// Record numbers after the Application's current release, skips a sync
+// that re-applies the current release, recovers when the status is behind
+// the records, and still bounds the history.
+func TestRecordNumbersFromStatusAndRecovers(t *testing.T) {
+	c, app := setup(t)
+	ctx := context.Background()
+	app.Spec.Rollback.HistoryLimit = 3
+	s := &release.Store{Client: c}
+	record := func(commit string) (*berthv1.Release, bool) {
+		t.Helper()
+		rel, created, err := s.Record(ctx, app, release.Input{Commit: commit, Trigger: berthv1.TriggerCommit, Objects: bigApp(1, 10)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rel, created
+	}
+	c1 := fmt.Sprintf("%040d", 1)
+	rel, created := record(c1)
+	if !created || rel.Spec.Number != 1 {
+		t.Fatalf("first = %d created=%v", rel.Spec.Number, created)
+	}
+	app.Status.CurrentRelease = 1
+	if rel, created = record(c1); created || rel.Spec.Number != 1 {
+		t.Fatalf("same commit and manifests = %d created=%v, want release 1 again", rel.Spec.Number, created)
+	}
+	// A status write lost after release 2 was recorded: the status still
+	// says 1.
+	record(fmt.Sprintf("%040d", 2))
+	if rel, created = record(fmt.Sprintf("%040d", 3)); !created || rel.Spec.Number != 3 {
+		t.Fatalf("with a stale status = %d created=%v, want 3", rel.Spec.Number, created)
+	}
+	app.Status.CurrentRelease = 3
+	for i := 4; i <= 5; i++ {
+		rel, _ = record(fmt.Sprintf("%040d", i))
+		app.Status.CurrentRelease = rel.Spec.Number
+	}
+	rels, err := s.List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nums []int64
+	for _, r := range rels {
+		nums = append(nums, r.Spec.Number)
+	}
+	if fmt.Sprint(nums) != "[5 4 3]" {
+		t.Errorf("releases kept = %v, want [5 4 3]", nums)
+	}
+}
