@@ -20,9 +20,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/agent"
 	"github.com/berth-dev/berth/internal/apps"
 	"github.com/berth-dev/berth/internal/gitserver"
 	"github.com/berth-dev/berth/internal/install"
@@ -111,7 +113,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 			return res, err
 		}
 	}
-	if err := waitAllReady(ctx, c, ns, n, o.Timeout, o.Out, start); err != nil {
+	if err := waitAllReady(ctx, e.cfg, ns, n, o.Timeout, o.Out, start); err != nil {
 		return res, fmt.Errorf("%w (agent log %s)", err, e.agentLog)
 	}
 	res.ReadyIn = time.Since(start)
@@ -237,31 +239,51 @@ func notify(ctx context.Context, hookURL, repoURL string) error {
 	return postSigned(ctx, hookURL, body, webhook.Sign([]byte("bench-secret"), body))
 }
 
-func waitAllReady(ctx context.Context, c client.Client, ns string, n int, timeout time.Duration, out io.Writer, start time.Time) error {
-	deadline := time.Now().Add(timeout)
+// waitAllReady watches the Applications until n of them are Ready. It
+// watches rather than lists: listing a thousand Applications four times a
+// second would load the API server it is measuring.
+func waitAllReady(ctx context.Context, cfg *rest.Config, ns string, n int, timeout time.Duration, out io.Writer, start time.Time) error {
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: agent.Scheme()})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ready := map[string]bool{}
 	lastReport := time.Now()
 	for {
-		var l berthv1.ApplicationList
-		if err := c.List(ctx, &l, client.InNamespace(ns)); err != nil {
+		w, err := wc.Watch(ctx, &berthv1.ApplicationList{}, client.InNamespace(ns))
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%d/%d Applications Ready after %s", len(ready), n, timeout)
+			}
 			return err
 		}
-		ready := 0
-		for _, a := range l.Items {
-			if r := meta.FindStatusCondition(a.Status.Conditions, berthv1.ConditionReady); r != nil && r.Status == metav1.ConditionTrue {
-				ready++
+		for ev := range w.ResultChan() {
+			a, ok := ev.Object.(*berthv1.Application)
+			if !ok {
+				continue
+			}
+			r := meta.FindStatusCondition(a.Status.Conditions, berthv1.ConditionReady)
+			if ev.Type != watch.Deleted && r != nil && r.Status == metav1.ConditionTrue {
+				ready[a.Name] = true
+			} else {
+				delete(ready, a.Name)
+			}
+			if len(ready) == n {
+				w.Stop()
+				return nil
+			}
+			if time.Since(lastReport) > 5*time.Second {
+				fmt.Fprintf(out, "  %s: %d/%d Applications Ready\n", time.Since(start).Round(time.Second), len(ready), n)
+				lastReport = time.Now()
 			}
 		}
-		if ready == n {
-			return nil
+		// The watch ended (server timeout): a new one starts with the
+		// current state of every Application.
+		if ctx.Err() != nil {
+			return fmt.Errorf("%d/%d Applications Ready after %s", len(ready), n, timeout)
 		}
-		if time.Since(lastReport) > 5*time.Second {
-			fmt.Fprintf(out, "  %s: %d/%d Applications Ready\n", time.Since(start).Round(time.Second), ready, n)
-			lastReport = time.Now()
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d/%d Applications Ready after %s", ready, n, timeout)
-		}
-		time.Sleep(250 * time.Millisecond)
 	}
 }
 
