@@ -44,6 +44,9 @@ type Options struct {
 	Out io.Writer
 	// Timeout bounds each size.
 	Timeout time.Duration
+	// Baseline also measures, for each size, the cluster alone creating the
+	// same objects directly (see runBaseline).
+	Baseline bool
 }
 
 // Result is one size's figures.
@@ -55,6 +58,9 @@ type Result struct {
 	PushP95     time.Duration
 	HealP50     time.Duration
 	Reconcilers int
+	// Baseline is the direct-create time of the same objects (0: not
+	// measured).
+	Baseline time.Duration
 }
 
 // Run measures every size on a fresh sandbox and prints a table.
@@ -71,19 +77,32 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	}
 	var results []Result
 	for _, n := range o.Sizes {
+		var base time.Duration
+		if o.Baseline {
+			if base, err = runBaseline(ctx, bins, n); err != nil {
+				return results, fmt.Errorf("%d apps: %w", n, err)
+			}
+			fmt.Fprintf(o.Out, "%d apps: created directly (no agent), all Deployments available in %s\n", n, base.Round(10*time.Millisecond))
+		}
 		r, err := runSize(ctx, o, bins, n)
 		if err != nil {
 			return results, fmt.Errorf("%d apps: %w", n, err)
 		}
+		r.Baseline = base
 		results = append(results, r)
 		fmt.Fprintf(o.Out, "%d apps: all Ready in %s, agent peak RSS %.0f MiB, push→applied p50 %s p95 %s, drift heal p50 %s\n",
 			r.Apps, r.ReadyIn.Round(10*time.Millisecond), r.PeakRSSMiB, r.PushP50.Round(time.Millisecond), r.PushP95.Round(time.Millisecond), r.HealP50.Round(time.Millisecond))
 	}
 	fmt.Fprintln(o.Out)
-	fmt.Fprintln(o.Out, "| apps | all Ready | agent peak RSS | push→applied p50 | p95 | drift heal p50 |")
-	fmt.Fprintln(o.Out, "|---|---|---|---|---|---|")
+	fmt.Fprintln(o.Out, "| apps | all Ready | direct create (baseline) | ratio | agent peak RSS | push→applied p50 | p95 | drift heal p50 |")
+	fmt.Fprintln(o.Out, "|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		fmt.Fprintf(o.Out, "| %d | %s | %.0f MiB | %s | %s | %s |\n", r.Apps, r.ReadyIn.Round(10*time.Millisecond), r.PeakRSSMiB,
+		base, ratio := "-", "-"
+		if r.Baseline > 0 {
+			base = r.Baseline.Round(10 * time.Millisecond).String()
+			ratio = fmt.Sprintf("%.2f", r.ReadyIn.Seconds()/r.Baseline.Seconds())
+		}
+		fmt.Fprintf(o.Out, "| %d | %s | %s | %s | %.0f MiB | %s | %s | %s |\n", r.Apps, r.ReadyIn.Round(10*time.Millisecond), base, ratio, r.PeakRSSMiB,
 			r.PushP50.Round(time.Millisecond), r.PushP95.Round(time.Millisecond), r.HealP50.Round(time.Millisecond))
 	}
 	return results, nil

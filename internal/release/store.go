@@ -292,7 +292,6 @@ func (s *Store) SetOutcome(ctx context.Context, rel *berthv1.Release, health, re
 	return nil
 }
 
-
 // LastHealthy returns the newest release before n that ended Healthy (or
 // was Superseded after being Healthy), or nil.
 func LastHealthy(rels []berthv1.Release, before int64) *berthv1.Release {
