@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/berth-dev/berth/internal/apps"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/sandbox"
+)
+
+// baselineWorkers is how many creates the baseline runs at once: the
+// agent's default concurrency.
+const baselineWorkers = 16
+
+// resources maps the kinds of the bench's app to their resources.
+var resources = map[string]schema.GroupVersionResource{
+	"ServiceAccount": {Version: "v1", Resource: "serviceaccounts"},
+	"Deployment":     {Group: "apps", Version: "v1", Resource: "deployments"},
+	"Service":        {Version: "v1", Resource: "services"},
+	"Ingress":        {Group: "networking.k8s.io", Version: "v1", Resource: "ingresses"},
+}
+
+// runBaseline measures what the cluster alone needs for n apps: on a fresh
+// sandbox of the same shape, it creates the same objects directly (plain
+// creates, baselineWorkers at a time; no Git, no validation, no records,
+// no agent) and returns the time until every Deployment is available. The
+// agent's figure is reported against it.
+func runBaseline(ctx context.Context, bins sandbox.Binaries, n int) (time.Duration, error) {
+	dir, err := os.MkdirTemp("", "berth-bench-baseline-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	sbDir := filepath.Join(dir, "sandbox")
+	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3}); err != nil {
+		return 0, err
+	}
+	defer func() { _, _ = sandbox.Down(context.Background(), sbDir) }()
+	_, cfg, _, err := apps.Connection{Kubeconfig: sandbox.KubeconfigPath(sbDir)}.Client()
+	if err != nil {
+		return 0, err
+	}
+	cfg.QPS, cfg.Burst = 1000, 2000
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return 0, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return 0, err
+	}
+	var objs []manifest.Object
+	for i := range n {
+		name := appName(i)
+		y := strings.NewReplacer("NAME", name, "REV", "1").Replace(appTemplate)
+		o, err := manifest.Parse(name+".yaml", []byte(y))
+		if err != nil {
+			return 0, err
+		}
+		objs = append(objs, o...)
+	}
+
+	start := time.Now()
+	work := make(chan manifest.Object)
+	errs := make(chan error, baselineWorkers)
+	var wg sync.WaitGroup
+	for range baselineWorkers {
+		wg.Go(func() {
+			for o := range work {
+				gvr, ok := resources[o.Object.GetKind()]
+				if !ok {
+					errs <- fmt.Errorf("baseline: no resource for %s", o.ID())
+					return
+				}
+				if _, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, o.Object, metav1.CreateOptions{}); err != nil {
+					errs <- fmt.Errorf("baseline: creating %s: %w", o.ID(), err)
+					return
+				}
+			}
+		})
+	}
+	for _, o := range objs {
+		select {
+		case work <- o:
+		case err := <-errs:
+			close(work)
+			wg.Wait()
+			return 0, err
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+	}
+	if err := waitDeploymentsAvailable(ctx, cs, n); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// waitDeploymentsAvailable watches the bench namespace's Deployments until
+// n are available.
+func waitDeploymentsAvailable(ctx context.Context, cs kubernetes.Interface, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	available := map[string]bool{}
+	for {
+		w, err := cs.AppsV1().Deployments(ns).Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("baseline: %d/%d Deployments available: %w", len(available), n, err)
+		}
+		for ev := range w.ResultChan() {
+			d, ok := ev.Object.(*appsv1.Deployment)
+			if !ok {
+				continue
+			}
+			if d.Status.AvailableReplicas >= 1 {
+				available[d.Name] = true
+			}
+			if len(available) == n {
+				w.Stop()
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("baseline: %d/%d Deployments available after 10m", len(available), n)
+		}
+	}
+}
