@@ -6,6 +6,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/berth-dev/berth/internal/release"
 )
 
 // maxWalk bounds the first-parent walk from the head back to the target.
@@ -29,7 +31,7 @@ func undone(head *object.Commit, target plumbing.Hash, p string) ([]string, erro
 		}
 		parent, err := c.Parent(0)
 		if err != nil {
-			return nil, fmt.Errorf("reading the parent of %s: %w", short(c.Hash.String()), err)
+			return nil, fmt.Errorf("reading the parent of %s: %w", release.ShortCommit(c.Hash.String()), err)
 		}
 		h, err := pathTree(c, p)
 		if err != nil {
@@ -41,7 +43,7 @@ func undone(head *object.Commit, target plumbing.Hash, p string) ([]string, erro
 		}
 		if h != ph {
 			subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
-			out = append(out, short(c.Hash.String())+" "+subject)
+			out = append(out, release.ShortCommit(c.Hash.String())+" "+subject)
 		}
 		c = parent
 	}
@@ -53,9 +55,9 @@ func undone(head *object.Commit, target plumbing.Hash, p string) ([]string, erro
 func message(req *Request, p string, head plumbing.Hash, undone []string) string {
 	var b strings.Builder
 	where := displayPath(p)
-	fmt.Fprintf(&b, "berth: revert %s to %s (release %d)\n\n", where, short(req.Commit), req.Release)
-	fmt.Fprintf(&b, "Rolled back from %s: restores %s to exactly its content at\n", short(head.String()), where)
-	fmt.Fprintf(&b, "commit %s (release %d), so Git agrees with the cluster again.\n", short(req.Commit), req.Release)
+	fmt.Fprintf(&b, "berth: revert %s to %s (release %d)\n\n", where, release.ShortCommit(req.Commit), req.Release)
+	fmt.Fprintf(&b, "Rolled back from %s: restores %s to exactly its content at\n", release.ShortCommit(head.String()), where)
+	fmt.Fprintf(&b, "commit %s (release %d), so Git agrees with the cluster again.\n", release.ShortCommit(req.Commit), req.Release)
 	b.WriteString("Nothing outside it changes.\n")
 	if len(undone) > 0 {
 		b.WriteString("\nUndoes:\n")

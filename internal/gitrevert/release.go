@@ -22,7 +22,7 @@ func RestoreRelease(ctx context.Context, c client.Reader, key types.NamespacedNa
 	src := app.Spec.Source
 	switch {
 	case src.Commit != "":
-		return nil, fmt.Errorf("%s deploys commit %s, not a branch: there is no branch to push to", key, short(src.Commit))
+		return nil, fmt.Errorf("%s deploys commit %s, not a branch: there is no branch to push to", key, release.ShortCommit(src.Commit))
 	case src.Tag != "":
 		return nil, fmt.Errorf("%s deploys tag %s, not a branch: there is no branch to push to", key, src.Tag)
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"github.com/berth-dev/berth/internal/release"
 )
 
 // Request says what to restore and where to push it.
@@ -55,9 +57,9 @@ type Result struct {
 func (r *Result) Summary() string {
 	if r.UpToDate {
 		return fmt.Sprintf("Git already holds %s as of %s at %s (branch %s of %s): nothing pushed",
-			displayPath(r.Path), short(r.Target), short(r.Base), r.Branch, r.URL)
+			displayPath(r.Path), release.ShortCommit(r.Target), release.ShortCommit(r.Base), r.Branch, r.URL)
 	}
-	s := fmt.Sprintf("pushed %s to branch %s of %s: %s restored to %s", short(r.Commit), r.Branch, r.URL, displayPath(r.Path), short(r.Target))
+	s := fmt.Sprintf("pushed %s to branch %s of %s: %s restored to %s", release.ShortCommit(r.Commit), r.Branch, r.URL, displayPath(r.Path), release.ShortCommit(r.Target))
 	if n := len(r.Undone); n > 0 {
 		s += fmt.Sprintf(", undoing %d commit(s)", n)
 	}
@@ -85,13 +87,4 @@ func displayPath(p string) string {
 		return "the repository root"
 	}
 	return p
-}
-
-// short returns the first 8 characters of a commit SHA, as berth shows them
-// everywhere (release.ShortCommit).
-func short(c string) string {
-	if len(c) > 8 {
-		return c[:8]
-	}
-	return c
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/berth-dev/berth/internal/release"
 )
 
 // ErrTargetMissing is returned when the target commit, or the path in it,
@@ -114,18 +116,18 @@ func Restore(ctx context.Context, req Request) (*Result, error) {
 func build(repo *git.Repository, req *Request, p string, head plumbing.Hash) (plumbing.Hash, []string, error) {
 	hc, err := repo.CommitObject(head)
 	if err != nil {
-		return plumbing.ZeroHash, nil, fmt.Errorf("reading head %s: %w", short(head.String()), err)
+		return plumbing.ZeroHash, nil, fmt.Errorf("reading head %s: %w", release.ShortCommit(head.String()), err)
 	}
 	tc, err := repo.CommitObject(plumbing.NewHash(req.Commit))
 	if err != nil {
-		return plumbing.ZeroHash, nil, fmt.Errorf("%w: commit %s of release %d is not in the history of the branch", ErrTargetMissing, short(req.Commit), req.Release)
+		return plumbing.ZeroHash, nil, fmt.Errorf("%w: commit %s of release %d is not in the history of the branch", ErrTargetMissing, release.ShortCommit(req.Commit), req.Release)
 	}
 	want, err := pathTree(tc, p)
 	if err != nil {
 		return plumbing.ZeroHash, nil, err
 	}
 	if want.IsZero() {
-		return plumbing.ZeroHash, nil, fmt.Errorf("%w: %s does not exist at commit %s of release %d", ErrTargetMissing, displayPath(p), short(req.Commit), req.Release)
+		return plumbing.ZeroHash, nil, fmt.Errorf("%w: %s does not exist at commit %s of release %d", ErrTargetMissing, displayPath(p), release.ShortCommit(req.Commit), req.Release)
 	}
 	have, err := pathTree(hc, p)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/berth-dev/berth/internal/release"
 )
 
 // pathTree returns the hash of the tree at p ("" for the root) in c, or the
@@ -18,7 +20,7 @@ import (
 func pathTree(c *object.Commit, p string) (plumbing.Hash, error) {
 	root, err := c.Tree()
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("reading the tree of %s: %w", short(c.Hash.String()), err)
+		return plumbing.ZeroHash, fmt.Errorf("reading the tree of %s: %w", release.ShortCommit(c.Hash.String()), err)
 	}
 	if p == "" {
 		return root.Hash, nil
@@ -28,9 +30,9 @@ func pathTree(c *object.Commit, p string) (plumbing.Hash, error) {
 	case errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound):
 		return plumbing.ZeroHash, nil
 	case err != nil:
-		return plumbing.ZeroHash, fmt.Errorf("looking up %s in %s: %w", p, short(c.Hash.String()), err)
+		return plumbing.ZeroHash, fmt.Errorf("looking up %s in %s: %w", p, release.ShortCommit(c.Hash.String()), err)
 	case e.Mode != filemode.Dir:
-		return plumbing.ZeroHash, fmt.Errorf("%s is not a directory in %s", p, short(c.Hash.String()))
+		return plumbing.ZeroHash, fmt.Errorf("%s is not a directory in %s", p, release.ShortCommit(c.Hash.String()))
 	}
 	return e.Hash, nil
 }

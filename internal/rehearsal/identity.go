@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/controller/application"
 )
 
 // Who the drill's writes run as.
@@ -42,24 +43,13 @@ type identity struct {
 	note string
 }
 
-// agentUser is the user the agent impersonates for app ("" when the
-// Application names no service account).
-func agentUser(app *berthv1.Application) string {
-	sa := app.Spec.ServiceAccountName
-	switch {
-	case sa == "":
-		return ""
-	case strings.Contains(sa, ":"):
-		return sa
-	}
-	return "system:serviceaccount:" + app.Spec.Namespace + ":" + sa
-}
-
 // chooseIdentity decides who the drill writes as and, when impersonating,
 // copies the account's namespaced permissions into scratch.
 func chooseIdentity(ctx context.Context, c client.Client, cfg *rest.Config, app *berthv1.Application, scratch string) identity {
 	self := identity{cfg: cfg, user: callerName(ctx, c)}
-	user := agentUser(app)
+	// The agent's own --default-service-account is not known here: an
+	// Application that names no account is drilled as the caller.
+	user := application.ImpersonatedUser(app, "")
 	if user == "" {
 		self.note = "the Application names no serviceAccountName (the agent's --default-service-account is not known here)"
 		return self

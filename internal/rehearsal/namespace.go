@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/controller/application"
 )
 
 // scratchName returns a fresh scratch namespace name for app:
@@ -33,7 +34,7 @@ func createScratch(ctx context.Context, c client.Client, app *berthv1.Applicatio
 		Name: name,
 		Labels: map[string]string{
 			DrillLabel:                     name,
-			AppLabel:                       labelValue(app.Name),
+			AppLabel:                       application.LabelValue(app.Name),
 			AppNamespaceLabel:              app.Namespace,
 			"app.kubernetes.io/managed-by": "berth",
 		},
@@ -77,7 +78,7 @@ func deleteScratch(ctx context.Context, c client.Client, name string, timeout ti
 // not list namespaces simply leaves them.
 func sweep(ctx context.Context, c client.Client, app *berthv1.Application, now time.Time, out io.Writer) {
 	var l corev1.NamespaceList
-	if err := c.List(ctx, &l, client.MatchingLabels{AppLabel: labelValue(app.Name), AppNamespaceLabel: app.Namespace}); err != nil {
+	if err := c.List(ctx, &l, client.MatchingLabels{AppLabel: application.LabelValue(app.Name), AppNamespaceLabel: app.Namespace}); err != nil {
 		return
 	}
 	for i := range l.Items {
@@ -90,11 +91,4 @@ func sweep(ctx context.Context, c client.Client, app *berthv1.Application, now t
 			fmt.Fprintf(out, "deleted expired scratch namespace %s\n", ns.Name)
 		}
 	}
-}
-
-func labelValue(s string) string {
-	if len(s) <= 63 {
-		return s
-	}
-	return s[:63]
 }

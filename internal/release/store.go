@@ -101,7 +101,11 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 	if len(existing) > 0 {
 		n = existing[0].Spec.Number + 1
 	}
-	return s.create(ctx, app, in, n, existing)
+	data, digest, err := Encode(in.Objects)
+	if err != nil {
+		return nil, err
+	}
+	return s.create(ctx, app, in, data, digest, n, existing)
 }
 
 // Record is Create, except that a sync that re-applies what the current
@@ -114,7 +118,7 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 // crash) or the history needs trimming: listing every release of a
 // namespace on each sync would make syncing N Applications cost O(N²).
 func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) (rel *berthv1.Release, created bool, err error) {
-	_, digest, err := Encode(in.Objects)
+	data, digest, err := Encode(in.Objects)
 	if err != nil {
 		return nil, false, err
 	}
@@ -125,7 +129,7 @@ func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) 
 			}
 		}
 	}
-	rel, err = s.create(ctx, app, in, app.Status.CurrentRelease+1, nil)
+	rel, err = s.create(ctx, app, in, data, digest, app.Status.CurrentRelease+1, nil)
 	if apierrors.IsAlreadyExists(err) {
 		// The status is behind the records: number from the listing.
 		existing, lerr := s.List(ctx, app.Namespace, app.Name)
@@ -138,18 +142,15 @@ func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) 
 		if existing[0].Spec.Commit == in.Commit && existing[0].Spec.Digest == digest {
 			return &existing[0], false, nil
 		}
-		rel, err = s.create(ctx, app, in, existing[0].Spec.Number+1, existing)
+		rel, err = s.create(ctx, app, in, data, digest, existing[0].Spec.Number+1, existing)
 	}
 	return rel, err == nil, err
 }
 
-// create records release n of app. existing, newest first, is the history
+// create records release n of app, whose manifests Encode rendered as data
+// with digest. existing, newest first, is the history
 // to trim; nil means unknown (it is listed only if n exceeds the limit).
-func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, n int64, existing []berthv1.Release) (*berthv1.Release, error) {
-	data, digest, err := Encode(in.Objects)
-	if err != nil {
-		return nil, err
-	}
+func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, data []byte, digest string, n int64, existing []berthv1.Release) (*berthv1.Release, error) {
 	var gz bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 	if _, err := zw.Write(data); err != nil {
@@ -280,16 +281,13 @@ func (s *Store) Manifests(ctx context.Context, rel *berthv1.Release) ([]manifest
 
 // SetOutcome records a release's health and reason.
 func (s *Store) SetOutcome(ctx context.Context, rel *berthv1.Release, health, reason string) error {
-	patch := client.MergeFrom(rel.DeepCopy())
-	rel.Status.Health, rel.Status.Reason = health, reason
-	now := metav1.Now()
-	if health != berthv1.ReleasePending {
-		rel.Status.FinishedAt = &now
-	}
-	if err := s.Client.Status().Patch(ctx, rel, patch); err != nil {
-		return fmt.Errorf("recording outcome of %s: %w", rel.Name, err)
-	}
-	return nil
+	return s.UpdateStatus(ctx, rel, func(st *berthv1.ReleaseStatus) {
+		st.Health, st.Reason = health, reason
+		if health != berthv1.ReleasePending {
+			now := metav1.Now()
+			st.FinishedAt = &now
+		}
+	})
 }
 
 // LastHealthy returns the newest release before n that ended Healthy (or

@@ -73,9 +73,7 @@ type waitingFor struct {
 func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, since time.Time) (apply.Report, error) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	refs := refsOf(app.Status.Inventory)
-	assumedCurrent := 0
 	if w, ok := r.waiting.Load(key); ok && w.(waitingFor).digest == app.Status.LastAppliedDigest && w.(waitingFor).total == len(refs) {
-		assumedCurrent = len(refs) - len(w.(waitingFor).refs)
 		refs = w.(waitingFor).refs
 	}
 	rep, err := mgr.HealthSince(ctx, refs, since)
@@ -84,15 +82,6 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 	}
 	if rep.Health != apply.Progressing {
 		r.waiting.Delete(key)
-		if assumedCurrent > 0 && rep.Health == apply.Healthy {
-			// The report covers the whole inventory.
-			full := apply.Report{Health: apply.Healthy, Objects: make([]apply.ObjectHealth, 0, len(app.Status.Inventory))}
-			full.Objects = append(full.Objects, rep.Objects...)
-			for range assumedCurrent {
-				full.Objects = append(full.Objects, apply.ObjectHealth{Status: status.CurrentStatus})
-			}
-			rep = full
-		}
 		return rep, nil
 	}
 	var pending []apply.Ref
@@ -137,7 +126,9 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	if p := app.Status.Pin; p != nil {
 		pinned = fmt.Sprintf("pinned to release %d, Git at %s (%s); ", p.Release, short(app.Status.LastFetchedRevision), p.Reason)
 	}
-	verdict := fmt.Sprintf("%s, %d objects", health, len(rep.Objects))
+	// The report may cover only the objects still in progress; the
+	// counts are the inventory's.
+	verdict := fmt.Sprintf("%s, %d objects", health, len(app.Status.Inventory))
 	if health != apply.Healthy {
 		verdict = describeFailing(rep)
 	}
@@ -154,7 +145,7 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	switch health {
 	case apply.Healthy:
 		r.lastHealthy.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
-		msg := fmt.Sprintf("%srevision %s applied, %d objects healthy", pinned, rev, len(rep.Objects))
+		msg := fmt.Sprintf("%srevision %s applied, %d objects healthy", pinned, rev, len(app.Status.Inventory))
 		setCondition(app, berthv1.ConditionReady, metav1.ConditionTrue, "Succeeded", msg)
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "Succeeded", msg)
 		return ctrl.Result{RequeueAfter: r.interval(app)}, nil

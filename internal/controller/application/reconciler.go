@@ -366,14 +366,20 @@ func (r *Reconciler) credentials(ctx context.Context, app *berthv1.Application) 
 // applyManager is the apply.Manager type, named for the managers map.
 type applyManager = apply.Manager
 
-// impersonatedUser is the user every write for app is made as: its service
-// account in the destination namespace, or the agent's default (a bare
-// name, or a full user name such as system:serviceaccount:ns:name); "" when
-// there is neither.
+// impersonatedUser is the user every write for app is made as (see
+// ImpersonatedUser).
 func (r *Reconciler) impersonatedUser(app *berthv1.Application) string {
+	return ImpersonatedUser(app, r.DefaultServiceAccount)
+}
+
+// ImpersonatedUser is the user the agent writes app's objects as: its
+// service account in the destination namespace, or defaultSA (a bare name,
+// or a full user name such as system:serviceaccount:ns:name); "" when there
+// is neither.
+func ImpersonatedUser(app *berthv1.Application, defaultSA string) string {
 	sa := app.Spec.ServiceAccountName
 	if sa == "" {
-		sa = r.DefaultServiceAccount
+		sa = defaultSA
 	}
 	switch {
 	case sa == "":

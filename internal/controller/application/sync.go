@@ -137,13 +137,14 @@ func Prepare(objs []manifest.Object, app *berthv1.Application, namespaced func(s
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		labels[berthv1.OwnerNameLabel] = labelValue(app.Name)
+		labels[berthv1.OwnerNameLabel] = LabelValue(app.Name)
 		labels[berthv1.OwnerNamespaceLabel] = app.Namespace
 		u.SetLabels(labels)
 	}
 }
 
-func labelValue(s string) string {
+// LabelValue fits s into a label value (at most 63 characters).
+func LabelValue(s string) string {
 	if len(s) <= 63 {
 		return s
 	}
@@ -191,7 +192,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	prune := app.Spec.SyncPolicy.Prune == nil || *app.Spec.SyncPolicy.Prune
 	if gone := subtract(app.Status.Inventory, next); prune && len(gone) > 0 {
 		pcs, perr := mgr.Prune(ctx, refsOf(gone), apply.PruneOptions{
-			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: labelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
+			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
 			PruneAnnotation: berthv1.PruneAnnotation,
 		})
 		cs.Entries = append(cs.Entries, pcs.Entries...)
