@@ -116,7 +116,8 @@ type ReleaseStatus struct {
 	// Reason explains the outcome in words.
 	// +optional
 	Reason string `json:"reason,omitempty"`
-	// AppliedAt is when the manifests were applied.
+	// AppliedAt is when the manifests were applied (the release's
+	// creation), recorded with the verdict.
 	// +optional
 	AppliedAt *metav1.Time `json:"appliedAt,omitempty"`
 	// FinishedAt is when the outcome was decided.
@@ -152,7 +153,11 @@ type Release struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec   ReleaseSpec   `json:"spec,omitempty"`
+	Spec ReleaseSpec `json:"spec,omitempty"`
+	// Status starts as Pending: the API server defaults it, so that
+	// recording a release is one write and its first status write is the
+	// verdict.
+	// +kubebuilder:default={health: "Pending", reason: "applied, waiting for health"}
 	Status ReleaseStatus `json:"status,omitempty"`
 }
 

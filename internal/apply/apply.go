@@ -24,6 +24,7 @@ type planned struct {
 	deferred bool
 	result   *unstructured.Unstructured // dry-run result
 	live     *unstructured.Unstructured // nil when absent
+	written  *unstructured.Unstructured // the real apply's result
 }
 
 // Validate dry-runs every object with strict field validation, without
@@ -174,9 +175,12 @@ func (m *Manager) write(ctx context.Context, plans []*planned) error {
 		if p.action == Unchanged {
 			continue
 		}
-		if _, err := m.patch(ctx, p.obj.Object, false); err != nil {
+		res, err := m.patch(ctx, p.obj.Object, false)
+		if err != nil {
 			problems = append(problems, Problem{ID: p.obj.ID(), Source: p.obj.Source, Err: describe(err)})
+			continue
 		}
+		p.written = res
 	}
 	if len(problems) > 0 {
 		return &WriteError{Problems: problems}
@@ -258,7 +262,11 @@ func established(u *unstructured.Unstructured) bool {
 func changeSet(plans []*planned) ChangeSet {
 	var cs ChangeSet
 	for _, p := range plans {
-		cs.Entries = append(cs.Entries, Entry{ID: p.obj.ID(), Source: p.obj.Source, Action: p.action})
+		e := Entry{ID: p.obj.ID(), Source: p.obj.Source, Action: p.action, Live: p.written}
+		if p.action == Unchanged {
+			e.Live = p.result
+		}
+		cs.Entries = append(cs.Entries, e)
 	}
 	sortEntries(cs.Entries)
 	return cs

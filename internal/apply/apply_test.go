@@ -8,11 +8,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/manifest"
@@ -243,5 +245,89 @@ spec:
 			t.Fatalf("good = %s, bad = %s (%+v) after 60s; want Healthy and Degraded", good.Health, bad.Health, bad.Objects)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// The apply returns every object's state, so the first health check needs
+// no reads: a new Deployment is in progress, a Service Current; an
+// unchanged object's state comes from its dry-run and matches a fresh read.
+func TestApplyReturnsStateForHealth(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	objs := parse(t, "app.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  selector: {matchLabels: {a: web}}
+  template:
+    metadata: {labels: {a: web}}
+    spec: {containers: [{name: c, image: "example.test/x:1"}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  selector: {a: web}
+  ports: [{port: 80}]
+`)
+	ctx := context.Background()
+	cs, err := m.Apply(ctx, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := func(cs apply.ChangeSet) []*unstructured.Unstructured {
+		var out []*unstructured.Unstructured
+		for _, e := range cs.Entries {
+			out = append(out, e.Live)
+		}
+		return out
+	}
+	rep, refs, ok := apply.HealthOf(live(cs), time.Time{})
+	if !ok || len(refs) != 2 {
+		t.Fatalf("HealthOf = %v, %d refs; want every object returned by the apply", ok, len(refs))
+	}
+	if rep.Health != apply.Progressing {
+		t.Fatalf("health right after creating a Deployment = %s (%+v), want Progressing", rep.Health, rep.Objects)
+	}
+	for i, o := range rep.Objects {
+		want := status.CurrentStatus
+		if refs[i].GVK.Kind == "Deployment" {
+			want = status.InProgressStatus
+		}
+		if o.Status != want {
+			t.Errorf("%s: %s, want %s", o.ID, o.Status, want)
+		}
+	}
+
+	// Once the rollout is done, an unchanged re-apply reports it Healthy
+	// from the dry-run alone, as a read would.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		read, err := m.Health(ctx, refs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if read.Health == apply.Healthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not Healthy after 60s: %+v", read.Objects)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cs, err = m.Apply(ctx, objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.Count(apply.Unchanged) != 2 {
+		t.Fatalf("re-apply = %s, want 2 unchanged", cs.Summary())
+	}
+	if rep, _, ok = apply.HealthOf(live(cs), time.Time{}); !ok || rep.Health != apply.Healthy {
+		t.Fatalf("unchanged re-apply: HealthOf = %v %s (%+v), want Healthy", ok, rep.Health, rep.Objects)
+	}
+
+	// A failed write leaves no state: the caller must read.
+	if _, _, ok := apply.HealthOf([]*unstructured.Unstructured{nil}, time.Time{}); ok {
+		t.Fatal("HealthOf accepted a missing object")
 	}
 }

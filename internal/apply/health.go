@@ -66,7 +66,6 @@ func (m *Manager) HealthSince(ctx context.Context, refs []Ref, since time.Time) 
 		u.SetGroupVersionKind(r.GVK)
 		u.SetNamespace(r.Namespace)
 		u.SetName(r.Name)
-		oh := ObjectHealth{ID: r.ID()}
 		ri, _, err := m.resource(u)
 		if err != nil {
 			return rep, err
@@ -74,36 +73,64 @@ func (m *Manager) HealthSince(ctx context.Context, refs []Ref, since time.Time) 
 		live, err := ri.Get(ctx, r.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			oh.Status, oh.Message = status.NotFoundStatus, "not found"
+			rep.add(ObjectHealth{ID: r.ID(), Status: status.NotFoundStatus, Message: "not found"})
 		case err != nil:
-			return rep, fmt.Errorf("reading %s: %w", oh.ID, describe(err))
+			return rep, fmt.Errorf("reading %s: %w", r.ID(), describe(err))
 		default:
-			res, err := status.Compute(live)
-			if err != nil {
-				oh.Status, oh.Message = status.UnknownStatus, err.Error()
-			} else {
-				oh.Status, oh.Message = res.Status, res.Message
-			}
-			if oh.Status == status.FailedStatus && !since.IsZero() && staleDeadline(live, since) {
-				oh.Status, oh.Message = status.InProgressStatus, "rollout restarted by the last apply"
-			}
-		}
-		rep.Objects = append(rep.Objects, oh)
-		switch oh.Status {
-		case status.CurrentStatus:
-		case status.FailedStatus, status.NotFoundStatus:
-			rep.Health = Degraded
-		case status.InProgressStatus, status.TerminatingStatus:
-			if rep.Health == Healthy {
-				rep.Health = Progressing
-			}
-		default:
-			if rep.Health == Healthy {
-				rep.Health = Unknown
-			}
+			rep.add(objectHealth(r.ID(), live, since))
 		}
 	}
 	return rep, nil
+}
+
+// HealthOf is HealthSince computed from objects already read (the results
+// of an apply, see Entry.Live) instead of reading them again. ok is false
+// when an object is missing (nil): the caller reads instead.
+func HealthOf(objs []*unstructured.Unstructured, since time.Time) (rep Report, refs []Ref, ok bool) {
+	rep = Report{Health: Healthy}
+	for _, u := range objs {
+		if u == nil {
+			return Report{}, nil, false
+		}
+		ref := Ref{GVK: u.GroupVersionKind(), Namespace: u.GetNamespace(), Name: u.GetName()}
+		refs = append(refs, ref)
+		rep.add(objectHealth(ref.ID(), u, since))
+	}
+	return rep, refs, true
+}
+
+// objectHealth is the kstatus of one live object, with the fail-fast and
+// stale-deadline rules of HealthSince.
+func objectHealth(id string, live *unstructured.Unstructured, since time.Time) ObjectHealth {
+	oh := ObjectHealth{ID: id}
+	res, err := status.Compute(live)
+	if err != nil {
+		oh.Status, oh.Message = status.UnknownStatus, err.Error()
+	} else {
+		oh.Status, oh.Message = res.Status, res.Message
+	}
+	if oh.Status == status.FailedStatus && !since.IsZero() && staleDeadline(live, since) {
+		oh.Status, oh.Message = status.InProgressStatus, "rollout restarted by the last apply"
+	}
+	return oh
+}
+
+// add appends one object's health and folds it into the aggregate.
+func (r *Report) add(oh ObjectHealth) {
+	r.Objects = append(r.Objects, oh)
+	switch oh.Status {
+	case status.CurrentStatus:
+	case status.FailedStatus, status.NotFoundStatus:
+		r.Health = Degraded
+	case status.InProgressStatus, status.TerminatingStatus:
+		if r.Health == Healthy {
+			r.Health = Progressing
+		}
+	default:
+		if r.Health == Healthy {
+			r.Health = Unknown
+		}
+	}
 }
 
 func idOf(u *unstructured.Unstructured) string { return manifest.ObjectID(u) }

@@ -36,6 +36,11 @@ type Entry struct {
 	Action Action
 	// Reason explains a skip.
 	Reason string
+	// Live is the object as the API server returned it from the apply
+	// (or, unchanged, from the dry-run just before): its state, status
+	// included, right after the sync. Nil when it was not written (a
+	// validation, a failed write, a prune).
+	Live *unstructured.Unstructured
 }
 
 // ChangeSet lists the outcome of an apply, dry-run or prune.

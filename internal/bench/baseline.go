@@ -38,7 +38,7 @@ var resources = map[string]schema.GroupVersionResource{
 // creates, baselineWorkers at a time; no Git, no validation, no records,
 // no agent) and returns the time until every Deployment is available. The
 // agent's figure is reported against it.
-func runBaseline(ctx context.Context, bins sandbox.Binaries, n int) (time.Duration, error) {
+func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (time.Duration, error) {
 	dir, err := os.MkdirTemp("", "berth-bench-baseline-")
 	if err != nil {
 		return 0, err
@@ -76,6 +76,12 @@ func runBaseline(ctx context.Context, bins sandbox.Binaries, n int) (time.Durati
 		objs = append(objs, o...)
 	}
 
+	var before map[string]float64
+	if o.Requests {
+		if before, err = requestCounts(ctx, cfg); err != nil {
+			return 0, err
+		}
+	}
 	start := time.Now()
 	work := make(chan manifest.Object)
 	errs := make(chan error, baselineWorkers)
@@ -114,7 +120,15 @@ func runBaseline(ctx context.Context, bins sandbox.Binaries, n int) (time.Durati
 	if err := waitDeploymentsAvailable(ctx, cs, n); err != nil {
 		return 0, err
 	}
-	return time.Since(start), nil
+	took := time.Since(start)
+	if o.Requests {
+		after, err := requestCounts(ctx, cfg)
+		if err != nil {
+			return 0, err
+		}
+		printRequests(o.Out, fmt.Sprintf("%d apps, baseline", n), before, after, n)
+	}
+	return took, nil
 }
 
 // waitDeploymentsAvailable watches the bench namespace's Deployments until

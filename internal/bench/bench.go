@@ -47,6 +47,9 @@ type Options struct {
 	// Baseline also measures, for each size, the cluster alone creating the
 	// same objects directly (see runBaseline).
 	Baseline bool
+	// Requests prints the API server's requests per app, by verb and
+	// resource, for the agent's run and the baseline.
+	Requests bool
 }
 
 // Result is one size's figures.
@@ -79,7 +82,7 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	for _, n := range o.Sizes {
 		var base time.Duration
 		if o.Baseline {
-			if base, err = runBaseline(ctx, bins, n); err != nil {
+			if base, err = runBaseline(ctx, o, bins, n); err != nil {
 				return results, fmt.Errorf("%d apps: %w", n, err)
 			}
 			fmt.Fprintf(o.Out, "%d apps: created directly (no agent), all Deployments available in %s\n", n, base.Round(10*time.Millisecond))
@@ -119,6 +122,12 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 	}
 	c, work, repoURL, hookURL := e.c, e.work, e.repoURL, e.hookURL
 
+	var before map[string]float64
+	if o.Requests {
+		if before, err = requestCounts(ctx, e.cfg); err != nil {
+			return res, err
+		}
+	}
 	start := time.Now()
 	for i := range n {
 		app := &berthv1.Application{
@@ -136,6 +145,13 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 		return res, fmt.Errorf("%w (agent log %s)", err, e.agentLog)
 	}
 	res.ReadyIn = time.Since(start)
+	if o.Requests {
+		after, err := requestCounts(ctx, e.cfg)
+		if err != nil {
+			return res, err
+		}
+		printRequests(o.Out, fmt.Sprintf("%d apps, agent", n), before, after, n)
+	}
 	fmt.Fprintf(o.Out, "%d apps: all Ready in %s; measuring latencies\n", n, res.ReadyIn.Round(10*time.Millisecond))
 
 	// push→applied through the webhook, for app 0.
@@ -269,6 +285,7 @@ func waitAllReady(ctx context.Context, cfg *rest.Config, ns string, n int, timeo
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	ready := map[string]bool{}
+	applied := map[string]bool{}
 	lastReport := time.Now()
 	for {
 		w, err := wc.Watch(ctx, &berthv1.ApplicationList{}, client.InNamespace(ns))
@@ -283,6 +300,9 @@ func waitAllReady(ctx context.Context, cfg *rest.Config, ns string, n int, timeo
 			if !ok {
 				continue
 			}
+			if ev.Type != watch.Deleted && a.Status.LastAppliedRevision != "" {
+				applied[a.Name] = true
+			}
 			r := meta.FindStatusCondition(a.Status.Conditions, berthv1.ConditionReady)
 			if ev.Type != watch.Deleted && r != nil && r.Status == metav1.ConditionTrue {
 				ready[a.Name] = true
@@ -293,8 +313,8 @@ func waitAllReady(ctx context.Context, cfg *rest.Config, ns string, n int, timeo
 				w.Stop()
 				return nil
 			}
-			if time.Since(lastReport) > 5*time.Second {
-				fmt.Fprintf(out, "  %s: %d/%d Applications Ready\n", time.Since(start).Round(time.Second), len(ready), n)
+			if time.Since(lastReport) > 2*time.Second {
+				fmt.Fprintf(out, "  %s: %d/%d Applications applied, %d Ready\n", time.Since(start).Round(time.Second), len(applied), n, len(ready))
 				lastReport = time.Now()
 			}
 		}

@@ -16,7 +16,7 @@ import (
 func NewCmdBench(s Streams) *cobra.Command {
 	var sizes string
 	var samples, rollbacks int
-	var baseline bool
+	var baseline, requests bool
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the agent on the sandbox: N apps to Ready, peak RSS, push→applied and drift-heal latency",
@@ -35,7 +35,7 @@ func NewCmdBench(s Streams) *cobra.Command {
 				return err
 			}
 			self, _ = filepath.EvalSymlinks(self)
-			opts := bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out, Baseline: baseline}
+			opts := bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out, Baseline: baseline, Requests: requests}
 			if rollbacks > 0 {
 				res, err := bench.RunRollback(cmd.Context(), opts, rollbacks)
 				if err != nil {
@@ -50,6 +50,7 @@ func NewCmdBench(s Streams) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&sizes, "apps", "100,500,1000", "comma-separated numbers of Applications")
 	cmd.Flags().BoolVar(&baseline, "baseline", true, "also time the cluster alone creating the same objects directly, on its own sandbox, and report the agent against it")
+	cmd.Flags().BoolVar(&requests, "requests", false, "print the API server's requests per app by verb and resource, for the agent and the baseline")
 	cmd.Flags().IntVar(&samples, "samples", 20, "samples for the latency figures")
 	cmd.Flags().IntVar(&rollbacks, "rollbacks", 0, "instead: measure N automatic rollbacks (failure signal → previous release Healthy) and the rehearsal's cost")
 	return cmd

@@ -13,6 +13,10 @@ import (
 func (s *Store) UpdateStatus(ctx context.Context, rel *berthv1.Release, mutate func(*berthv1.ReleaseStatus)) error {
 	patch := client.MergeFrom(rel.DeepCopy())
 	mutate(&rel.Status)
+	if rel.Status.AppliedAt == nil && !rel.CreationTimestamp.IsZero() {
+		applied := rel.CreationTimestamp
+		rel.Status.AppliedAt = &applied
+	}
 	if err := s.Client.Status().Patch(ctx, rel, patch); err != nil {
 		return fmt.Errorf("updating status of %s: %w", rel.Name, err)
 	}

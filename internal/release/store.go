@@ -203,11 +203,8 @@ func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, 
 			return nil, fmt.Errorf("storing manifests of %s: %w", name, err)
 		}
 	}
-	now := metav1.Now()
-	rel.Status = berthv1.ReleaseStatus{Health: berthv1.ReleasePending, AppliedAt: &now, Reason: "applied, waiting for health"}
-	if err := s.Client.Status().Update(ctx, rel); err != nil {
-		return nil, fmt.Errorf("recording release %s: %w", name, err)
-	}
+	// The API server defaults the status to Pending (see berthv1.Release):
+	// no status write until the verdict.
 	limit := app.Spec.Rollback.HistoryLimit
 	if limit <= 0 {
 		limit = DefaultHistoryLimit

@@ -81,6 +81,23 @@ func TestFiveMiBReleaseRoundTrips(t *testing.T) {
 	if rel.Spec.Digest != digest || len(rel.Spec.Manifests) < 2 || rel.Status.Health != berthv1.ReleasePending {
 		t.Fatalf("release = %+v (%d chunks), want digest %s and several chunks", rel.Spec.Digest, len(rel.Spec.Manifests), digest)
 	}
+	// Pending is the API server's default, not a second write.
+	fresh, err := s.Get(ctx, app.Namespace, app.Name, rel.Spec.Number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Status.Health != berthv1.ReleasePending || fresh.Status.Reason == "" || fresh.Status.AppliedAt != nil {
+		t.Fatalf("stored status = %+v, want the defaulted Pending", fresh.Status)
+	}
+	if err := s.SetOutcome(ctx, fresh, berthv1.ReleaseHealthy, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err = s.Get(ctx, app.Namespace, app.Name, rel.Spec.Number); err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Status.Health != berthv1.ReleaseHealthy || fresh.Status.AppliedAt == nil || !fresh.Status.AppliedAt.Equal(&fresh.CreationTimestamp) {
+		t.Fatalf("status after the verdict = %+v, want Healthy, applied at the creation", fresh.Status)
+	}
 	got, err := s.Manifests(ctx, rel)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -73,12 +74,17 @@ type waitingFor struct {
 func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, since time.Time) (apply.Report, error) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	refs := refsOf(app.Status.Inventory)
-	if w, ok := r.waiting.Load(key); ok && w.(waitingFor).digest == app.Status.LastAppliedDigest && w.(waitingFor).total == len(refs) {
-		refs = w.(waitingFor).refs
-	}
-	rep, err := mgr.HealthSince(ctx, refs, since)
-	if err != nil {
-		return rep, err
+	var rep apply.Report
+	if a, ok := r.applied.LoadAndDelete(key); ok && a.(appliedState).digest == app.Status.LastAppliedDigest && len(a.(appliedState).refs) == len(refs) {
+		rep, refs = a.(appliedState).report, a.(appliedState).refs
+	} else {
+		if w, ok := r.waiting.Load(key); ok && w.(waitingFor).digest == app.Status.LastAppliedDigest && w.(waitingFor).total == len(refs) {
+			refs = w.(waitingFor).refs
+		}
+		var err error
+		if rep, err = mgr.HealthSince(ctx, refs, since); err != nil {
+			return rep, err
+		}
 	}
 	if rep.Health != apply.Progressing {
 		r.waiting.Delete(key)
@@ -92,6 +98,58 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 	}
 	r.waiting.Store(key, waitingFor{digest: app.Status.LastAppliedDigest, refs: pending, total: len(app.Status.Inventory)})
 	return rep, nil
+}
+
+// appliedState is the health of an Application's objects computed from
+// what its sync's apply returned, for the manifests of one digest, when
+// every object was Current.
+type appliedState struct {
+	digest string
+	report apply.Report
+	refs   []apply.Ref
+}
+
+// seedHealth uses the state of app's objects as the sync's apply returned
+// them (write results, or the dry-run of an unchanged object) so that the
+// health check that follows reads only what is still in progress: a
+// Deployment just created, not its ServiceAccount, Service or Ingress,
+// which are Current at once. When everything is Current it reads nothing.
+// A sync that did not return every object (a Helm release, a partial
+// failure) leaves the check to read them all.
+func (r *Reconciler) seedHealth(app *berthv1.Application, cs apply.ChangeSet) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	r.applied.Delete(key)
+	var objs []*unstructured.Unstructured
+	for _, e := range cs.Entries {
+		if e.Action == apply.Deleted || e.Action == apply.Skipped {
+			continue
+		}
+		objs = append(objs, e.Live)
+	}
+	if len(objs) != len(app.Status.Inventory) {
+		return
+	}
+	since := time.Time{}
+	if app.Status.LastAppliedAt != nil {
+		since = app.Status.LastAppliedAt.Time
+	}
+	rep, refs, ok := apply.HealthOf(objs, since)
+	switch {
+	case !ok:
+	case rep.Health == apply.Healthy:
+		r.applied.Store(key, appliedState{digest: app.Status.LastAppliedDigest, report: rep, refs: refs})
+	case rep.Health == apply.Progressing:
+		// Read only what is still in progress, and only at the check: by
+		// then a fresh rollout has often finished, and one status write
+		// says so.
+		var pending []apply.Ref
+		for i, o := range rep.Objects {
+			if o.Status != status.CurrentStatus {
+				pending = append(pending, refs[i])
+			}
+		}
+		r.waiting.Store(key, waitingFor{digest: app.Status.LastAppliedDigest, refs: pending, total: len(app.Status.Inventory)})
+	}
 }
 
 func (r *Reconciler) healthTimeout(app *berthv1.Application) time.Duration {

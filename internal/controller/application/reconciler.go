@@ -78,6 +78,10 @@ type Reconciler struct {
 	// waiting holds, for Applications whose health is Progressing, the
 	// objects that were not yet Current at the last check (see health).
 	waiting sync.Map
+	// applied holds, for Applications just synced, their objects' state as
+	// the apply returned it (see seedHealth): the first health check after
+	// a sync reads nothing.
+	applied sync.Map
 	// lastFetch is when each Application last fetched Git.
 	lastFetch sync.Map
 	// resumed holds Applications whose interrupted rollbacks this process
@@ -346,6 +350,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
 	r.watcher.ensure(ctx, app.Status.Inventory)
+	r.seedHealth(app, cs)
 	defer ph.mark("health")
 	return r.health(ctx, app, mgr)
 }
