@@ -19,9 +19,11 @@ all: build
 # libisal2 where it runs; `make build BUILD_TAGS=` builds pure Go.
 BUILD_TAGS ?= $(shell { pkg-config --exists libisal || test -f /usr/include/isa-l/igzip_lib.h; } 2>/dev/null && echo isal)
 
-## build: compile bin/berth (with ISA-L's inflater when libisal is installed)
+## build: compile bin/berth and bin/berth-scan, the scanner alone for CI
+## images (with ISA-L's inflater when libisal is installed)
 build:
 	$(GO) build $(if $(BUILD_TAGS),-tags $(BUILD_TAGS)) -o $(BIN)/berth ./cmd/berth
+	$(GO) build $(if $(BUILD_TAGS),-tags $(BUILD_TAGS)) -o $(BIN)/berth-scan ./cmd/berth-scan
 
 ## up: berth end to end here: sandbox, Git server with examples/, agent, Applications
 up: build

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench-scan.sh: cold and warm `berth scan` time and peak memory on a small
+# bench-scan.sh: cold and warm `berth scan` and `berth-scan scan` (the
+# scanner alone, without berth's Kubernetes code) time and peak memory on a small
 # (~10 MB) and a large (~300 MB) image, side by side with govulncheck (binary
 # mode) and, when it builds, osv-scanner, on the same OSV data
 # (golang.org/x/vulndb). Prints a table and the differences in findings.
@@ -42,6 +43,7 @@ if [ "$ISAL" = 1 ] || { [ "$ISAL" = auto ] && { pkg-config --exists libisal 2>/d
 fi
 log "building berth ${TAGS[*]}"
 flock "$LOCK" go build "${TAGS[@]}" -o bin/berth ./cmd/berth
+flock "$LOCK" go build "${TAGS[@]}" -o bin/berth-scan ./cmd/berth-scan
 INFLATER="$(bin/berth version | sed -n 's/^scan: gzip inflater //p')"
 log "gzip inflater: $INFLATER"
 if [ "$ISAL" = 1 ] && [ "$INFLATER" != isa-l ]; then
@@ -141,15 +143,19 @@ large_bins=("$APP/server" "$BENCH_BIN/govulncheck" "$ROOT/bin/berth")
 for b in "$ROOT"/bin/golangci-lint-* "$ROOT"/bin/controller-gen-*; do [ -x "$b" ] && large_bins+=("$b"); done
 for b in "$GOROOT_DIR"/bin/* "$GOROOT_DIR"/pkg/tool/*/*; do [ -f "$b" ] && [ -x "$b" ] && large_bins+=("$b"); done
 
-# measure NAME CMD...: best-of-RUNS wall seconds and peak RSS (MB); the
-# command's exit code 0 or 1 is fine (1 = findings).
+# measure NAME CMD...: best-of-RUNS wall seconds (to the millisecond, from
+# bash's clock around GNU time, the same for every tool) and peak RSS (MB,
+# from GNU time); the command's exit code 0 or 1 is fine (1 = findings).
 measure() {
   local name=$1; shift
-  local best="" mem=0
+  local best="" mem=0 t0 t1 s kb
   for _ in $(seq "$RUNS"); do
+    t0=$EPOCHREALTIME
     /usr/bin/time -f "%e %M" -o "$WORK/t" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || [ $? -le 1 ]
+    t1=$EPOCHREALTIME
     # GNU time prefixes "Command exited with non-zero status N" on exit 1.
-    read -r s kb < <(tail -n 1 "$WORK/t")
+    read -r _ kb < <(tail -n 1 "$WORK/t")
+    s=$(python3 -c "print(round($t1 - $t0, 3))")
     if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $s < $best else 1)"; then best=$s; fi
     [ "$kb" -gt "$mem" ] && mem=$kb
   done
@@ -163,7 +169,7 @@ govulncheck_all() {
   : >"$WORK/govulncheck-$scan.json"
   for b in "$@"; do
     read -r s m < <(measure "gv-$scan-$i" "$BENCH_BIN/govulncheck" -mode=binary -scan "$scan" -db "file://$GVDB" -format json "$b")
-    total=$(python3 -c "print(round($total + $s, 2))")
+    total=$(python3 -c "print(round($total + $s, 3))")
     [ "$m" -gt "$mem" ] && mem=$m
     jq -c --arg bin "$b" 'select(.finding) | {bin: $bin, id: .finding.osv, module: .finding.trace[0].module}' "$WORK/gv-$scan-$i.out" >>"$WORK/govulncheck-$scan.json" || true
     i=$((i + 1))
@@ -192,6 +198,13 @@ print(n)") / 1048576))
   bin/berth scan "$layout" --db "$DB" --cache-dir "$cache" --secrets=false -o json >/dev/null || true
   read -r ws wm < <(measure "berth-$img-warm" bin/berth scan "$layout" --db "$DB" --cache-dir "$cache" --secrets=false -o json)
   read -r css csm < <(measure "berth-$img-cold-secrets" bin/berth scan "$layout" --db "$DB" --no-cache --secrets=true -o json)
+  read -r ss sm < <(measure "berth-scan-$img-cold" bin/berth-scan scan "$layout" --db "$DB" --no-cache --secrets=false -o json)
+  read -r sws swm < <(measure "berth-scan-$img-warm" bin/berth-scan scan "$layout" --db "$DB" --cache-dir "$cache" --secrets=false -o json)
+  read -r sss ssm < <(measure "berth-scan-$img-cold-secrets" bin/berth-scan scan "$layout" --db "$DB" --no-cache --secrets=true -o json)
+  if ! cmp -s <(jq -S 'del(.startedAt, .finishedAt)' "$WORK/berth-$img-cold.out") <(jq -S 'del(.startedAt, .finishedAt)' "$WORK/berth-scan-$img-cold.out"); then
+    echo "berth scan and berth-scan scan disagree on $img: see $WORK/berth-$img-cold.out and $WORK/berth-scan-$img-cold.out" >&2
+    exit 1
+  fi
   eval "bins=(\"\${${img}_bins[@]}\")"
   read -r gms gmm < <(govulncheck_all module "${bins[@]}")
   cp "$WORK/govulncheck-module.json" "$WORK/govulncheck-module-$img.json"
@@ -210,11 +223,15 @@ SH
     printf '%-8s %-34s %9s %9s\n' "$img" "berth cold (${size}/${usize} MB, no secrets)" "$cs" "$cm"
     printf '%-8s %-34s %9s %9s\n' "$img" "berth cold with secrets" "$css" "$csm"
     printf '%-8s %-34s %9s %9s\n' "$img" "berth warm (layer cache)" "$ws" "$wm"
+    printf '%-8s %-34s %9s %9s\n' "$img" "berth-scan cold (no secrets)" "$ss" "$sm"
+    printf '%-8s %-34s %9s %9s\n' "$img" "berth-scan cold with secrets" "$sss" "$ssm"
+    printf '%-8s %-34s %9s %9s\n' "$img" "berth-scan warm (layer cache)" "$sws" "$swm"
     printf '%-8s %-34s %9s %9s\n' "$img" "govulncheck -scan module (${#bins[@]} bin)" "$gms" "$gmm"
     printf '%-8s %-34s %9s %9s\n' "$img" "govulncheck -scan symbol" "$gss" "$gsm"
     printf '%-8s %-34s %9s %9s\n' "$img" "extract image layers (tar -xzf)" "$xs" "$xm"
     python3 -c "print('%-8s %-34s %9s' % ('$img', 'ratio govulncheck-module / berth cold', round($gms / $cs, 2)))"
     python3 -c "print('%-8s %-34s %9s' % ('$img', 'ratio govulncheck-symbol / berth cold', round($gss / $cs, 2)))"
+    python3 -c "print('%-8s %-34s %9s' % ('$img', 'ratio govulncheck-module / berth-scan', round($gms / $ss, 2)))"
     python3 -c "print('%-8s %-34s %9s' % ('$img', 'ratio (extract+gv-module) / berth', round(($xs + $gms) / $cs, 2)))"
   } | tee -a "$WORK/results.txt"
   if [ -n "$OSV_SCANNER" ]; then

@@ -2,48 +2,24 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/berth-dev/berth/internal/cli/clio"
+	"github.com/berth-dev/berth/internal/cli/scancmd"
 )
 
 // Streams are the command's standard streams.
-type Streams struct {
-	In     io.Reader
-	Out    io.Writer
-	ErrOut io.Writer
-}
-
-// isTerminal reports whether w is a character device (a terminal), so long
-// work shows a live progress line there and plain lines in CI logs.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
+type Streams = clio.Streams
 
 // ExitError carries a specific exit code out of a command.
-type ExitError struct {
-	Code int
-	Err  error
-}
+type ExitError = clio.ExitError
 
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return e.Err.Error()
-}
-
-func (e *ExitError) Unwrap() error { return e.Err }
+// isTerminal reports whether w is a terminal (see clio.IsTerminal).
+func isTerminal(w io.Writer) bool { return clio.IsTerminal(w) }
 
 // NewRootCmd builds the berth command tree.
 func NewRootCmd(s Streams) *cobra.Command {
@@ -64,7 +40,7 @@ func NewRootCmd(s Streams) *cobra.Command {
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
-	root.AddCommand(NewCmdSandbox(s), NewCmdVersion(s), NewCmdScan(s), NewCmdDB(s), NewCmdCheck(s), NewCmdAudit(s),
+	root.AddCommand(NewCmdSandbox(s), NewCmdVersion(s), scancmd.NewCmdScan(s), scancmd.NewCmdDB(s), NewCmdCheck(s), NewCmdAudit(s),
 		NewCmdAgent(s), NewCmdGet(s), NewCmdSync(s), NewCmdDiff(s), NewCmdRender(s), NewCmdInstall(s),
 		NewCmdUp(s), NewCmdDown(s), NewCmdGitServer(s), NewCmdNotify(s), NewCmdBench(s),
 		NewCmdHistory(s), NewCmdRollback(s), NewCmdUnpin(s), NewCmdRehearse(s))
@@ -73,19 +49,5 @@ func NewRootCmd(s Streams) *cobra.Command {
 
 // Main runs berth with args and returns the process exit code.
 func Main(ctx context.Context, args []string, s Streams) int {
-	root := NewRootCmd(s)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
-	}
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		if ee.Err != nil {
-			fmt.Fprintln(s.ErrOut, "berth:", ee.Err)
-		}
-		return ee.Code
-	}
-	fmt.Fprintln(s.ErrOut, "berth:", err)
-	return 2
+	return clio.Execute(ctx, NewRootCmd(s), args, s)
 }

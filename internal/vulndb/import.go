@@ -97,9 +97,12 @@ func Import(ctx context.Context, dir, src string, opts ImportOptions) (*ImportRe
 	meta := Metadata{}
 	if old, err := Open(dir); err == nil {
 		if data, err = old.loadAll(); err != nil {
-			return nil, err
+			// A damaged store is replaced, not merged.
+			im.res.Warnings = append(im.res.Warnings, fmt.Sprintf("the existing store could not be read, so this import replaces it instead of merging: %v", err))
+			data = map[string]ecosystemData{}
+		} else {
+			meta.Sources = old.meta.Sources
 		}
-		meta.Sources = old.meta.Sources
 	} else if !errors.Is(err, ErrNoDatabase) {
 		// An unreadable or outdated store is replaced, not merged.
 		data = map[string]ecosystemData{}

@@ -246,3 +246,60 @@ func TestImportDirSkipsSymlinks(t *testing.T) {
 		t.Errorf("records %d skipped %d warnings %q; want 1, 1 (the symlink)", res.Records, res.Skipped, res.Warnings)
 	}
 }
+
+// A damaged ecosystem file gives a clear error on lookup, whatever the
+// damage, and never a panic; an import replaces the damaged store.
+func TestDamagedEcosystemFile(t *testing.T) {
+	d := t.TempDir()
+	good := filepath.Join(d, "good.json")
+	os.WriteFile(good, []byte(goodRecord), 0o644)
+	dir := filepath.Join(d, "db")
+	if _, err := vulndb.Import(context.Background(), dir, good, vulndb.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := vulndb.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, db.Metadata().Ecosystems["Debian"].File)
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damages := map[string][]byte{
+		"empty":             {},
+		"truncated header":  orig[:5],
+		"huge index length": append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, orig[8:]...),
+		"truncated records": orig[:len(orig)-10],
+		"garbage index":     append(append([]byte{}, orig[:8]...), bytes.Repeat([]byte{0x42}, len(orig)-8)...),
+		"records not json":  append(append([]byte{}, orig[:len(orig)-30]...), bytes.Repeat([]byte{'}'}, 30)...),
+	}
+	for name, data := range damages {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			db, err := vulndb.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Lookup("Debian:12", "openssl"); err == nil || !strings.Contains(err.Error(), "import the data again") {
+				t.Fatalf("lookup in a damaged file: err = %v, want a clear error", err)
+			}
+		})
+	}
+	res, err := vulndb.Import(context.Background(), dir, good, vulndb.ImportOptions{})
+	if err != nil {
+		t.Fatalf("import over a damaged store: %v", err)
+	}
+	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "replaces it") {
+		t.Errorf("warnings = %q, want one saying the damaged store was replaced", res.Warnings)
+	}
+	db, err = vulndb.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if advs, err := db.Lookup("Debian:12", "openssl"); err != nil || len(advs) != 1 {
+		t.Fatalf("after re-import: %d advisories, %v", len(advs), err)
+	}
+}

@@ -1,15 +1,15 @@
-package cli
+package scancmd
 
 import (
 	"fmt"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/cli/clio"
 	"github.com/berth-dev/berth/internal/scan"
 	"github.com/berth-dev/berth/internal/scan/match"
 	"github.com/berth-dev/berth/internal/scan/report"
@@ -35,7 +35,7 @@ type ScanOptions struct {
 
 // NewCmdScan scans an image for vulnerable packages. Exit codes: 0 pass,
 // 1 findings at or above the threshold, 2 the scan could not run.
-func NewCmdScan(s Streams) *cobra.Command {
+func NewCmdScan(s clio.Streams) *cobra.Command {
 	o := &ScanOptions{MaxDBAge: ageValue(scan.DefaultMaxDBAge)}
 	cmd := &cobra.Command{
 		Use:   "scan IMAGE",
@@ -58,7 +58,7 @@ could not run (no or stale database, unreadable image, bad flags).`,
 				return err
 			}
 			if !r.Verdict.Pass() {
-				return &ExitError{Code: 1}
+				return &clio.ExitError{Code: 1}
 			}
 			return nil
 		},
@@ -117,10 +117,7 @@ func (o *ScanOptions) options(image string) (scan.Options, report.Format, error)
 		opts.Catalog.CacheDir = o.CacheDir
 	}
 	opts.Catalog.Secrets = o.Secrets
-	opts.ToolVersion = "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		opts.ToolVersion = bi.Main.Version
-	}
+	opts.ToolVersion = version()
 	return opts, format, nil
 }
 

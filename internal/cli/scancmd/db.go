@@ -1,4 +1,4 @@
-package cli
+package scancmd
 
 import (
 	"fmt"
@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/berth-dev/berth/internal/cli/clio"
 	"github.com/berth-dev/berth/internal/scan"
 	"github.com/berth-dev/berth/internal/vulndb"
 )
@@ -28,7 +29,7 @@ func (f *dbFlags) dir() (string, error) {
 }
 
 // NewCmdDB groups the commands that manage the vulnerability database.
-func NewCmdDB(s Streams) *cobra.Command {
+func NewCmdDB(s clio.Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "db",
 		Short: "Manage the local OSV vulnerability database that `berth scan` reads",
@@ -47,7 +48,7 @@ type DBImportOptions struct {
 }
 
 // NewCmdDBImport imports OSV data into the store.
-func NewCmdDBImport(s Streams) *cobra.Command {
+func NewCmdDBImport(s clio.Streams) *cobra.Command {
 	o := &DBImportOptions{}
 	cmd := &cobra.Command{
 		Use:   "import PATH",
@@ -85,7 +86,7 @@ type DBStatusOptions struct {
 
 // NewCmdDBStatus prints what the store holds. Exit code 1 when it is older
 // than --max-db-age.
-func NewCmdDBStatus(s Streams) *cobra.Command {
+func NewCmdDBStatus(s clio.Streams) *cobra.Command {
 	o := &DBStatusOptions{MaxAge: ageValue(scan.DefaultMaxDBAge)}
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -103,7 +104,7 @@ func NewCmdDBStatus(s Streams) *cobra.Command {
 			now := time.Now()
 			vulndb.PrintStatus(s.Out, dir, db.Metadata(), now)
 			if err := db.CheckAge(now, time.Duration(o.MaxAge)); err != nil {
-				return &ExitError{Code: 1, Err: err}
+				return &clio.ExitError{Code: 1, Err: err}
 			}
 			return nil
 		},
