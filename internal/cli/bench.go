@@ -15,7 +15,7 @@ import (
 // NewCmdBench measures the agent on fresh sandboxes.
 func NewCmdBench(s Streams) *cobra.Command {
 	var sizes string
-	var samples, rollbacks int
+	var samples, rollbacks, requestCosts int
 	var baseline, requests bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -36,6 +36,14 @@ func NewCmdBench(s Streams) *cobra.Command {
 			}
 			self, _ = filepath.EvalSymlinks(self)
 			opts := bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out, Baseline: baseline, Requests: requests}
+			if requestCosts > 0 {
+				costs, err := bench.RunRequestCosts(cmd.Context(), opts, requestCosts)
+				if err != nil {
+					return err
+				}
+				bench.PrintRequestCosts(s.Out, costs, requestCosts)
+				return nil
+			}
 			if rollbacks > 0 {
 				res, err := bench.RunRollback(cmd.Context(), opts, rollbacks)
 				if err != nil {
@@ -52,6 +60,7 @@ func NewCmdBench(s Streams) *cobra.Command {
 	cmd.Flags().BoolVar(&baseline, "baseline", true, "also time the cluster alone creating the same objects directly, on its own sandbox, and report the agent against it")
 	cmd.Flags().BoolVar(&requests, "requests", false, "print the API server's requests per app by verb and resource, for the agent and the baseline")
 	cmd.Flags().IntVar(&samples, "samples", 20, "samples for the latency figures")
+	cmd.Flags().IntVar(&requestCosts, "request-costs", 0, "instead: send N requests of each kind an agent sync makes to a fresh sandbox and print the API server's CPU per request")
 	cmd.Flags().IntVar(&rollbacks, "rollbacks", 0, "instead: measure N automatic rollbacks (failure signal → previous release Healthy) and the rehearsal's cost")
 	return cmd
 }

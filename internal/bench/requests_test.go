@@ -1,0 +1,50 @@
+package bench
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestProcessCPUCountsWork(t *testing.T) {
+	before, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 150*time.Millisecond; {
+		x++
+	}
+	after, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 50*time.Millisecond {
+		t.Fatalf("CPU went from %s to %s over 150 ms of busy loop (%d)", before, after, x)
+	}
+	if _, err := processCPU(-1); err == nil {
+		t.Fatal("no error for a process that does not exist")
+	}
+}
+
+func TestPrintRequestsPerAppLargestFirst(t *testing.T) {
+	before := map[string]float64{"POST events": 10, "GET deployments": 5}
+	after := map[string]float64{"POST events": 310, "GET deployments": 105, "APPLY deployments (dry run)": 200, "WATCH pods": 1}
+	var b bytes.Buffer
+	printRequests(&b, "100 apps, agent", before, after, 100)
+	got := b.String()
+	want := []string{"6.0 API server requests per app (601 in all)", "3.00  POST events", "2.00  APPLY deployments (dry run)", "1.00  GET deployments"}
+	last := -1
+	for _, w := range want {
+		i := strings.Index(got, w)
+		if i < 0 || i < last {
+			t.Fatalf("output lacks %q in order:\n%s", w, got)
+		}
+		last = i
+	}
+	if strings.Contains(got, "WATCH pods") {
+		t.Errorf("a request under 0.05 per app is listed:\n%s", got)
+	}
+}
