@@ -32,6 +32,10 @@ import (
 	"github.com/berth-dev/berth/internal/webhook"
 )
 
+// gcDiscovery is how long the garbage collector may take to discover new
+// resources: its discovery period (30 s) and a margin.
+const gcDiscovery = 32 * time.Second
+
 // Options configure a run.
 type Options struct {
 	// Sizes are the numbers of Applications, measured in order.
@@ -462,6 +466,17 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 		if err := c.Create(ctx, obj); err != nil {
 			return e, err
 		}
+	}
+	// The controller-manager's garbage collector finds new resources by
+	// discovery every 30 s. Until it watches Applications and Releases it
+	// verifies every owner reference to them with a GET (1.2 per app), a
+	// cost no cluster where berth was installed before its Applications
+	// pays: wait for it, as such a cluster would have.
+	fmt.Fprintf(o.Out, "waiting %s for the garbage collector to discover berth's CRDs\n", gcDiscovery)
+	select {
+	case <-ctx.Done():
+		return e, ctx.Err()
+	case <-time.After(gcDiscovery):
 	}
 	secret := filepath.Join(dir, "secret")
 	if err := os.WriteFile(secret, []byte("bench-secret"), 0o600); err != nil {
