@@ -50,7 +50,7 @@ func openEcosystem(path string) (*ecosystemFile, error) {
 		return nil, corrupt("truncated")
 	}
 	n := binary.BigEndian.Uint64(data)
-	if n > maxIndexBytes || n > uint64(len(data)-8) {
+	if n > maxIndexBytes || n > uint64(len(data)-8) { //nolint:gosec // len(data) ≥ 8 here
 		return nil, corrupt("bad index length")
 	}
 	e := &ecosystemFile{path: path, records: data[8+n:], decoded: map[string][]Advisory{}}
@@ -115,7 +115,7 @@ func writeEcosystem(path string, d ecosystemData) error {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
 	out := make([]byte, 8, 8+head.Len()+records.Len())
-	binary.BigEndian.PutUint64(out, uint64(head.Len()))
+	binary.BigEndian.PutUint64(out, uint64(head.Len())) //nolint:gosec // a length is never negative
 	out = append(out, head.Bytes()...)
 	out = append(out, records.Bytes()...)
 	if err := os.WriteFile(path, out, 0o644); err != nil {
