@@ -117,7 +117,8 @@ type ReleaseStatus struct {
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// AppliedAt is when the manifests were applied (the release's
-	// creation), recorded with the verdict.
+	// creation), recorded with the first status write (normally the
+	// verdict).
 	// +optional
 	AppliedAt *metav1.Time `json:"appliedAt,omitempty"`
 	// FinishedAt is when the outcome was decided.
@@ -155,8 +156,8 @@ type Release struct {
 
 	Spec ReleaseSpec `json:"spec,omitempty"`
 	// Status starts as Pending: the API server defaults it, so that
-	// recording a release is one write and its first status write is the
-	// verdict.
+	// recording a release is one write (the first status write is
+	// normally the verdict).
 	// +kubebuilder:default={health: "Pending", reason: "applied, waiting for health"}
 	Status ReleaseStatus `json:"status,omitempty"`
 }

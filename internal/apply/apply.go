@@ -36,7 +36,11 @@ func (m *Manager) Validate(ctx context.Context, objs []manifest.Object) (ChangeS
 	if err != nil {
 		return ChangeSet{}, err
 	}
-	return changeSet(plans), nil
+	cs := changeSet(plans)
+	for i := range cs.Entries {
+		cs.Entries[i].Live = nil // nothing was applied
+	}
+	return cs, nil
 }
 
 // Apply validates the whole revision, then applies it in stages: CRDs and

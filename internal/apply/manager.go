@@ -36,10 +36,10 @@ type Entry struct {
 	Action Action
 	// Reason explains a skip.
 	Reason string
-	// Live is the object as the API server returned it from the apply
-	// (or, unchanged, from the dry-run just before): its state, status
-	// included, right after the sync. Nil when it was not written (a
-	// validation, a failed write, a prune).
+	// Live is the object as the API server returned it from Apply (or,
+	// unchanged, from the dry-run just before): its state, status
+	// included, right after the sync. Nil when Apply did not write or
+	// check it (Validate, a failed write, a prune).
 	Live *unstructured.Unstructured
 }
 

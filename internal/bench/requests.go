@@ -14,8 +14,8 @@ import (
 )
 
 // requestCounts reads the API server's apiserver_request_total and sums
-// it by verb and resource (with subresource and dry run), every client
-// together.
+// it by verb and resource (with subresource, dry run and any code other
+// than 2xx), every client together; watches are left out.
 func requestCounts(ctx context.Context, cfg *rest.Config) (map[string]float64, error) {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -39,6 +39,11 @@ func requestCounts(ctx context.Context, cfg *rest.Config) (map[string]float64, e
 		l := map[string]string{}
 		for _, p := range m.GetLabel() {
 			l[p.GetName()] = p.GetValue()
+		}
+		// A watch (or another long-running request) is counted when it
+		// ends, not when it is made: not a figure for an interval.
+		if l["verb"] == "WATCH" || l["verb"] == "CONNECT" {
+			continue
 		}
 		key := l["verb"] + " " + l["resource"]
 		if l["subresource"] != "" {

@@ -36,6 +36,9 @@ func NewCmdBench(s Streams) *cobra.Command {
 			}
 			self, _ = filepath.EvalSymlinks(self)
 			opts := bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out, Baseline: baseline, Requests: requests}
+			if requestCosts > 0 && rollbacks > 0 {
+				return fmt.Errorf("--request-costs and --rollbacks are separate measurements: pick one")
+			}
 			if requestCosts > 0 {
 				costs, err := bench.RunRequestCosts(cmd.Context(), opts, requestCosts)
 				if err != nil {

@@ -47,6 +47,9 @@ type ImportResult struct {
 	Skipped   int
 	// Warnings explain skipped records; only the first 50 are kept.
 	Warnings []string
+	// Replaced, when not empty, says why an existing store could not be
+	// merged and was replaced.
+	Replaced string
 	Meta     Metadata
 }
 
@@ -98,7 +101,7 @@ func Import(ctx context.Context, dir, src string, opts ImportOptions) (*ImportRe
 	if old, err := Open(dir); err == nil {
 		if data, err = old.loadAll(); err != nil {
 			// A damaged store is replaced, not merged.
-			im.res.Warnings = append(im.res.Warnings, fmt.Sprintf("the existing store could not be read, so this import replaces it instead of merging: %v", err))
+			im.res.Replaced = fmt.Sprintf("the existing store could not be read, so this import replaces it instead of merging: %v", err)
 			data = map[string]ecosystemData{}
 		} else {
 			meta.Sources = old.meta.Sources

@@ -292,8 +292,8 @@ func TestDamagedEcosystemFile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("import over a damaged store: %v", err)
 	}
-	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings[0], "replaces it") {
-		t.Errorf("warnings = %q, want one saying the damaged store was replaced", res.Warnings)
+	if !strings.Contains(res.Replaced, "replaces it") {
+		t.Errorf("Replaced = %q, want it to say the damaged store was replaced", res.Replaced)
 	}
 	db, err = vulndb.Open(dir)
 	if err != nil {

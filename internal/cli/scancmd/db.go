@@ -63,6 +63,9 @@ func NewCmdDBImport(s clio.Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if res.Replaced != "" {
+				fmt.Fprintln(s.ErrOut, "warning:", res.Replaced)
+			}
 			for _, w := range res.Warnings {
 				fmt.Fprintln(s.ErrOut, "warning:", w)
 			}

@@ -102,7 +102,7 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 
 // appliedState is the health of an Application's objects computed from
 // what its sync's apply returned, for the manifests of one digest, when
-// every object was Current.
+// nothing was still in progress.
 type appliedState struct {
 	digest string
 	report apply.Report
@@ -113,12 +113,15 @@ type appliedState struct {
 // them (write results, or the dry-run of an unchanged object) so that the
 // health check that follows reads only what is still in progress: a
 // Deployment just created, not its ServiceAccount, Service or Ingress,
-// which are Current at once. When everything is Current it reads nothing.
-// A sync that did not return every object (a Helm release, a partial
-// failure) leaves the check to read them all.
+// which are Current at once. When nothing is in progress it reads nothing.
+// A sync that did not return every object's state (a Helm release, whose
+// change set comes from the validation before Helm's upgrade) leaves the
+// check to read them all.
 func (r *Reconciler) seedHealth(app *berthv1.Application, cs apply.ChangeSet) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	// What an earlier check found pending says nothing about this sync.
 	r.applied.Delete(key)
+	r.waiting.Delete(key)
 	var objs []*unstructured.Unstructured
 	for _, e := range cs.Entries {
 		if e.Action == apply.Deleted || e.Action == apply.Skipped {
@@ -136,9 +139,10 @@ func (r *Reconciler) seedHealth(app *berthv1.Application, cs apply.ChangeSet) {
 	rep, refs, ok := apply.HealthOf(objs, since)
 	switch {
 	case !ok:
-	case rep.Health == apply.Healthy:
+	case rep.Health != apply.Progressing:
+		// Healthy, or a verdict (Degraded) the check must not lose.
 		r.applied.Store(key, appliedState{digest: app.Status.LastAppliedDigest, report: rep, refs: refs})
-	case rep.Health == apply.Progressing:
+	default:
 		// Read only what is still in progress, and only at the check: by
 		// then a fresh rollout has often finished, and one status write
 		// says so.

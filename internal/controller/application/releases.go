@@ -57,7 +57,9 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 	store := r.releases()
 	// One read on every health check; the history only once a verdict is in.
 	cur, err := store.Get(ctx, app.Namespace, app.Name, app.Status.CurrentRelease)
-	if apierrors.IsNotFound(err) || (err == nil && cur.Status.Health != berthv1.ReleasePending) {
+	// An empty health is Pending too: a Release created while an older CRD
+	// without the status default was installed.
+	if apierrors.IsNotFound(err) || (err == nil && cur.Status.Health != berthv1.ReleasePending && cur.Status.Health != "") {
 		return nil, nil
 	}
 	if err != nil {

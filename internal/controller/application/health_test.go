@@ -1,0 +1,75 @@
+package application
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+)
+
+// deployment returns a Deployment as the API server would return it:
+// rolled out (available) or stuck past its progress deadline.
+func deployment(name string, failed bool) *unstructured.Unstructured {
+	cond := map[string]any{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+	if failed {
+		cond = map[string]any{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": name, "namespace": "ns", "generation": int64(1)},
+		"spec":     map[string]any{"replicas": int64(1)},
+		"status": map[string]any{"observedGeneration": int64(1), "replicas": int64(1), "updatedReplicas": int64(1),
+			"readyReplicas": int64(1), "availableReplicas": int64(1), "conditions": []any{cond}},
+	}}
+}
+
+// A sync's own results decide the next health check: an object that went
+// bad is reported, even when an earlier check had left only another object
+// to wait for.
+func TestSeedHealthReplacesWhatAnEarlierCheckWaitedFor(t *testing.T) {
+	r := &Reconciler{}
+	app := &berthv1.Application{}
+	app.Namespace, app.Name = "ns", "app"
+	app.Status.LastAppliedDigest = "sha256:d"
+	app.Status.Inventory = []berthv1.ObjectRef{
+		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "ns", Name: "a"},
+		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "ns", Name: "b"},
+	}
+	key := types.NamespacedName{Namespace: "ns", Name: "app"}
+	// An earlier check left only a to wait for, at the same digest.
+	r.waiting.Store(key, waitingFor{digest: "sha256:d", refs: refsOf(app.Status.Inventory[:1]), total: 2})
+
+	cs := apply.ChangeSet{Entries: []apply.Entry{
+		{Action: apply.Unchanged, Live: deployment("a", false)},
+		{Action: apply.Unchanged, Live: deployment("b", true)},
+	}}
+	r.seedHealth(app, cs)
+	if _, ok := r.waiting.Load(key); ok {
+		t.Fatal("the earlier check's waiting list survived the sync")
+	}
+	// No manager: the check must not read anything.
+	rep, err := r.healthReport(context.Background(), app, nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Health != apply.Degraded || len(rep.Objects) != 2 || rep.Objects[1].Status != status.FailedStatus {
+		t.Fatalf("health = %s %+v, want Degraded with b Failed", rep.Health, rep.Objects)
+	}
+
+	// A sync whose change set carries no state (Validate, Helm) leaves the
+	// next check to read everything: nothing seeded, nothing waiting.
+	r.waiting.Store(key, waitingFor{digest: "sha256:d", refs: refsOf(app.Status.Inventory[:1]), total: 2})
+	r.seedHealth(app, apply.ChangeSet{Entries: []apply.Entry{{Action: apply.Unchanged}, {Action: apply.Unchanged}}})
+	if _, ok := r.waiting.Load(key); ok {
+		t.Fatal("waiting list kept after a sync without state")
+	}
+	if _, ok := r.applied.Load(key); ok {
+		t.Fatal("seeded from a change set without state")
+	}
+}
