@@ -9,7 +9,7 @@ GOLANGCI_LINT          := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 CONTROLLER_GEN_VERSION := v0.23.0
 CONTROLLER_GEN         := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
-.PHONY: all build up down bench generate test fmt vet lint check clean
+.PHONY: all build up down bench generate generated test fmt vet lint check clean
 
 all: build
 
@@ -76,8 +76,12 @@ $(GOLANGCI_LINT):
 	GOBIN=$(BIN)/.lint-$(GOLANGCI_LINT_VERSION) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/.lint-$(GOLANGCI_LINT_VERSION)/golangci-lint $@
 
-## check: fmt, vet, lint, then the tests
-check: fmt vet lint test
+## generated: fail if api/'s generated deepcopy or CRDs are out of date
+generated: generate
+	@git diff --exit-code --stat -- api config/crd || { echo "run make generate and commit the result"; exit 1; }
+
+## check: fmt, vet, lint, generated files, then the tests
+check: fmt vet lint generated test
 
 clean:
 	rm -rf $(BIN)
