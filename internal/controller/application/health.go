@@ -71,12 +71,12 @@ type waitingFor struct {
 // settled, read them all. An object going bad meanwhile is seen by the
 // watches (a spec change or deletion triggers a full pass) or by the health
 // timeout.
-func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, since time.Time) (apply.Report, error) {
+func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, since time.Time, seed *seeded) (apply.Report, error) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	refs := refsOf(app.Status.Inventory)
 	var rep apply.Report
-	if a, ok := r.applied.LoadAndDelete(key); ok && a.(appliedState).digest == app.Status.LastAppliedDigest && len(a.(appliedState).refs) == len(refs) {
-		rep, refs = a.(appliedState).report, a.(appliedState).refs
+	if seed != nil && len(seed.refs) == len(refs) {
+		rep, refs = seed.report, seed.refs
 	} else {
 		if w, ok := r.waiting.Load(key); ok && w.(waitingFor).digest == app.Status.LastAppliedDigest && w.(waitingFor).total == len(refs) {
 			refs = w.(waitingFor).refs
@@ -100,11 +100,9 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 	return rep, nil
 }
 
-// appliedState is the health of an Application's objects computed from
-// what its sync's apply returned, for the manifests of one digest, when
-// nothing was still in progress.
-type appliedState struct {
-	digest string
+// seeded is the health of an Application's objects computed from what
+// its sync's apply returned, when nothing was still in progress.
+type seeded struct {
 	report apply.Report
 	refs   []apply.Ref
 }
@@ -117,10 +115,9 @@ type appliedState struct {
 // A sync that did not return every object's state (a Helm release, whose
 // change set comes from the validation before Helm's upgrade) leaves the
 // check to read them all.
-func (r *Reconciler) seedHealth(app *berthv1.Application, cs apply.ChangeSet) {
+func (r *Reconciler) seedHealth(app *berthv1.Application, cs apply.ChangeSet) *seeded {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	// What an earlier check found pending says nothing about this sync.
-	r.applied.Delete(key)
 	r.waiting.Delete(key)
 	var objs []*unstructured.Unstructured
 	for _, e := range cs.Entries {
@@ -130,7 +127,7 @@ func (r *Reconciler) seedHealth(app *berthv1.Application, cs apply.ChangeSet) {
 		objs = append(objs, e.Live)
 	}
 	if len(objs) != len(app.Status.Inventory) {
-		return
+		return nil
 	}
 	since := time.Time{}
 	if app.Status.LastAppliedAt != nil {
@@ -139,21 +136,22 @@ func (r *Reconciler) seedHealth(app *berthv1.Application, cs apply.ChangeSet) {
 	rep, refs, ok := apply.HealthOf(objs, since)
 	switch {
 	case !ok:
+		return nil
 	case rep.Health != apply.Progressing:
 		// Healthy, or a verdict (Degraded) the check must not lose.
-		r.applied.Store(key, appliedState{digest: app.Status.LastAppliedDigest, report: rep, refs: refs})
-	default:
-		// Read only what is still in progress, and only at the check: by
-		// then a fresh rollout has often finished, and one status write
-		// says so.
-		var pending []apply.Ref
-		for i, o := range rep.Objects {
-			if o.Status != status.CurrentStatus {
-				pending = append(pending, refs[i])
-			}
-		}
-		r.waiting.Store(key, waitingFor{digest: app.Status.LastAppliedDigest, refs: pending, total: len(app.Status.Inventory)})
+		return &seeded{report: rep, refs: refs}
 	}
+	// Read only what is still in progress, and only at the check: by
+	// then a fresh rollout has often finished, and one status write says
+	// so.
+	var pending []apply.Ref
+	for i, o := range rep.Objects {
+		if o.Status != status.CurrentStatus {
+			pending = append(pending, refs[i])
+		}
+	}
+	r.waiting.Store(key, waitingFor{digest: app.Status.LastAppliedDigest, refs: pending, total: len(app.Status.Inventory)})
+	return nil
 }
 
 func (r *Reconciler) healthTimeout(app *berthv1.Application) time.Duration {
@@ -163,8 +161,10 @@ func (r *Reconciler) healthTimeout(app *berthv1.Application) time.Duration {
 	return 5 * time.Minute
 }
 
-// health computes kstatus over the inventory and sets Ready.
-func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *apply.Manager) (ctrl.Result, error) {
+// health computes kstatus over the inventory and sets Ready. seed, when
+// not nil, is the state the sync just applied (see seedHealth): nothing is
+// read.
+func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, seed *seeded) (ctrl.Result, error) {
 	since := time.Time{}
 	if app.Status.LastAppliedAt != nil {
 		since = app.Status.LastAppliedAt.Time
@@ -172,7 +172,7 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	// Mark the Application as waiting before reading, so that a status
 	// change landing while we read still brings a recheck.
 	r.healthDue.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, struct{}{})
-	rep, err := r.healthReport(ctx, app, mgr, since)
+	rep, err := r.healthReport(ctx, app, mgr, since, seed)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("computing health: %w", err)
 	}
@@ -272,7 +272,7 @@ func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr 
 			setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "AwaitingSync", msg)
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
-		return r.health(ctx, app, mgr)
+		return r.health(ctx, app, mgr, nil)
 	}
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(float64(len(drifted)))
 	if len(drifted) == 0 {
@@ -281,7 +281,7 @@ func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr 
 			app.Status.Drift.Objects = nil
 		}
 		meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
-		return r.health(ctx, app, mgr)
+		return r.health(ctx, app, mgr, nil)
 	}
 	app.Status.Sync = "OutOfSync"
 	if app.Status.Drift == nil {
@@ -297,5 +297,5 @@ func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr 
 	if changed {
 		r.Recorder.Event(app, corev1.EventTypeWarning, "DriftDetected", msg)
 	}
-	return r.health(ctx, app, mgr)
+	return r.health(ctx, app, mgr, nil)
 }

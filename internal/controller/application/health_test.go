@@ -49,12 +49,15 @@ func TestSeedHealthReplacesWhatAnEarlierCheckWaitedFor(t *testing.T) {
 		{Action: apply.Unchanged, Live: deployment("a", false)},
 		{Action: apply.Unchanged, Live: deployment("b", true)},
 	}}
-	r.seedHealth(app, cs)
+	seed := r.seedHealth(app, cs)
 	if _, ok := r.waiting.Load(key); ok {
 		t.Fatal("the earlier check's waiting list survived the sync")
 	}
+	if seed == nil {
+		t.Fatal("a Degraded verdict from the sync was dropped")
+	}
 	// No manager: the check must not read anything.
-	rep, err := r.healthReport(context.Background(), app, nil, time.Time{})
+	rep, err := r.healthReport(context.Background(), app, nil, time.Time{}, seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +68,10 @@ func TestSeedHealthReplacesWhatAnEarlierCheckWaitedFor(t *testing.T) {
 	// A sync whose change set carries no state (Validate, Helm) leaves the
 	// next check to read everything: nothing seeded, nothing waiting.
 	r.waiting.Store(key, waitingFor{digest: "sha256:d", refs: refsOf(app.Status.Inventory[:1]), total: 2})
-	r.seedHealth(app, apply.ChangeSet{Entries: []apply.Entry{{Action: apply.Unchanged}, {Action: apply.Unchanged}}})
+	if seed := r.seedHealth(app, apply.ChangeSet{Entries: []apply.Entry{{Action: apply.Unchanged}, {Action: apply.Unchanged}}}); seed != nil {
+		t.Fatal("seeded from a change set without state")
+	}
 	if _, ok := r.waiting.Load(key); ok {
 		t.Fatal("waiting list kept after a sync without state")
-	}
-	if _, ok := r.applied.Load(key); ok {
-		t.Fatal("seeded from a change set without state")
 	}
 }

@@ -78,10 +78,6 @@ type Reconciler struct {
 	// waiting holds, for Applications whose health is Progressing, the
 	// objects that were not yet Current at the last check (see health).
 	waiting sync.Map
-	// applied holds, for Applications just synced, their objects' state as
-	// the apply returned it (see seedHealth): the first health check after
-	// a sync reads nothing.
-	applied sync.Map
 	// lastFetch is when each Application last fetched Git.
 	lastFetch sync.Map
 	// resumed holds Applications whose interrupted rollbacks this process
@@ -168,7 +164,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	}
 
 	if r.healthOnly(app) {
-		return r.health(ctx, app, mgr)
+		return r.health(ctx, app, mgr, nil)
 	}
 
 	// 1. Source.
@@ -264,7 +260,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		if checked, ok := r.lastHealthy.Load(key); ok && app.Status.Health == "Healthy" && time.Since(checked.(time.Time)) < healthRecheck {
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
-		return r.health(ctx, app, mgr)
+		return r.health(ctx, app, mgr, nil)
 	}
 	if (!automated && !syncRequested) || (!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftDetect) ||
 		(!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftOff && app.Status.Sync == "Synced") {
@@ -350,9 +346,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
 	r.watcher.ensure(ctx, app.Status.Inventory)
-	r.seedHealth(app, cs)
+	seed := r.seedHealth(app, cs)
 	defer ph.mark("health")
-	return r.health(ctx, app, mgr)
+	return r.health(ctx, app, mgr, seed)
 }
 
 // credentials reads the Application's Git credentials Secret.

@@ -252,7 +252,7 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 		r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
 	}
 	app.Status.Sync = "Pinned"
-	return r.health(ctx, app, mgr)
+	return r.health(ctx, app, mgr, nil)
 }
 
 // handleRequests acts on `berth rollback` and `berth unpin`. It returns a
