@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -83,39 +82,19 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 		}
 	}
 	start := time.Now()
-	work := make(chan manifest.Object)
-	errs := make(chan error, baselineWorkers)
-	var wg sync.WaitGroup
-	for range baselineWorkers {
-		wg.Go(func() {
-			for o := range work {
-				gvr, ok := resources[o.Object.GetKind()]
-				if !ok {
-					errs <- fmt.Errorf("baseline: no resource for %s", o.ID())
-					return
-				}
-				if _, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, o.Object, metav1.CreateOptions{}); err != nil {
-					errs <- fmt.Errorf("baseline: creating %s: %w", o.ID(), err)
-					return
-				}
-			}
-		})
-	}
-	for _, o := range objs {
-		select {
-		case work <- o:
-		case err := <-errs:
-			close(work)
-			wg.Wait()
-			return 0, err
+	err = fanOut(len(objs), baselineWorkers, func(i int) error {
+		obj := objs[i]
+		gvr, ok := resources[obj.Object.GetKind()]
+		if !ok {
+			return fmt.Errorf("baseline: no resource for %s", obj.ID())
 		}
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
+		if _, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, obj.Object, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("baseline: creating %s: %w", obj.ID(), err)
+		}
+		return nil
+	})
+	if err != nil {
 		return 0, err
-	default:
 	}
 	if err := waitDeploymentsAvailable(ctx, cs, n); err != nil {
 		return 0, err

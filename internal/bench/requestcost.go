@@ -232,7 +232,7 @@ func RunRequestCosts(ctx context.Context, o Options, n int) ([]Cost, error) {
 			return out, err
 		}
 		t0 := time.Now()
-		if err := fanOut(n, k.do); err != nil {
+		if err := fanOut(n, 8, k.do); err != nil {
 			return out, fmt.Errorf("%s: %w", k.name, err)
 		}
 		wall := time.Since(t0)
@@ -247,13 +247,15 @@ func RunRequestCosts(ctx context.Context, o Options, n int) ([]Cost, error) {
 	return out, nil
 }
 
-// fanOut runs do(0..n-1) on 8 workers and returns the first error.
-func fanOut(n int, do func(i int) error) error {
+// fanOut runs do(0..n-1) on the given number of workers and returns the
+// first error; after one, the rest are not started.
+func fanOut(n, workers int, do func(i int) error) error {
 	work := make(chan int)
 	var mu sync.Mutex
 	var first error
 	var wg sync.WaitGroup
-	for range 8 {
+	failed := func() bool { mu.Lock(); defer mu.Unlock(); return first != nil }
+	for range workers {
 		wg.Go(func() {
 			for i := range work {
 				if err := do(i); err != nil {
@@ -266,7 +268,7 @@ func fanOut(n int, do func(i int) error) error {
 			}
 		})
 	}
-	for i := range n {
+	for i := 0; i < n && !failed(); i++ {
 		work <- i
 	}
 	close(work)

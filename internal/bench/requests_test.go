@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,5 +48,33 @@ func TestPrintRequestsPerAppLargestFirst(t *testing.T) {
 	}
 	if strings.Contains(got, "WATCH pods") {
 		t.Errorf("a request under 0.05 per app is listed:\n%s", got)
+	}
+}
+
+func TestFanOutRunsEachOnceAndStopsAfterAnError(t *testing.T) {
+	var ran atomic.Int64
+	seen := make([]atomic.Int64, 100)
+	if err := fanOut(100, 8, func(i int) error { ran.Add(1); seen[i].Add(1); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range seen {
+		if seen[i].Load() != 1 {
+			t.Fatalf("item %d ran %d times", i, seen[i].Load())
+		}
+	}
+	boom := errors.New("boom")
+	ran.Store(0)
+	err := fanOut(10000, 2, func(i int) error {
+		ran.Add(1)
+		if i == 3 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the worker's error", err)
+	}
+	if ran.Load() == 10000 {
+		t.Fatal("every item ran after an error")
 	}
 }
