@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/cli/clio"
 	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/policy"
 	"github.com/berth-dev/berth/internal/render"
@@ -118,7 +118,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	case "json":
 		err = rep.WriteJSON(s.Out)
 	case "sarif":
-		err = rep.WriteSARIF(s.Out, berthVersion())
+		err = rep.WriteSARIF(s.Out, clio.Version())
 	default:
 		err = rep.WriteText(s.Out)
 	}
@@ -139,13 +139,4 @@ func loadRevision(ctx context.Context, path string, opts render.Options) ([]mani
 		return nil, fmt.Errorf("rendering %s: %w", path, err)
 	}
 	return res.Objects, nil
-}
-
-// berthVersion is the module version of this binary, "(devel)" in a
-// development build.
-func berthVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

@@ -2,10 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/cli/clio"
 	"github.com/berth-dev/berth/internal/oci"
 	"github.com/berth-dev/berth/internal/sandbox"
 )
@@ -18,11 +18,7 @@ func NewCmdVersion(s Streams) *cobra.Command {
 		Short: "Print berth's version and the sandbox component versions",
 		Args:  cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			v := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-				v = bi.Main.Version
-			}
-			fmt.Fprintf(s.Out, "berth %s\nsandbox: kubernetes %s, etcd %s, kwok %s\nscan: gzip inflater %s\n", v,
+			fmt.Fprintf(s.Out, "berth %s\nsandbox: kubernetes %s, etcd %s, kwok %s\nscan: gzip inflater %s\n", clio.Version(),
 				sandbox.KubernetesVersion, sandbox.EtcdVersion, sandbox.KwokVersion, oci.GzipInflater)
 			return nil
 		},

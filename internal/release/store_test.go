@@ -130,16 +130,8 @@ func TestHistoryIsBoundedNewestFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rels, err := s.List(ctx, app.Namespace, app.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nums []int64
-	for _, r := range rels {
-		nums = append(nums, r.Spec.Number)
-	}
-	if fmt.Sprint(nums) != "[5 4 3]" {
-		t.Errorf("releases kept = %v, want [5 4 3]", nums)
+	if got := numbers(t, s, app); got != "[5 4 3]" {
+		t.Errorf("releases kept = %v, want [5 4 3]", got)
 	}
 }
 
@@ -179,7 +171,15 @@ func TestRecordNumbersFromStatusAndRecovers(t *testing.T) {
 		rel, _ = record(fmt.Sprintf("%040d", i))
 		app.Status.CurrentRelease = rel.Spec.Number
 	}
-	rels, err := s.List(ctx, app.Namespace, app.Name)
+	if got := numbers(t, s, app); got != "[5 4 3]" {
+		t.Errorf("releases kept = %v, want [5 4 3]", got)
+	}
+}
+
+// numbers lists app's release numbers, newest first.
+func numbers(t *testing.T, s *release.Store, app *berthv1.Application) string {
+	t.Helper()
+	rels, err := s.List(context.Background(), app.Namespace, app.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,5 @@ func TestRecordNumbersFromStatusAndRecovers(t *testing.T) {
 	for _, r := range rels {
 		nums = append(nums, r.Spec.Number)
 	}
-	if fmt.Sprint(nums) != "[5 4 3]" {
-		t.Errorf("releases kept = %v, want [5 4 3]", nums)
-	}
+	return fmt.Sprint(nums)
 }

@@ -2,7 +2,6 @@ package scancmd
 
 import (
 	"fmt"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
@@ -31,17 +30,9 @@ no Kubernetes client and cannot reach a cluster.`,
 		Short: "Print berth-scan's version and its gzip inflater",
 		Args:  cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
-			fmt.Fprintf(s.Out, "berth-scan %s\nscan: gzip inflater %s\n", version(), oci.GzipInflater)
+			fmt.Fprintf(s.Out, "berth-scan %s\nscan: gzip inflater %s\n", clio.Version(), oci.GzipInflater)
 			return nil
 		},
 	})
 	return root
-}
-
-// version is the module version the binary was built from.
-func version() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

@@ -117,7 +117,7 @@ func (o *ScanOptions) options(image string) (scan.Options, report.Format, error)
 		opts.Catalog.CacheDir = o.CacheDir
 	}
 	opts.Catalog.Secrets = o.Secrets
-	opts.ToolVersion = version()
+	opts.ToolVersion = clio.Version()
 	return opts, format, nil
 }
 
