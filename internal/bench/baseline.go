@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -44,7 +45,8 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 	}
 	defer os.RemoveAll(dir)
 	sbDir := filepath.Join(dir, "sandbox")
-	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3}); err != nil {
+	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3})
+	if err != nil {
 		return 0, err
 	}
 	defer func() { _, _ = sandbox.Down(context.Background(), sbDir) }()
@@ -81,6 +83,8 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 			return 0, err
 		}
 	}
+	pids := processes(st, 0)
+	cpu0 := readCPU(pids)
 	start := time.Now()
 	err = fanOut(len(objs), baselineWorkers, func(i int) error {
 		obj := objs[i]
@@ -100,6 +104,7 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 		return 0, err
 	}
 	took := time.Since(start)
+	printCPU(o.Out, fmt.Sprintf("%d apps, baseline", n), cpu0, readCPU(pids), n, took, runtime.NumCPU())
 	if o.Requests {
 		after, err := requestCounts(ctx, cfg)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -132,6 +133,8 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 			return res, err
 		}
 	}
+	pids := processes(e.sandbox, e.agentPID)
+	cpu0 := readCPU(pids)
 	start := time.Now()
 	for i := range n {
 		app := &berthv1.Application{
@@ -149,6 +152,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 		return res, fmt.Errorf("%w (agent log %s)", err, e.agentLog)
 	}
 	res.ReadyIn = time.Since(start)
+	printCPU(o.Out, fmt.Sprintf("%d apps, agent", n), cpu0, readCPU(pids), n, res.ReadyIn, runtime.NumCPU())
 	if o.Requests {
 		after, err := requestCounts(ctx, e.cfg)
 		if err != nil {
@@ -386,6 +390,7 @@ type env struct {
 	work, repoURL, hookURL string
 	c                      client.Client
 	cfg                    *rest.Config
+	sandbox                *sandbox.State
 	agentPID               int
 	agentLog               string
 	cleanups               []func()
@@ -410,9 +415,11 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 	}
 	e.cleanups = append(e.cleanups, func() { _ = os.RemoveAll(dir) })
 	sbDir := filepath.Join(dir, "sandbox")
-	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3}); err != nil {
+	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3})
+	if err != nil {
 		return e, err
 	}
+	e.sandbox = st
 	e.cleanups = append(e.cleanups, func() { _, _ = sandbox.Down(context.Background(), sbDir) })
 
 	// Repository with n apps.

@@ -78,3 +78,19 @@ func TestFanOutRunsEachOnceAndStopsAfterAnError(t *testing.T) {
 		t.Fatal("every item ran after an error")
 	}
 }
+
+func TestPrintCPUPerAppLargestFirst(t *testing.T) {
+	before := cpuSnapshot{"kube-apiserver": time.Second, "agent": 0, "etcd": time.Second, "gone": time.Second}
+	after := cpuSnapshot{"kube-apiserver": 7 * time.Second, "agent": 2 * time.Second, "etcd": 2 * time.Second}
+	var b bytes.Buffer
+	printCPU(&b, "100 apps, agent", before, after, 100, 5*time.Second, 2)
+	got := b.String()
+	for _, want := range []string{"9.0 s of CPU in 5s (90% of 2 cores), 90.0 ms per app:", "kube-apiserver 60.0 ms agent 20.0 ms etcd 10.0 ms"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "gone") {
+		t.Fatalf("a process missing from the second snapshot is printed:\n%s", got)
+	}
+}
