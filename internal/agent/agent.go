@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -143,6 +145,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOptions(o.WatchNamespace),
+		Client:                        clientOptions(),
 		Logger:                        log,
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
@@ -162,10 +165,11 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	fetchDur := application.FetchObserver()
 	rec := &application.Reconciler{
-		Client:  mgr.GetClient(),
-		Config:  cfg,
-		Mapper:  mapper,
-		Fetcher: source.NewFetcher(source.Options{CacheDir: filepath.Join(o.CacheDir, "snapshots"), Observe: fetchDur}),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Config:    cfg,
+		Mapper:    mapper,
+		Fetcher:   source.NewFetcher(source.Options{CacheDir: filepath.Join(o.CacheDir, "snapshots"), Observe: fetchDur}),
 		// The new events API wants an action per event; the reasons used
 		// here map onto it when release records land.
 		Recorder:              mgr.GetEventRecorderFor("berth-agent"), //nolint:staticcheck // see above
@@ -242,6 +246,13 @@ func trimNL(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// clientOptions keeps Secrets out of the agent's cache: it reads a few
+// (Git credentials, release manifests), and a cached read would start an
+// informer holding every Secret of every namespace in the agent's memory.
+func clientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
 }
 
 func cacheOptions(ns string) cache.Options {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -69,6 +70,19 @@ type Input struct {
 	RolledBackFrom string
 	Request        string
 	Snapshot       *berthv1.DataSnapshot
+	// Encoded and Digest, when Digest is set, are what Encode(Objects)
+	// returned to the caller: a sync that computed the digest to decide
+	// whether to write passes them on instead of encoding twice.
+	Encoded []byte
+	Digest  string
+}
+
+// encode returns Encode(in.Objects), or what the caller already encoded.
+func (in Input) encode() ([]byte, string, error) {
+	if in.Digest != "" && in.Encoded != nil {
+		return in.Encoded, in.Digest, nil
+	}
+	return Encode(in.Objects)
 }
 
 // Name returns the Release name of release n of app.
@@ -101,7 +115,7 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 	if len(existing) > 0 {
 		n = existing[0].Spec.Number + 1
 	}
-	data, digest, err := Encode(in.Objects)
+	data, digest, err := in.encode()
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +132,7 @@ func (s *Store) Create(ctx context.Context, app *berthv1.Application, in Input) 
 // crash) or the history needs trimming: listing every release of a
 // namespace on each sync would make syncing N Applications cost O(N²).
 func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) (rel *berthv1.Release, created bool, err error) {
-	data, digest, err := Encode(in.Objects)
+	data, digest, err := in.encode()
 	if err != nil {
 		return nil, false, err
 	}
@@ -147,12 +161,21 @@ func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) 
 	return rel, err == nil, err
 }
 
+// gzipWriters are reused: a gzip writer at the best compression allocates
+// about a megabyte of state, more than a small release's manifests.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestCompression)
+	return zw
+}}
+
 // create records release n of app, whose manifests Encode rendered as data
 // with digest. existing, newest first, is the history
 // to trim; nil means unknown (it is listed only if n exceeds the limit).
 func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, data []byte, digest string, n int64, existing []berthv1.Release) (*berthv1.Release, error) {
 	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&gz)
 	if _, err := zw.Write(data); err != nil {
 		return nil, fmt.Errorf("compressing manifests: %w", err)
 	}

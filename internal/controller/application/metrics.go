@@ -17,6 +17,7 @@ type Metrics struct {
 	Healed            *prometheus.CounterVec
 	PolicyViolations  *prometheus.GaugeVec
 	Rollbacks         *prometheus.CounterVec
+	UncachedReads     prometheus.Counter
 }
 
 var defaultMetrics = newMetrics()
@@ -49,8 +50,11 @@ func newMetrics() *Metrics {
 		Rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_rollbacks_total", Help: "Rollbacks performed (automatic and requested).",
 		}, []string{"namespace", "name"}),
+		UncachedReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "berth_uncached_application_reads_total", Help: "Applications read from the API server because the cache had not caught up with the agent's last status write.",
+		}),
 	}
-	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks)
+	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks, m.UncachedReads)
 	return m
 }
 

@@ -31,7 +31,8 @@ type Reconciler struct {
 	// Config is the agent's own client configuration; writes to
 	// Applications' objects use a copy impersonating their service account.
 	Config *rest.Config
-	// APIReader reads Applications uncached (see Reconcile).
+	// APIReader reads Applications uncached when the cache is behind this
+	// agent's own status write (see read).
 	APIReader client.Reader
 	// Mapper maps kinds to resources; shared and reset on unknown kinds.
 	Mapper ResettableMapper
@@ -80,6 +81,9 @@ type Reconciler struct {
 	waiting sync.Map
 	// lastFetch is when each Application last fetched Git.
 	lastFetch sync.Map
+	// written holds the resourceVersion of the status this process wrote
+	// last for each Application (see read).
+	written sync.Map
 	// resumed holds Applications whose interrupted rollbacks this process
 	// has checked for (see resume).
 	resumed sync.Map
@@ -110,16 +114,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	defer func() {
 		r.metrics.ReconcileDuration.WithLabelValues(req.Namespace, req.Name).Observe(time.Since(start).Seconds())
 	}()
-	app := &berthv1.Application{}
-	// Read from the API server, not the cache: the status written by the
-	// previous reconcile (release, pin) must be seen, or a stale copy could
-	// re-apply a commit that was just rolled back.
-	reader := client.Reader(r.Client)
-	if r.APIReader != nil {
-		reader = r.APIReader
-	}
-	if err := reader.Get(ctx, req.NamespacedName, app); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	app, err := r.read(ctx, req.NamespacedName)
+	if err != nil || app == nil {
+		return ctrl.Result{}, err
 	}
 	if app.Spec.Suspend {
 		return ctrl.Result{}, nil
@@ -133,15 +130,50 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			res.Priority = &p
 		}
 		app.Status.ObservedGeneration = app.Generation
-		patch := client.MergeFrom(before)
-		if data, err := patch.Data(app); err == nil && string(data) == "{}" {
+		data, err := client.MergeFrom(before).Data(app)
+		if err == nil && string(data) == "{}" {
 			return // nothing changed: no request
 		}
-		if err := r.Status().Patch(ctx, app, patch); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+		// The patch is computed once: sent as it is.
+		patch := client.RawPatch(types.MergePatchType, data)
+		if err != nil {
+			patch = client.MergeFrom(before)
 		}
+		if err := r.Status().Patch(ctx, app, patch); err != nil {
+			r.written.Delete(req.NamespacedName)
+			if !apierrors.IsNotFound(err) {
+				retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
+			}
+			return
+		}
+		r.written.Store(req.NamespacedName, app.ResourceVersion)
 	}()
 	return r.reconcile(ctx, app)
+}
+
+// read returns the Application to reconcile (nil when it is gone). It
+// reads the cache, unless the cache has not caught up with the status this
+// agent wrote last: then the API server. The status written by the
+// previous reconcile (release, pin) must be seen, or a stale copy could
+// re-apply a commit that was just rolled back; reading the API server
+// every time would cost a request per reconcile.
+func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berthv1.Application, error) {
+	app := &berthv1.Application{}
+	if err := r.Get(ctx, key, app); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if w, ok := r.written.Load(key); !ok || w.(string) == app.ResourceVersion || r.APIReader == nil {
+		return app, nil
+	}
+	// Behind our own write, or someone else wrote since: either way the
+	// API server has the truth.
+	r.metrics.UncachedReads.Inc()
+	fresh := &berthv1.Application{}
+	if err := r.APIReader.Get(ctx, key, fresh); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	r.written.Store(key, fresh.ResourceVersion)
+	return fresh, nil
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (ctrl.Result, error) {
@@ -248,7 +280,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
 	automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
 	newRevision := snap.Revision != app.Status.LastAppliedRevision
-	digest := manifestDigest(rev.all())
+	digest := rev.encode()
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
 	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
 		(!newRevision || digest == app.Status.LastAppliedDigest) {

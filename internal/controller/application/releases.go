@@ -24,13 +24,18 @@ import (
 	"github.com/berth-dev/berth/internal/render"
 )
 
+// releases is the release store. It reads the cache; the Application's
+// status, which numbers the releases, is read fresh (see read), and the
+// current release is read from the API server when the cache does not have
+// it yet (see releaseOutcome).
 func (r *Reconciler) releases() *release.Store {
-	return &release.Store{Client: r.Client, Reader: r.APIReader}
+	return &release.Store{Client: r.Client}
 }
 
 // recordRelease records a sync that reached the cluster.
 func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application, rev *revision, pins []berthv1.ImagePin, trigger string) error {
-	in := release.Input{Commit: rev.sha, Trigger: trigger, Renderer: string(rev.kind), Objects: rev.all(), Images: pins, Snapshot: rev.snapshot}
+	in := release.Input{Commit: rev.sha, Trigger: trigger, Renderer: string(rev.kind), Objects: rev.all(), Images: pins, Snapshot: rev.snapshot,
+		Encoded: rev.encoded, Digest: rev.digest}
 	if rev.kind == render.Helm && rev.helm != nil {
 		if latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, rev.helm.ReleaseName); err == nil && latest != nil {
 			in.HelmRelease, in.HelmVersion = latest.Name, latest.Version
@@ -57,6 +62,11 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 	store := r.releases()
 	// One read on every health check; the history only once a verdict is in.
 	cur, err := store.Get(ctx, app.Namespace, app.Name, app.Status.CurrentRelease)
+	if apierrors.IsNotFound(err) && r.APIReader != nil {
+		// Created a moment ago, not in the cache yet: its verdict must
+		// not wait for the next poll.
+		cur, err = (&release.Store{Client: r.Client, Reader: r.APIReader}).Get(ctx, app.Namespace, app.Name, app.Status.CurrentRelease)
+	}
 	// An empty health is Pending too: a Release created while an older CRD
 	// without the status default was installed.
 	if apierrors.IsNotFound(err) || (err == nil && cur.Status.Health != berthv1.ReleasePending && cur.Status.Health != "") {

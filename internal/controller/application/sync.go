@@ -33,6 +33,22 @@ type revision struct {
 	hooks hooks
 	// snapshot is what the pre-sync hook took before this revision.
 	snapshot *berthv1.DataSnapshot
+	// encoded and digest are release.Encode(all()), once encode ran.
+	encoded []byte
+	digest  string
+}
+
+// encode returns the digest of what a release of rev records, encoding it
+// once per reconcile: the release recorded after the sync reuses it.
+func (rev *revision) encode() string {
+	if rev.digest == "" {
+		data, digest, err := release.Encode(rev.all())
+		if err != nil {
+			return ""
+		}
+		rev.encoded, rev.digest = data, digest
+	}
+	return rev.digest
 }
 
 // all returns what a release of rev records: its objects and its hooks.
