@@ -148,3 +148,29 @@ func TestInvalidHookRejectsTheRevision(t *testing.T) {
 		t.Errorf("greeting = %q: the rejected revision was applied", c.Data["greeting"])
 	}
 }
+
+// A pre-sync hook whose Job fails rejects the revision: nothing of it is
+// applied, no release is recorded, and the condition names the hook.
+func TestFailedPreSyncHookRejectsTheRevision(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(good))
+	failing := strings.Replace(hook("backup", "pre-sync"), "example.test/backup:1", "example.test/backup:1-crashloop", 1)
+	f.wt.Write("app/cm.yaml", cm("settings", "v2")).Write("app/backup.yaml", failing).CommitAndPush("v2 with a failing backup")
+	app := f.waitApp("demo", 60*time.Second, "rejected", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "PreSyncHookFailed"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "hook Job backup-") || !strings.Contains(msg, "failed") {
+		t.Errorf("message = %q", msg)
+	}
+	var c corev1.ConfigMap
+	f.get(&c, "settings")
+	if c.Data["greeting"] != "v1" {
+		t.Errorf("greeting = %q: the rejected revision was applied", c.Data["greeting"])
+	}
+	if rels := f.releases("demo"); len(rels) != 1 {
+		t.Errorf("releases = %s, want only the first", releaseSummary(rels))
+	}
+}

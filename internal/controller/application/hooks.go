@@ -104,20 +104,39 @@ func hookJob(h manifest.Object, suffix string, env map[string]string) manifest.O
 }
 
 // runHook applies job and reports whether it completed; a failed Job is an
-// error.
+// error. Completion is the Job's Complete condition, not kstatus: kstatus
+// counts a Job that has started as Current, and a snapshot or restore must
+// have finished before anything goes on.
 func runHook(ctx context.Context, mgr *apply.Manager, job manifest.Object) (bool, error) {
-	if _, err := mgr.Apply(ctx, []manifest.Object{job}); err != nil {
+	cs, err := mgr.Apply(ctx, []manifest.Object{job})
+	if err != nil {
 		return false, fmt.Errorf("starting hook Job %s: %w", job.Object.GetName(), err)
 	}
-	rep, err := mgr.Health(ctx, refsOf(inventoryOf([]manifest.Object{job})))
-	if err != nil {
-		return false, fmt.Errorf("reading hook Job %s: %w", job.Object.GetName(), err)
+	for _, e := range cs.Entries {
+		if e.ID == job.ID() && e.Live != nil {
+			return jobOutcome(e.Live)
+		}
 	}
-	switch rep.Health {
-	case apply.Healthy:
-		return true, nil
-	case apply.Degraded:
-		return false, fmt.Errorf("hook Job %s failed: %s", job.Object.GetName(), describeFailing(rep))
+	return false, fmt.Errorf("hook Job %s: the apply returned no state", job.Object.GetName())
+}
+
+// jobOutcome reads a Job's conditions: done once Complete, an error once
+// Failed, otherwise still running.
+func jobOutcome(u *unstructured.Unstructured) (bool, error) {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if !ok || m["status"] != "True" {
+			continue
+		}
+		switch m["type"] {
+		case "Complete":
+			return true, nil
+		case "Failed":
+			reason, _ := m["reason"].(string)
+			msg, _ := m["message"].(string)
+			return false, fmt.Errorf("hook Job %s failed: %s: %s", u.GetName(), reason, msg)
+		}
 	}
 	return false, nil
 }

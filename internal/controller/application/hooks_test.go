@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/manifest"
@@ -134,5 +135,37 @@ func TestRetriesStatefulSets(t *testing.T) {
 	app.Spec.Rollback.Automatic = &off
 	if autoRollback(app) {
 		t.Error("automatic: false must not roll back")
+	}
+}
+
+// A hook is done when its Job is Complete, not when it has started (which
+// kstatus already counts as Current); a Failed Job is an error.
+func TestJobOutcomeWaitsForCompletion(t *testing.T) {
+	job := func(status map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "batch/v1", "kind": "Job",
+			"metadata": map[string]any{"name": "backup-1", "namespace": "ns"},
+			"status":   status,
+		}}
+	}
+	running := job(map[string]any{"startTime": "2026-11-26T08:00:00Z", "active": int64(1)})
+	if res, err := status.Compute(running); err != nil || res.Status != status.CurrentStatus {
+		t.Fatalf("kstatus of a running Job = %v, %v; this test assumes Current", res, err)
+	}
+	if done, err := jobOutcome(running); done || err != nil {
+		t.Fatalf("running Job: done=%v err=%v, want still running", done, err)
+	}
+	complete := job(map[string]any{"succeeded": int64(1), "conditions": []any{
+		map[string]any{"type": "SuccessCriteriaMet", "status": "True"},
+		map[string]any{"type": "Complete", "status": "True"},
+	}})
+	if done, err := jobOutcome(complete); !done || err != nil {
+		t.Fatalf("complete Job: done=%v err=%v", done, err)
+	}
+	failed := job(map[string]any{"failed": int64(1), "conditions": []any{
+		map[string]any{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"},
+	}})
+	if done, err := jobOutcome(failed); done || err == nil || !strings.Contains(err.Error(), "BackoffLimitExceeded") {
+		t.Fatalf("failed Job: done=%v err=%v", done, err)
 	}
 }
