@@ -87,6 +87,9 @@ func TestReadFallsBackToTheAPIServerWhenTheCacheIsBehind(t *testing.T) {
 	if got, err = r.read(ctx, key); err != nil || got != nil {
 		t.Fatalf("read of a deleted Application: %v, %v", got, err)
 	}
+	if _, ok := r.written.Load(key); ok {
+		t.Fatal("a deleted Application's last write is still remembered")
+	}
 }
 
 func newTestMetrics() *Metrics {

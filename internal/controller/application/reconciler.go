@@ -160,6 +160,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berthv1.Application, error) {
 	app := &berthv1.Application{}
 	if err := r.Get(ctx, key, app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(key)
+		}
 		return nil, client.IgnoreNotFound(err)
 	}
 	if w, ok := r.written.Load(key); !ok || w.(string) == app.ResourceVersion || r.APIReader == nil {
