@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
@@ -48,6 +49,9 @@ type fixture struct {
 	secret  string
 
 	agentStops []context.CancelFunc
+	// agentConfig, when set, is the agent's identity instead of the
+	// sandbox's admin (see TestAgentRunsWithItsInstalledRBAC).
+	agentConfig *rest.Config
 }
 
 type fixtureOptions struct {
@@ -100,6 +104,9 @@ func (f *fixture) startAgent(leaderElect bool, elected chan<- struct{}) string {
 	must(t, os.WriteFile(secretFile, []byte(f.secret+"\n"), 0o600))
 	opts := agent.DefaultOptions()
 	opts.RESTConfig = f.env.Config
+	if f.agentConfig != nil {
+		opts.RESTConfig = f.agentConfig
+	}
 	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
 	opts.WebhookAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	opts.WebhookSecretFile = secretFile

@@ -79,10 +79,20 @@ rules:
 - apiGroups: ["berth.dev"]
   resources: ["applications/status"]
   verbs: ["get", "patch", "update"]
-# Git credentials referenced by Applications.
+# Release records: the agent's own history of every Application.
+- apiGroups: ["berth.dev"]
+  resources: ["releases"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: ["berth.dev"]
+  resources: ["releases/status"]
+  verbs: ["get", "patch", "update"]
+# Git credentials and image pull secrets referenced by Applications (read),
+# and each release's manifests (created; the berth-agent-secrets policy
+# below limits that to Secrets of type berth.dev/release-manifests, so the
+# agent cannot mint service-account tokens).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "create"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
@@ -94,6 +104,37 @@ rules:
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["impersonate"]
+---
+# The agent may create Secrets only to hold release manifests: without this
+# policy, create on Secrets would let it write a service-account token
+# Secret for any account. Its impersonated writes (as each Application's
+# service account) are not affected.
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: berth-agent-secrets
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: ["v1"]
+      operations: ["CREATE", "UPDATE"]
+      resources: ["secrets"]
+  matchConditions:
+  - name: berth-agent
+    expression: "request.userInfo.username == 'system:serviceaccount:{{.Namespace}}:berth-agent'"
+  validations:
+  - expression: "object.type == 'berth.dev/release-manifests'"
+    message: "the berth agent writes only Secrets of type berth.dev/release-manifests"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: berth-agent-secrets
+spec:
+  policyName: berth-agent-secrets
+  validationActions: [Deny]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

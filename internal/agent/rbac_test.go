@@ -1,0 +1,132 @@
+package agent_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/install"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/release"
+)
+
+// installRBAC creates the agent's ServiceAccount, roles, bindings and
+// admission policy exactly as `berth install` renders them for namespace
+// ns (cluster-scoped names get ns as a suffix, so that runs do not meet),
+// and returns a client configuration authenticated as that ServiceAccount.
+func installRBAC(t *testing.T, f *fixture) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	data, err := install.Manifests(install.Options{Namespace: f.ns, Image: "example.test/berth:1", Replicas: 1})
+	must(t, err)
+	objs, err := manifest.Parse("install.yaml", data)
+	must(t, err)
+	rename := map[string]bool{"ClusterRole": true, "ClusterRoleBinding": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
+	var created []string
+	for _, o := range objs {
+		u := o.Object
+		switch u.GetKind() {
+		case "ServiceAccount", "Role", "RoleBinding":
+		case "ClusterRoleBinding":
+			_ = unstructured.SetNestedField(u.Object, "berth-agent-"+f.ns, "roleRef", "name")
+		case "ValidatingAdmissionPolicyBinding":
+			_ = unstructured.SetNestedField(u.Object, "berth-agent-secrets-"+f.ns, "spec", "policyName")
+		case "ClusterRole", "ValidatingAdmissionPolicy":
+		default:
+			continue // CRDs (installed), the Namespace, the agent's Deployment and Service
+		}
+		if rename[u.GetKind()] {
+			u.SetName(u.GetName() + "-" + f.ns)
+			obj := u.DeepCopy()
+			t.Cleanup(func() { _ = f.c.Delete(context.Background(), obj) })
+		}
+		must(t, f.c.Create(ctx, u))
+		created = append(created, u.GetKind())
+	}
+	for _, want := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		if !strings.Contains(strings.Join(created, ","), want) {
+			t.Fatalf("the install manifests have no %s (created %v)", want, created)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(f.env.Config)
+	must(t, err)
+	exp := int64(3600)
+	tok, err := cs.CoreV1().ServiceAccounts(f.ns).CreateToken(ctx, "berth-agent",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	must(t, err)
+	cfg := rest.AnonymousClientConfig(f.env.Config)
+	cfg.BearerToken = tok.Status.Token
+	return cfg
+}
+
+// The agent does its whole job — fetch, apply as the Application's
+// account, release records with their manifests, the verdict, the
+// rehearsal that reads the previous release back — with nothing more than
+// the RBAC `berth install` gives it; and that RBAC does not let it write
+// workloads, nor Secrets other than release manifests.
+func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
+	f := newFixture(t, fixtureOptions{noAgent: true})
+	f.agentConfig = installRBAC(t, f)
+	// The policy is enforced once the API server has loaded it.
+	asAgent, err := kubernetes.NewForConfig(f.agentConfig)
+	must(t, err)
+	ctx := context.Background()
+	opaque := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "minted", Namespace: f.ns}, StringData: map[string]string{"k": "v"}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err = asAgent.CoreV1().Secrets(f.ns).Create(ctx, opaque, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil && strings.Contains(err.Error(), "release-manifests") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent may create an Opaque Secret: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "minted", Namespace: f.ns,
+		Annotations: map[string]string{corev1.ServiceAccountNameKey: "deployer"}}, Type: corev1.SecretTypeServiceAccountToken}
+	if _, err := asAgent.CoreV1().Secrets(f.ns).Create(ctx, token, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err == nil {
+		t.Fatal("the agent may create a service-account token Secret")
+	}
+	manifests := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "manifests", Namespace: f.ns}, Type: release.SecretType}
+	if _, err := asAgent.CoreV1().Secrets(f.ns).Create(ctx, manifests, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("the agent may not create a release-manifests Secret: %v", err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: f.ns}}
+	if _, err := asAgent.CoreV1().ConfigMaps(f.ns).Create(ctx, cm, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("the agent wrote a ConfigMap as itself: %v", err)
+	}
+
+	f.hookURL = f.startAgent(false, nil)
+	v1 := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1 healthy", appliedReady(v1))
+	v2 := f.wt.Write("app/deploy.yaml", deploy("2")).CommitAndPush("v2")
+	f.waitApp("demo", 60*time.Second, "v2 healthy", appliedReady(v2))
+	var rels []berthv1.Release
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		rels = f.releases("demo")
+		if len(rels) == 2 && rels[0].Status.Health == berthv1.ReleaseHealthy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("releases = %s", releaseSummary(rels))
+		}
+	}
+	if wb := rels[0].Status.WayBack; wb == nil || wb.Status != "Verified" || wb.ToRelease != 1 {
+		t.Fatalf("release 2's way back = %+v, want verified to release 1 (its manifests read back)", wb)
+	}
+	if got := image(f); got != "example.test/web:2" {
+		t.Errorf("image = %q", got)
+	}
+}
