@@ -6,89 +6,112 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 )
 
+// splitClient reads from one place (the informer cache) and writes to
+// another (the API server), as the manager's client does.
+type splitClient struct {
+	client.Client
+	cache client.Reader
+}
+
+func (s splitClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	return s.cache.Get(ctx, key, obj, opts...)
+}
+
 // The reconciler reads an Application from the cache unless the cache has
-// not seen the status this agent wrote last; then it reads the API server.
-// The two fake clients stand in for the informer cache and the API server
-// (the integration tests in internal/agent run the real ones, where cache
-// lag cannot be produced on demand).
-func TestReadFallsBackToTheAPIServerWhenTheCacheIsBehind(t *testing.T) {
+// not seen the status this agent wrote last, or a write of unknown outcome
+// failed; then it reads the API server. Fake clients stand in for the
+// informer cache and the API server: cache lag cannot be produced on
+// demand with the real ones (the integration tests in internal/agent run
+// those).
+func TestStatusWritesDecideWhereTheNextReadGoes(t *testing.T) {
 	ctx := context.Background()
 	scheme := runtime.NewScheme()
 	if err := berthv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	key := types.NamespacedName{Namespace: "ns", Name: "app"}
-	stale := &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
-	fresh := stale.DeepCopy()
-	fresh.Status.CurrentRelease = 7
-	cache := fake.NewClientBuilder().WithScheme(scheme).WithObjects(stale).WithStatusSubresource(stale).Build()
-	api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(fresh).WithStatusSubresource(fresh).Build()
-	// The fake clients set their own resourceVersions on create: read them
-	// back, so that "the cache is behind" is the only difference.
-	var c, a berthv1.Application
-	if err := cache.Get(ctx, key, &c); err != nil {
-		t.Fatal(err)
-	}
-	if err := api.Get(ctx, key, &a); err != nil {
-		t.Fatal(err)
-	}
-	if c.ResourceVersion == a.ResourceVersion {
-		// Give the API server's copy a newer version.
-		a.Labels = map[string]string{"touched": "yes"}
-		if err := api.Update(ctx, &a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	r := &Reconciler{Client: cache, APIReader: api, metrics: newTestMetrics()}
+	app := &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
+	var failPatch error
+	api := fake.NewClientBuilder().WithScheme(scheme).WithObjects(app.DeepCopy()).WithStatusSubresource(app).
+		WithInterceptorFuncs(interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			if failPatch != nil {
+				return failPatch
+			}
+			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+		}}).Build()
+	stale := fake.NewClientBuilder().WithScheme(scheme).WithObjects(app.DeepCopy()).Build()
+	r := &Reconciler{Client: splitClient{Client: api, cache: stale}, APIReader: api, metrics: newTestMetrics()}
+	uncached := func() float64 { return testutil.ToFloat64(r.metrics.UncachedReads) }
 
 	// Nothing written by this agent yet: the cache is used.
 	got, err := r.read(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ResourceVersion != c.ResourceVersion || testutil.ToFloat64(r.metrics.UncachedReads) != 0 {
-		t.Fatalf("read %s (uncached %v), want the cache's %s", got.ResourceVersion, testutil.ToFloat64(r.metrics.UncachedReads), c.ResourceVersion)
+	if err != nil || got == nil || uncached() != 0 {
+		t.Fatalf("first read: %v, %v, %v uncached", got, err, uncached())
 	}
 
-	// The agent wrote a status the cache has not seen: the API server is read.
-	if err := api.Get(ctx, key, &a); err != nil {
+	// A status write the cache has not seen: the next read goes to the
+	// API server and sees it.
+	before := got.DeepCopy()
+	got.Status.CurrentRelease = 7
+	if err := r.writeStatus(ctx, before, got); err != nil {
 		t.Fatal(err)
 	}
-	r.written.Store(key, a.ResourceVersion)
-	got, err = r.read(ctx, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.ResourceVersion != a.ResourceVersion || got.Status.CurrentRelease == 0 || testutil.ToFloat64(r.metrics.UncachedReads) != 1 {
-		t.Fatalf("read %s with release %d (uncached %v), want the API server's %s", got.ResourceVersion, got.Status.CurrentRelease, testutil.ToFloat64(r.metrics.UncachedReads), a.ResourceVersion)
+	if got, err = r.read(ctx, key); err != nil || got.Status.CurrentRelease != 7 || uncached() != 1 {
+		t.Fatalf("read after a write the cache lacks: release %d, %v, %v uncached", got.Status.CurrentRelease, err, uncached())
 	}
 
-	// Once the cache has caught up, it is used again.
-	r.written.Store(key, c.ResourceVersion)
-	if got, err = r.read(ctx, key); err != nil {
+	// Once the cache has the write, it is used again.
+	r.Client = splitClient{Client: api, cache: api}
+	if got, err = r.read(ctx, key); err != nil || got.Status.CurrentRelease != 7 || uncached() != 1 {
+		t.Fatalf("read once the cache caught up: %v, %v uncached", err, uncached())
+	}
+	// Nothing changed: no request, and the cache is still trusted.
+	if err := r.writeStatus(ctx, got.DeepCopy(), got); err != nil {
 		t.Fatal(err)
 	}
-	if got.ResourceVersion != c.ResourceVersion || testutil.ToFloat64(r.metrics.UncachedReads) != 1 {
-		t.Fatalf("read %s (uncached %v) after the cache caught up", got.ResourceVersion, testutil.ToFloat64(r.metrics.UncachedReads))
+	if _, err = r.read(ctx, key); err != nil || uncached() != 1 {
+		t.Fatalf("read after an empty write: %v, %v uncached", err, uncached())
 	}
 
-	// A deleted Application is no error and no object.
-	if err := cache.Delete(ctx, &c); err != nil {
+	// A write that failed may have landed: no cached copy is trusted.
+	failPatch = apierrors.NewTimeoutError("slow", 1)
+	before = got.DeepCopy()
+	got.Status.CurrentRelease = 8
+	if err := r.writeStatus(ctx, before, got); err == nil {
+		t.Fatal("a failed status write returned no error")
+	}
+	failPatch = nil
+	if _, err = r.read(ctx, key); err != nil || uncached() != 2 {
+		t.Fatalf("read after a failed write: %v, %v uncached", err, uncached())
+	}
+
+	// A deleted Application: the write is no error, and nothing is kept.
+	failPatch = apierrors.NewNotFound(berthv1.GroupVersion.WithResource("applications").GroupResource(), "app")
+	before = got.DeepCopy()
+	got.Status.CurrentRelease = 9
+	if err := r.writeStatus(ctx, before, got); err != nil {
+		t.Fatalf("status write of a deleted Application: %v", err)
+	}
+	if _, ok := r.written.Load(key); ok {
+		t.Fatal("a deleted Application's last write is still remembered")
+	}
+	failPatch = nil
+	if err := api.Delete(ctx, got); err != nil {
 		t.Fatal(err)
 	}
 	if got, err = r.read(ctx, key); err != nil || got != nil {
 		t.Fatalf("read of a deleted Application: %v, %v", got, err)
-	}
-	if _, ok := r.written.Load(key); ok {
-		t.Fatal("a deleted Application's last write is still remembered")
 	}
 }
 

@@ -130,23 +130,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			res.Priority = &p
 		}
 		app.Status.ObservedGeneration = app.Generation
-		data, err := client.MergeFrom(before).Data(app)
-		if err == nil && string(data) == "{}" {
-			return // nothing changed: no request
+		if err := r.writeStatus(ctx, before, app); err != nil {
+			retErr = errors.Join(retErr, err)
 		}
-		// The patch is computed once: sent as it is.
-		patch := client.RawPatch(types.MergePatchType, data)
-		if err != nil {
-			patch = client.MergeFrom(before)
-		}
-		if err := r.Status().Patch(ctx, app, patch); err != nil {
-			r.written.Delete(req.NamespacedName)
-			if !apierrors.IsNotFound(err) {
-				retErr = errors.Join(retErr, fmt.Errorf("patching status: %w", err))
-			}
-			return
-		}
-		r.written.Store(req.NamespacedName, app.ResourceVersion)
 	}()
 	return r.reconcile(ctx, app)
 }
@@ -177,6 +163,35 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 	}
 	r.written.Store(key, fresh.ResourceVersion)
 	return fresh, nil
+}
+
+// unknownVersion is what written holds after a status write that failed:
+// it may or may not have landed, so no cached copy is trusted.
+const unknownVersion = "?"
+
+// writeStatus patches app's status from before (no request when nothing
+// changed) and remembers the resourceVersion it wrote, for read.
+func (r *Reconciler) writeStatus(ctx context.Context, before, app *berthv1.Application) error {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	data, err := client.MergeFrom(before).Data(app)
+	if err == nil && string(data) == "{}" {
+		return nil // nothing changed: no request
+	}
+	// The patch is computed once: sent as it is.
+	patch := client.RawPatch(types.MergePatchType, data)
+	if err != nil {
+		patch = client.MergeFrom(before)
+	}
+	if err := r.Status().Patch(ctx, app, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.written.Delete(key)
+			return nil
+		}
+		r.written.Store(key, unknownVersion)
+		return fmt.Errorf("patching status: %w", err)
+	}
+	r.written.Store(key, app.ResourceVersion)
+	return nil
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (ctrl.Result, error) {
@@ -356,6 +371,27 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			r.Recorder.Eventf(app, corev1.EventTypeNormal, "DriftHealed", "re-applied revision %s: %s", short(snap.Revision), cs.Summary())
 		}
 	}
+	// The release is recorded before the revision counts as applied: if
+	// the record fails, the next pass retries it (the apply is then a
+	// no-op) instead of reporting Ready with no way back recorded.
+	if newRevision || syncRequested || app.Status.CurrentRelease == 0 {
+		trigger := berthv1.TriggerCommit
+		if _, hooked := r.webhookTriggered.Load(key); hooked {
+			trigger = berthv1.TriggerWebhook
+		}
+		if syncRequested {
+			trigger = berthv1.TriggerManual
+		}
+		if err := r.recordRelease(ctx, app, rev, pinsOf(g.result), trigger); err != nil {
+			msg := fmt.Sprintf("revision %s applied, but its release could not be recorded: %v; retrying", short(snap.Revision), err)
+			setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "ReleaseNotRecorded", msg)
+			setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "ReleaseNotRecorded", msg)
+			r.Recorder.Event(app, corev1.EventTypeWarning, "ReleaseNotRecorded", msg)
+			r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, "ReleaseNotRecorded").Inc()
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+		r.webhookTriggered.Delete(key)
+	}
 	if newRevision {
 		now := metav1.Now()
 		app.Status.LastAppliedAt = &now
@@ -364,18 +400,6 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	app.Status.LastAppliedDigest = digest
 	app.Status.Images = pinsOf(g.result)
 	r.lastFull.Store(key, time.Now())
-	if newRevision || syncRequested || app.Status.CurrentRelease == 0 {
-		trigger := berthv1.TriggerCommit
-		if _, hooked := r.webhookTriggered.LoadAndDelete(key); hooked {
-			trigger = berthv1.TriggerWebhook
-		}
-		if syncRequested {
-			trigger = berthv1.TriggerManual
-		}
-		if err := r.recordRelease(ctx, app, rev, app.Status.Images, trigger); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
 	app.Status.Sync = "Synced"
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(0)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)

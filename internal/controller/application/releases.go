@@ -24,12 +24,24 @@ import (
 	"github.com/berth-dev/berth/internal/render"
 )
 
-// releases is the release store. It reads the cache; the Application's
-// status, which numbers the releases, is read fresh (see read), and the
-// current release is read from the API server when the cache does not have
-// it yet (see releaseOutcome).
+// releases is the release store of the sync path: it reads the cache. The
+// Application's status, which numbers the releases, is read fresh (see
+// read), and the current release is read from the API server when the
+// cache does not have it yet (see releaseOutcome).
 func (r *Reconciler) releases() *release.Store {
 	return &release.Store{Client: r.Client}
+}
+
+// freshReleases is the release store of verdicts, rollbacks, retries and
+// requests: it reads the API server, since a cached history can miss the
+// release recorded a moment ago (a rollback would then skip its data
+// restore, or number itself after the wrong release). These paths run
+// once per release, not once per sync.
+func (r *Reconciler) freshReleases() *release.Store {
+	if r.APIReader == nil {
+		return r.releases()
+	}
+	return &release.Store{Client: r.Client, Reader: r.APIReader}
 }
 
 // recordRelease records a sync that reached the cluster.
@@ -65,7 +77,7 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 	if apierrors.IsNotFound(err) && r.APIReader != nil {
 		// Created a moment ago, not in the cache yet: its verdict must
 		// not wait for the next poll.
-		cur, err = (&release.Store{Client: r.Client, Reader: r.APIReader}).Get(ctx, app.Namespace, app.Name, app.Status.CurrentRelease)
+		cur, err = r.freshReleases().Get(ctx, app.Namespace, app.Name, app.Status.CurrentRelease)
 	}
 	// An empty health is Pending too: a Release created while an older CRD
 	// without the status default was installed.
@@ -81,7 +93,7 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 	// The first release has no history to read.
 	var rels []berthv1.Release
 	if cur.Spec.Number > 1 {
-		if rels, err = store.List(ctx, app.Namespace, app.Name); err != nil {
+		if rels, err = r.freshReleases().List(ctx, app.Namespace, app.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -157,7 +169,7 @@ func (r *Reconciler) rehearse(ctx context.Context, mgr *apply.Manager, prev *ber
 // is refused (ErrNoRestorePath). request is the `berth rollback` token
 // being answered, "" for an automatic rollback.
 func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, target *berthv1.Release, fromCommit, reason, request string) error {
-	all, err := r.releases().Manifests(ctx, target)
+	all, err := r.freshReleases().Manifests(ctx, target)
 	if err != nil {
 		return err // a digest mismatch refuses the rollback
 	}
@@ -165,7 +177,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	if err != nil {
 		return err
 	}
-	rels, err := r.releases().List(ctx, app.Namespace, app.Name)
+	rels, err := r.freshReleases().List(ctx, app.Namespace, app.Name)
 	if err != nil {
 		return err
 	}
@@ -194,14 +206,14 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	in := release.Input{Commit: target.Spec.Commit, Trigger: berthv1.TriggerRollback, Renderer: target.Spec.Renderer,
 		Objects: all, Images: target.Spec.Images, RollbackOf: target.Spec.Number,
 		HelmRelease: target.Spec.HelmRelease, RolledBackFrom: fromCommit, Request: request}
-	rel, err := r.releases().Create(ctx, app, in)
+	rel, err := r.freshReleases().Create(ctx, app, in)
 	if err != nil {
 		return err
 	}
 	for _, c := range covered {
 		rs := *restore
 		rs.ForRollback = rel.Spec.Number
-		if err := r.releases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &rs }); err != nil {
+		if err := r.freshReleases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &rs }); err != nil {
 			return err
 		}
 	}
@@ -235,7 +247,7 @@ func (r *Reconciler) pinTo(app *berthv1.Application, rel *berthv1.Release, objs 
 // workload returns the objects release rel applies: its recorded manifests
 // without its data hooks.
 func (r *Reconciler) workload(ctx context.Context, rel *berthv1.Release) ([]manifest.Object, error) {
-	all, err := r.releases().Manifests(ctx, rel)
+	all, err := r.freshReleases().Manifests(ctx, rel)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +259,7 @@ func (r *Reconciler) workload(ctx context.Context, rel *berthv1.Release) ([]mani
 // commit rolled away from: drift is healed with the release's manifests.
 func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, drift, fullDue bool) (ctrl.Result, error) {
 	if drift || fullDue {
-		rel, err := r.releases().Get(ctx, app.Namespace, app.Name, app.Status.Pin.Release)
+		rel, err := r.freshReleases().Get(ctx, app.Namespace, app.Name, app.Status.Pin.Release)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -286,7 +298,7 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackRefused", "invalid rollback request %q", tok)
 		return nil, nil
 	}
-	target, err := r.releases().Get(ctx, app.Namespace, app.Name, n)
+	target, err := r.freshReleases().Get(ctx, app.Namespace, app.Name, n)
 	if err != nil {
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackRefused", "release %d: %v", n, err)
 		return nil, nil

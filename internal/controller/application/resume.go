@@ -39,7 +39,7 @@ func (r *Reconciler) resume(ctx context.Context, app *berthv1.Application, mgr *
 		r.resumed.Store(key, true)
 		return nil, nil
 	}
-	store := r.releases()
+	store := r.freshReleases()
 	rels, err := store.List(ctx, app.Namespace, app.Name)
 	if err != nil {
 		return nil, err

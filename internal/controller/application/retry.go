@@ -43,7 +43,7 @@ func (r *Reconciler) retry(ctx context.Context, app *berthv1.Application, mgr *a
 	if limit <= 0 {
 		limit = 3
 	}
-	store := r.releases()
+	store := r.freshReleases()
 	if cur.Status.Retries >= limit {
 		why := fmt.Sprintf("%s; still failing after %d retries; not rolled back (rollback.statefulSets: Retry): push a fix or run `berth rollback %s`", msg, limit, app.Name)
 		if err := store.SetOutcome(ctx, cur, berthv1.ReleaseFailed, why); err != nil {

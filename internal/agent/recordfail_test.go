@@ -1,0 +1,96 @@
+package agent_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+)
+
+// freezeReleases makes the API server refuse new Releases in the fixture's
+// namespace (a ValidatingAdmissionPolicy) and returns a function that
+// lifts the freeze.
+func freezeReleases(t *testing.T, f *fixture) (thaw func()) {
+	t.Helper()
+	ctx := context.Background()
+	name := "freeze-releases-" + f.ns
+	fail := admissionv1.Fail
+	policy := &admissionv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionv1.RuleWithOperations{
+					Operations: []admissionv1.OperationType{admissionv1.Create},
+					Rule:       admissionv1.Rule{APIGroups: []string{"berth.dev"}, APIVersions: []string{"*"}, Resources: []string{"releases"}},
+				},
+			}}},
+			MatchConditions: []admissionv1.MatchCondition{{Name: "namespace", Expression: "request.namespace == '" + f.ns + "'"}},
+			Validations:     []admissionv1.Validation{{Expression: "false", Message: "releases are frozen in this namespace"}},
+		},
+	}
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       admissionv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: name, ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny}},
+	}
+	must(t, f.c.Create(ctx, policy))
+	must(t, f.c.Create(ctx, binding))
+	thaw = func() {
+		_ = f.c.Delete(context.Background(), binding)
+		_ = f.c.Delete(context.Background(), policy)
+	}
+	t.Cleanup(thaw)
+	probe := &berthv1.Release{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: f.ns},
+		Spec: berthv1.ReleaseSpec{Application: "probe", Number: 1, Commit: "0", Digest: "sha256:0", Trigger: berthv1.TriggerCommit,
+			Manifests: []berthv1.ManifestChunk{{SecretName: "probe-m0"}}}}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		err := f.c.Create(ctx, probe.DeepCopy(), &client.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil && strings.Contains(err.Error(), "frozen") {
+			return thaw
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the freeze never took effect: %v", err)
+		}
+	}
+}
+
+// A revision whose release cannot be recorded is not reported Ready: the
+// app says why, keeps the old revision as its last applied one, and the
+// record is retried until it lands.
+func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	thaw := freezeReleases(t, f)
+
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	app := f.waitApp("demo", 60*time.Second, "release not recorded", func(a *berthv1.Application) bool {
+		r := condition(a, berthv1.ConditionReady)
+		return r != nil && r.Reason == "ReleaseNotRecorded"
+	})
+	if msg := condition(app, berthv1.ConditionReady).Message; !strings.Contains(msg, "frozen") || app.Status.LastAppliedRevision != v1 {
+		t.Fatalf("Ready message %q, last applied %s (want the reason, and still %s)", msg, app.Status.LastAppliedRevision, v1)
+	}
+	// Several passes later it is still not Ready.
+	time.Sleep(5 * time.Second)
+	f.waitApp("demo", time.Second, "still not Ready", func(a *berthv1.Application) bool { return !ready(a) && a.Status.LastAppliedRevision == v1 })
+
+	thaw()
+	f.waitApp("demo", 60*time.Second, "v2 recorded and Ready", appliedReady(v2))
+	if rels := f.releases("demo"); len(rels) != 2 || rels[0].Spec.Commit != v2 {
+		t.Fatalf("releases = %s, want release 2 for %s", releaseSummary(rels), v2)
+	}
+	var c corev1.ConfigMap
+	f.get(&c, "settings")
+	if c.Data["greeting"] != "v2" {
+		t.Errorf("greeting = %q", c.Data["greeting"])
+	}
+}
