@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 )
@@ -172,5 +174,43 @@ func TestFailedPreSyncHookRejectsTheRevision(t *testing.T) {
 	}
 	if rels := f.releases("demo"); len(rels) != 1 {
 		t.Errorf("releases = %s, want only the first", releaseSummary(rels))
+	}
+}
+
+// A pre-sync hook that has started but not finished holds the revision:
+// nothing of it is applied while the Job runs (kstatus alone would call
+// the running Job Current and let the sync go on).
+func TestRunningPreSyncHookHoldsTheRevision(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(good))
+	running := strings.Replace(hook("backup", "pre-sync"), "example.test/backup:1", "example.test/backup:1-never-ready", 1)
+	f.wt.Write("app/cm.yaml", cm("settings", "v2")).Write("app/backup.yaml", running).CommitAndPush("v2 behind a backup that never ends")
+	f.waitApp("demo", 60*time.Second, "waiting for the hook", func(a *berthv1.Application) bool {
+		r := condition(a, berthv1.ConditionReconciling)
+		return r != nil && r.Reason == "PreSyncHook"
+	})
+	// The Job runs: its pod is Running for as long as we look.
+	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		var c corev1.ConfigMap
+		f.get(&c, "settings")
+		if c.Data["greeting"] != "v1" {
+			t.Fatalf("greeting = %q while the pre-sync hook still runs", c.Data["greeting"])
+		}
+	}
+	if rels := f.releases("demo"); len(rels) != 1 {
+		t.Errorf("releases = %s, want only the first", releaseSummary(rels))
+	}
+	var jobs batchv1.JobList
+	must(t, f.c.List(context.Background(), &jobs, client.InNamespace(f.ns)))
+	started := false
+	for _, j := range jobs.Items {
+		if strings.HasPrefix(j.Name, "backup-") && j.Status.StartTime != nil && !jobComplete(&j) {
+			started = true
+		}
+	}
+	if !started {
+		t.Fatal("no started, unfinished backup Job: the test does not test what it says")
 	}
 }
