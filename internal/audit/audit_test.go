@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/berth-dev/berth/internal/install"
 	"github.com/berth-dev/berth/internal/sandbox"
 	"github.com/berth-dev/berth/internal/testenv"
 )
@@ -249,5 +250,54 @@ func TestAuditClusterAnonymousAndAgent(t *testing.T) {
 	}
 	if c, _ := missing.Get(CheckAgentRBAC); c.Status != Unknown {
 		t.Errorf("missing agent SA = %+v, want unknown", c)
+	}
+}
+
+// The agent's RBAC as `berth install` renders it passes; a grant beyond
+// it fails, naming the grant.
+func TestAuditAgentRBACAgainstTheInstall(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.Sandbox(t)
+	ns := env.Namespace(t)
+	createSA(t, env.Client, ns, "berth-agent")
+	clusterRules, nsRules, err := install.AgentRules(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterRole := func(name string, rules []rbacv1.PolicyRule) {
+		t.Helper()
+		if _, err := env.Client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = env.Client.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
+		})
+	}
+	sub := rbacv1.Subject{Kind: "ServiceAccount", Name: "berth-agent", Namespace: ns}
+	clusterRole(ns+"-berth-agent", clusterRules)
+	clusterBind(t, env.Client, ns+"-berth-agent", ns+"-berth-agent", sub)
+	if _, err := env.Client.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "leader-election"}, Rules: nsRules}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "leader-election"},
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "leader-election"}, Subjects: []rbacv1.Subject{sub}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := rep.Get(CheckAgentRBAC); c.Status != Pass || !strings.Contains(c.Detail, "no more than `berth install` grants") {
+		t.Fatalf("installed agent RBAC = %+v, want pass", c)
+	}
+
+	clusterRole(ns+"-deployer", []rbacv1.PolicyRule{{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "create"}}})
+	clusterBind(t, env.Client, ns+"-deployer", ns+"-deployer", sub)
+	rep, err = Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := rep.Get(CheckAgentRBAC); c.Status != Fail || !strings.Contains(c.Detail, "create apps/deployments via ClusterRoleBinding "+ns+"-deployer") {
+		t.Fatalf("agent that may create Deployments = %+v, want fail naming the grant", c)
 	}
 }

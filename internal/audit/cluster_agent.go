@@ -10,13 +10,19 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/berth-dev/berth/internal/install"
 )
 
-// DefaultAgentServiceAccount is where berth's agent runs.
-const DefaultAgentServiceAccount = "berth-system/berth"
+// DefaultAgentServiceAccount is where `berth install` runs the agent.
+const DefaultAgentServiceAccount = "berth-system/berth-agent"
 
 // agentRBAC describes the agent's own footprint: every binding of its
-// ServiceAccount, failing on cluster-admin, wildcards and escalation verbs.
+// ServiceAccount, failing on cluster-admin, wildcard verbs, escalate and
+// bind, and anything beyond what `berth install` grants the agent (see
+// install.AgentRules). The install's own grants — reading every kind to
+// watch what Applications own, impersonating service accounts, its release
+// records — pass.
 func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, error) {
 	c := Check{ID: CheckAgentRBAC, Method: "RBAC bindings of the agent's ServiceAccount"}
 	if sa == "" {
@@ -34,6 +40,10 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 		return c, fmt.Errorf("reading ServiceAccount %s: %w", sa, err)
 	}
 	snap, err := loadRBAC(ctx, cs)
+	if err != nil {
+		return c, err
+	}
+	installCluster, installNS, err := install.AgentRules(ns)
 	if err != nil {
 		return c, err
 	}
@@ -58,19 +68,21 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 		if b.roleRef.Name == "cluster-admin" {
 			problems = append(problems, "bound to cluster-admin via "+b.via())
 		}
+		allowed := installCluster
+		if b.kind == "RoleBinding" && b.namespace == ns {
+			allowed = append(append([]rbacv1.PolicyRule(nil), installCluster...), installNS...)
+		}
 		for _, r := range rules {
 			for _, v := range r.Verbs {
 				switch v {
 				case "*":
 					problems = append(problems, "wildcard verbs via "+b.via())
-				case "escalate", "bind", "impersonate":
+				case "escalate", "bind":
 					problems = append(problems, v+" via "+b.via())
 				}
 			}
-			for _, res := range r.Resources {
-				if res == "*" {
-					problems = append(problems, "wildcard resources via "+b.via())
-				}
+			if extra := beyond(r, allowed); extra != "" {
+				problems = append(problems, extra+" via "+b.via()+", beyond what `berth install` grants")
 			}
 		}
 	}
@@ -84,7 +96,7 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 		c.Detail = fmt.Sprintf("ServiceAccount %s holds more than it needs: %s (bindings: %s)", sa, strings.Join(problems, "; "), strings.Join(lines, "; "))
 	default:
 		c.Status = Pass
-		c.Detail = fmt.Sprintf("ServiceAccount %s: %s", sa, strings.Join(lines, "; "))
+		c.Detail = fmt.Sprintf("ServiceAccount %s holds no more than `berth install` grants: %s", sa, strings.Join(lines, "; "))
 	}
 	return c, nil
 }
@@ -99,4 +111,44 @@ func dedupe(in []string) []string {
 		}
 	}
 	return out
+}
+
+// beyond returns the first grant of r that no rule in allowed covers, as
+// "verb group/resource", or "" when allowed covers all of r.
+func beyond(r rbacv1.PolicyRule, allowed []rbacv1.PolicyRule) string {
+	if len(r.NonResourceURLs) > 0 {
+		return "non-resource URLs " + strings.Join(r.NonResourceURLs, ",")
+	}
+	for _, g := range r.APIGroups {
+		for _, res := range r.Resources {
+			for _, v := range r.Verbs {
+				covered := false
+				for _, a := range allowed {
+					if len(a.ResourceNames) == 0 && matches(a.APIGroups, g) && matches(a.Resources, res) && matches(a.Verbs, v) {
+						covered = true
+						break
+					}
+				}
+				if !covered {
+					group := g
+					if group == "" {
+						group = "core"
+					}
+					return v + " " + group + "/" + res
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// matches reports whether list grants x ("*" grants anything; a "*" asked
+// for is granted only by "*").
+func matches(list []string, x string) bool {
+	for _, l := range list {
+		if l == "*" || l == x {
+			return true
+		}
+	}
+	return false
 }
