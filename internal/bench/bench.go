@@ -134,6 +134,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 		}
 	}
 	pids := processes(e.sandbox, e.agentPID)
+	pids["git-server"] = e.gitPID
 	cpu0 := readCPU(pids)
 	start := time.Now()
 	for i := range n {
@@ -391,7 +392,7 @@ type env struct {
 	c                      client.Client
 	cfg                    *rest.Config
 	sandbox                *sandbox.State
-	agentPID               int
+	agentPID, gitPID       int
 	agentLog               string
 	cleanups               []func()
 }
@@ -454,6 +455,7 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 		return e, err
 	}
 	e.cleanups = append(e.cleanups, func() { _ = git.Process.Kill(); _ = git.Wait() })
+	e.gitPID = git.Process.Pid
 
 	conn := apps.Connection{Kubeconfig: sandbox.KubeconfigPath(sbDir)}
 	c, cfg, _, err := conn.Client()
