@@ -71,7 +71,8 @@ func installRBAC(t *testing.T, f *fixture) *rest.Config {
 
 // The agent does its whole job — fetch, apply as the Application's
 // account, release records with their manifests, the verdict, the
-// rehearsal that reads the previous release back — with nothing more than
+// rehearsal that reads the previous release back, an automatic rollback —
+// with nothing more than
 // the RBAC `berth install` gives it; and that RBAC does not let it write
 // workloads, nor Secrets other than release manifests.
 func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
@@ -128,5 +129,20 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 	}
 	if got := image(f); got != "example.test/web:2" {
 		t.Errorf("image = %q", got)
+	}
+
+	// A release that fails is rolled back automatically, under the same
+	// rights: the rollback reads release 2's manifests, records itself and
+	// marks release 3.
+	bad := f.wt.Write("app/deploy.yaml", badDeploy()).CommitAndPush("v3 never ready")
+	f.waitApp("demo", 90*time.Second, "rolled back and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == bad && ready(a)
+	})
+	rels = f.releases("demo")
+	if len(rels) != 4 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.RollbackOf != 2 || rels[1].Status.Health != berthv1.ReleaseRolledBack {
+		t.Fatalf("releases after the rollback = %s", releaseSummary(rels))
+	}
+	if got := image(f); got != "example.test/web:2" {
+		t.Errorf("image after the rollback = %q", got)
 	}
 }
