@@ -7,6 +7,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -71,7 +72,7 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
 	thaw := freezeReleases(t, f)
 
-	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).Write("app/backup.yaml", hook("backup", "pre-sync")).CommitAndPush("v2 with a backup")
 	app := f.waitApp("demo", 60*time.Second, "release not recorded", func(a *berthv1.Application) bool {
 		r := condition(a, berthv1.ConditionReady)
 		return r != nil && r.Reason == "ReleaseNotRecorded"
@@ -79,14 +80,44 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	if msg := condition(app, berthv1.ConditionReady).Message; !strings.Contains(msg, "frozen") || app.Status.LastAppliedRevision != v1 {
 		t.Fatalf("Ready message %q, last applied %s (want the reason, and still %s)", msg, app.Status.LastAppliedRevision, v1)
 	}
-	// Several passes later it is still not Ready.
-	time.Sleep(5 * time.Second)
+	// The backup ran before the apply. Its Job goes away (a TTL, a
+	// clean-up): the retries must not back up the migrated data again.
+	backups := func() []string {
+		var jobs batchv1.JobList
+		must(t, f.c.List(context.Background(), &jobs, client.InNamespace(f.ns)))
+		var names []string
+		for _, j := range jobs.Items {
+			if strings.HasPrefix(j.Name, "backup-") && j.DeletionTimestamp == nil {
+				names = append(names, j.Name)
+			}
+		}
+		return names
+	}
+	ran := backups()
+	if len(ran) != 1 {
+		t.Fatalf("backup Jobs = %v, want the one pre-sync run", ran)
+	}
+	bg := metav1.DeletePropagationBackground
+	must(t, f.c.Delete(context.Background(), &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: ran[0], Namespace: f.ns}}, &client.DeleteOptions{PropagationPolicy: &bg}))
+
+	// Several passes later it is still not Ready, and took no new backup.
+	time.Sleep(12 * time.Second)
 	f.waitApp("demo", time.Second, "still not Ready", func(a *berthv1.Application) bool { return !ready(a) && a.Status.LastAppliedRevision == v1 })
+	if again := backups(); len(again) != 0 {
+		t.Fatalf("the retry ran the backup again: %v", again)
+	}
 
 	thaw()
 	f.waitApp("demo", 60*time.Second, "v2 recorded and Ready", appliedReady(v2))
-	if rels := f.releases("demo"); len(rels) != 2 || rels[0].Spec.Commit != v2 {
+	rels := f.releases("demo")
+	if len(rels) != 2 || rels[0].Spec.Commit != v2 {
 		t.Fatalf("releases = %s, want release 2 for %s", releaseSummary(rels), v2)
+	}
+	if snap := rels[0].Spec.Snapshot; snap == nil || snap.Job != ran[0] {
+		t.Fatalf("release 2 snapshot = %+v, want the backup that ran before the apply (%s)", snap, ran[0])
+	}
+	if again := backups(); len(again) != 0 {
+		t.Fatalf("recording the release ran the backup again: %v", again)
 	}
 	var c corev1.ConfigMap
 	f.get(&c, "settings")

@@ -84,6 +84,9 @@ type Reconciler struct {
 	// written holds the resourceVersion of the status this process wrote
 	// last for each Application (see read).
 	written sync.Map
+	// unrecorded holds, per Application, the sync that was applied but
+	// whose release record failed (see reconcile).
+	unrecorded sync.Map
 	// resumed holds Applications whose interrupted rollbacks this process
 	// has checked for (see resume).
 	resumed sync.Map
@@ -163,6 +166,13 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 	}
 	r.written.Store(key, fresh.ResourceVersion)
 	return fresh, nil
+}
+
+// unrecordedSync is a sync applied without its release record: its
+// commit, manifest digest and pre-sync snapshot.
+type unrecordedSync struct {
+	sha, digest string
+	snapshot    *berthv1.DataSnapshot
 }
 
 // unknownVersion is what written holds after a status write that failed:
@@ -318,7 +328,11 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	}
 
 	// 5. The pre-sync data hook, before a release with new manifests.
-	if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
+	// A sync whose release record failed already ran its hook: the retry
+	// reuses that snapshot rather than take one of data already migrated.
+	if u, ok := r.unrecorded.Load(key); ok && u.(unrecordedSync).sha == snap.Revision && u.(unrecordedSync).digest == digest {
+		rev.snapshot = u.(unrecordedSync).snapshot
+	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
 		snapshot, done, err := r.preSync(ctx, app, mgr, rev, digest)
 		if err != nil {
 			r.reject(app, snap.Revision, "PreSyncHookFailed", err)
@@ -335,6 +349,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 6. Apply (validates the whole revision first).
 	cs, err := r.sync(ctx, app, mgr, rev)
 	ph.mark("apply")
+	handledBefore := app.Status.LastHandledSyncRequest
 	if syncRequested {
 		app.Status.LastHandledSyncRequest = app.Annotations[berthv1.SyncRequestedAnnotation]
 	}
@@ -388,8 +403,13 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "ReleaseNotRecorded", msg)
 			r.Recorder.Event(app, corev1.EventTypeWarning, "ReleaseNotRecorded", msg)
 			r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, "ReleaseNotRecorded").Inc()
+			// The retry must come back here: a manual sync stays unhandled,
+			// and the hook's snapshot is kept for it.
+			app.Status.LastHandledSyncRequest = handledBefore
+			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot})
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
+		r.unrecorded.Delete(key)
 		r.webhookTriggered.Delete(key)
 	}
 	if newRevision {

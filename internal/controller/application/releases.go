@@ -56,10 +56,14 @@ func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application
 	// A reconcile that re-applies what the newest release already holds is
 	// not a new release (see release.Store.Record).
 	rel, _, err := r.releases().Record(ctx, app, in)
-	if err != nil {
+	if err != nil && rel == nil {
 		return err
 	}
 	app.Status.CurrentRelease = rel.Spec.Number
+	if err != nil {
+		// Recorded; only the history could not be trimmed.
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HistoryNotTrimmed", "release %d recorded; older releases not trimmed: %v", rel.Spec.Number, err)
+	}
 	return nil
 }
 
