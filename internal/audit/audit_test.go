@@ -8,12 +8,15 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/berth-dev/berth/internal/install"
+	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/sandbox"
 	"github.com/berth-dev/berth/internal/testenv"
 )
@@ -283,7 +286,16 @@ func TestAuditAgentRBACAgainstTheInstall(t *testing.T) {
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "leader-election"}, Subjects: []rbacv1.Subject{sub}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Create on Secrets without the policy that limits it fails.
 	rep, err := Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := rep.Get(CheckAgentRBAC); c.Status != Fail || !strings.Contains(c.Detail, "no ValidatingAdmissionPolicy limits that") {
+		t.Fatalf("agent RBAC without the Secrets policy = %+v, want fail", c)
+	}
+	installSecretsPolicy(t, env.Client, ns)
+	rep, err = Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,5 +311,49 @@ func TestAuditAgentRBACAgainstTheInstall(t *testing.T) {
 	}
 	if c, _ := rep.Get(CheckAgentRBAC); c.Status != Fail || !strings.Contains(c.Detail, "create apps/deployments via ClusterRoleBinding "+ns+"-deployer") {
 		t.Fatalf("agent that may create Deployments = %+v, want fail naming the grant", c)
+	}
+}
+
+// installSecretsPolicy creates berth install's Secrets policy and binding
+// for the agent in ns, under names unique to ns.
+func installSecretsPolicy(t *testing.T, cs kubernetes.Interface, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	data, err := install.Manifests(install.Options{Namespace: ns, Image: "example.test/berth:1", Replicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifest.Parse("install.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		switch o.Object.GetKind() {
+		case "ValidatingAdmissionPolicy":
+			var p admissionregistrationv1.ValidatingAdmissionPolicy
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object.Object, &p); err != nil {
+				t.Fatal(err)
+			}
+			p.Name += "-" + ns
+			if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, &p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(context.Background(), p.Name, metav1.DeleteOptions{})
+			})
+		case "ValidatingAdmissionPolicyBinding":
+			var b admissionregistrationv1.ValidatingAdmissionPolicyBinding
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object.Object, &b); err != nil {
+				t.Fatal(err)
+			}
+			b.Name += "-" + ns
+			b.Spec.PolicyName += "-" + ns
+			if _, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Delete(context.Background(), b.Name, metav1.DeleteOptions{})
+			})
+		}
 	}
 }

@@ -3,9 +3,11 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,6 +51,7 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 	}
 	me := Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}
 	var lines, problems []string
+	grantsSecretCreate := false
 	for _, b := range snap.bindings {
 		bound := false
 		for _, s := range b.subjects {
@@ -81,9 +84,21 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 					problems = append(problems, v+" via "+b.via())
 				}
 			}
+			if matches(r.APIGroups, "") && matches(r.Resources, "secrets") && matches(r.Verbs, "create") {
+				grantsSecretCreate = true
+			}
 			if extra := beyond(r, allowed); extra != "" {
 				problems = append(problems, extra+" via "+b.via()+", beyond what `berth install` grants")
 			}
+		}
+	}
+	if grantsSecretCreate {
+		ok, err := secretsPolicy(ctx, cs, "system:serviceaccount:"+ns+":"+name)
+		switch {
+		case err != nil:
+			problems = append(problems, "may create Secrets, and the admission policies that should limit that cannot be read: "+err.Error())
+		case !ok:
+			problems = append(problems, "may create Secrets, and no ValidatingAdmissionPolicy limits that to berth.dev/release-manifests (berth install's berth-agent-secrets): it could write a token Secret for any service account")
 		}
 	}
 	sort.Strings(lines)
@@ -151,4 +166,36 @@ func matches(list []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// secretsPolicy reports whether a bound, denying ValidatingAdmissionPolicy
+// restricts user's Secret writes to release manifests, as berth install's
+// berth-agent-secrets does.
+func secretsPolicy(ctx context.Context, cs kubernetes.Interface, user string) (bool, error) {
+	policies, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	bindings, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range policies.Items {
+		forUser, restricts := false, false
+		for _, m := range p.Spec.MatchConditions {
+			forUser = forUser || strings.Contains(m.Expression, "'"+user+"'")
+		}
+		for _, v := range p.Spec.Validations {
+			restricts = restricts || strings.Contains(v.Expression, "berth.dev/release-manifests")
+		}
+		if !forUser || !restricts {
+			continue
+		}
+		for _, b := range bindings.Items {
+			if b.Spec.PolicyName == p.Name && slices.Contains(b.Spec.ValidationActions, admissionregistrationv1.Deny) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
