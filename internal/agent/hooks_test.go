@@ -30,7 +30,32 @@ spec:
         image: example.test/%s:1
 `
 
-func hook(name, kind string) string { return fmt.Sprintf(hookJob, name, kind, name, name) }
+func hook(name, kind string) string { return hookImage(name, kind, "1") }
+
+// hookImage is a hook Job whose image has tag (see the sandbox's failure
+// convention: "-crashloop" fails, "-never-ready" never finishes).
+func hookImage(name, kind, tag string) string {
+	return strings.Replace(fmt.Sprintf(hookJob, name, kind, name, name), ":1\n", ":"+tag+"\n", 1)
+}
+
+// settingsApp creates Application "demo" holding ConfigMap "settings" at
+// greeting v1 and waits until it is applied and Ready; it returns the
+// commit.
+func (f *fixture) settingsApp() string {
+	f.t.Helper()
+	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	return v1
+}
+
+// greeting returns the greeting of ConfigMap "settings".
+func (f *fixture) greeting() string {
+	f.t.Helper()
+	var c corev1.ConfigMap
+	f.get(&c, "settings")
+	return c.Data["greeting"]
+}
 
 func badDeploy() string {
 	return strings.Replace(deploy("2-never-ready"), "spec:\n  replicas: 2", "spec:\n  progressDeadlineSeconds: 3\n  replicas: 2", 1)
@@ -155,10 +180,8 @@ func TestInvalidHookRejectsTheRevision(t *testing.T) {
 // applied, no release is recorded, and the condition names the hook.
 func TestFailedPreSyncHookRejectsTheRevision(t *testing.T) {
 	f := newFixture(t)
-	good := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
-	f.createApp("demo", "app")
-	f.waitApp("demo", 60*time.Second, "v1", appliedReady(good))
-	failing := strings.Replace(hook("backup", "pre-sync"), "example.test/backup:1", "example.test/backup:1-crashloop", 1)
+	f.settingsApp()
+	failing := hookImage("backup", "pre-sync", "1-crashloop")
 	f.wt.Write("app/cm.yaml", cm("settings", "v2")).Write("app/backup.yaml", failing).CommitAndPush("v2 with a failing backup")
 	app := f.waitApp("demo", 60*time.Second, "rejected", func(a *berthv1.Application) bool {
 		s := condition(a, berthv1.ConditionStalled)
@@ -167,10 +190,8 @@ func TestFailedPreSyncHookRejectsTheRevision(t *testing.T) {
 	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "hook Job backup-") || !strings.Contains(msg, "failed") {
 		t.Errorf("message = %q", msg)
 	}
-	var c corev1.ConfigMap
-	f.get(&c, "settings")
-	if c.Data["greeting"] != "v1" {
-		t.Errorf("greeting = %q: the rejected revision was applied", c.Data["greeting"])
+	if g := f.greeting(); g != "v1" {
+		t.Errorf("greeting = %q: the rejected revision was applied", g)
 	}
 	if rels := f.releases("demo"); len(rels) != 1 {
 		t.Errorf("releases = %s, want only the first", releaseSummary(rels))
@@ -182,10 +203,8 @@ func TestFailedPreSyncHookRejectsTheRevision(t *testing.T) {
 // the running Job Current and let the sync go on).
 func TestRunningPreSyncHookHoldsTheRevision(t *testing.T) {
 	f := newFixture(t)
-	good := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
-	f.createApp("demo", "app")
-	f.waitApp("demo", 60*time.Second, "v1", appliedReady(good))
-	running := strings.Replace(hook("backup", "pre-sync"), "example.test/backup:1", "example.test/backup:1-never-ready", 1)
+	f.settingsApp()
+	running := hookImage("backup", "pre-sync", "1-never-ready")
 	f.wt.Write("app/cm.yaml", cm("settings", "v2")).Write("app/backup.yaml", running).CommitAndPush("v2 behind a backup that never ends")
 	f.waitApp("demo", 60*time.Second, "waiting for the hook", func(a *berthv1.Application) bool {
 		r := condition(a, berthv1.ConditionReconciling)
@@ -193,10 +212,8 @@ func TestRunningPreSyncHookHoldsTheRevision(t *testing.T) {
 	})
 	// The Job runs: its pod is Running for as long as we look.
 	for deadline := time.Now().Add(6 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		var c corev1.ConfigMap
-		f.get(&c, "settings")
-		if c.Data["greeting"] != "v1" {
-			t.Fatalf("greeting = %q while the pre-sync hook still runs", c.Data["greeting"])
+		if g := f.greeting(); g != "v1" {
+			t.Fatalf("greeting = %q while the pre-sync hook still runs", g)
 		}
 	}
 	if rels := f.releases("demo"); len(rels) != 1 {

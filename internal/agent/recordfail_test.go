@@ -8,7 +8,6 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -67,9 +66,7 @@ func freezeReleases(t *testing.T, f *fixture) (thaw func()) {
 // record is retried until it lands.
 func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	f := newFixture(t)
-	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
-	f.createApp("demo", "app")
-	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	v1 := f.settingsApp()
 	thaw := freezeReleases(t, f)
 
 	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).Write("app/backup.yaml", hook("backup", "pre-sync")).CommitAndPush("v2 with a backup")
@@ -119,9 +116,7 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	if again := backups(); len(again) != 0 {
 		t.Fatalf("recording the release ran the backup again: %v", again)
 	}
-	var c corev1.ConfigMap
-	f.get(&c, "settings")
-	if c.Data["greeting"] != "v2" {
-		t.Errorf("greeting = %q", c.Data["greeting"])
+	if g := f.greeting(); g != "v2" {
+		t.Errorf("greeting = %q", g)
 	}
 }
