@@ -9,9 +9,11 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apps"
 )
 
 const hookJob = `apiVersion: batch/v1
@@ -229,5 +231,59 @@ func TestRunningPreSyncHookHoldsTheRevision(t *testing.T) {
 	}
 	if !started {
 		t.Fatal("no started, unfinished backup Job: the test does not test what it says")
+	}
+}
+
+// Returning to a commit — a rollback, then an unpin that re-applies it —
+// is a new move with new data behind it: the pre-sync hook runs again under
+// a new snapshot ID instead of handing the new release the first run's
+// snapshot (a later rollback would restore data older than what the
+// rolled-back-to release wrote meanwhile).
+func TestPreSyncHookRunsAgainWhenACommitReturns(t *testing.T) {
+	f := newFixture(t)
+	f.settingsApp()
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).
+		Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore")).CommitAndPush("v2 with a migration")
+	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
+	f.waitApp("demo", 30*time.Second, "release 2 recorded healthy", func(*berthv1.Application) bool {
+		rels := f.releases("demo")
+		return len(rels) == 2 && rels[0].Status.Health == berthv1.ReleaseHealthy
+	})
+
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.waitApp("demo", 60*time.Second, "rolled back to release 1", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && ready(a) && a.Status.CurrentRelease == 3
+	})
+	if g := f.greeting(); g != "v1" {
+		t.Fatalf("greeting = %q after the rollback", g)
+	}
+	must(t, apps.RequestUnpin(context.Background(), f.c, key))
+	f.waitApp("demo", 60*time.Second, "v2 again", func(a *berthv1.Application) bool {
+		return a.Status.Pin == nil && a.Status.CurrentRelease == 4 && appliedReady(v2)(a)
+	})
+
+	rels := f.releases("demo")
+	if len(rels) != 4 {
+		t.Fatalf("releases = %s", releaseSummary(rels))
+	}
+	first, again, rollback := rels[2].Spec.Snapshot, rels[0].Spec.Snapshot, rels[1]
+	if first == nil || again == nil {
+		t.Fatalf("snapshots of releases 2 and 4 = %+v, %+v", first, again)
+	}
+	if again.ID == first.ID || again.Job == first.Job {
+		t.Fatalf("release 4 reuses release 2's snapshot %s (Job %s): the data written under release 3 was not backed up", again.ID, again.Job)
+	}
+	var backup batchv1.Job
+	if !f.get(&backup, again.Job) || !jobComplete(&backup) || jobEnv(&backup, "BERTH_SNAPSHOT") != again.ID || jobEnv(&backup, "BERTH_COMMIT") != v2 {
+		t.Fatalf("pre-sync Job %s: complete=%v env=%v", again.Job, jobComplete(&backup), backup.Spec.Template.Spec.Containers[0].Env)
+	}
+	if backup.CreationTimestamp.Before(&rollback.CreationTimestamp) {
+		t.Errorf("release 4's backup Job was created at %v, before the rollback (release 3, %v)", backup.CreationTimestamp, rollback.CreationTimestamp)
+	}
+	if rels[2].Status.Restored == nil || rels[2].Status.Restored.Snapshot != first.ID {
+		t.Errorf("release 2 restored = %+v, want its snapshot %s restored by the rollback", rels[2].Status.Restored, first.ID)
 	}
 }

@@ -141,16 +141,24 @@ func jobOutcome(u *unstructured.Unstructured) (bool, error) {
 	return false, nil
 }
 
-// preSync runs the revision's pre-sync hook, once per commit and manifest
-// digest, and returns the snapshot to bind to the release it precedes. It
-// returns done=false while the Job runs.
+// preSync runs the revision's pre-sync hook, once per move from the
+// current release to a commit and manifest digest, and returns the snapshot
+// to bind to the release it precedes. It returns done=false while the Job
+// runs.
+//
+// The Job's name (its run) and the snapshot ID name the release running
+// when the hook starts: a retry of the same move finds the Job it started,
+// but moving to the same commit again later — after a rollback and an
+// unpin — is a new run, which backs up the data written meanwhile instead
+// of reusing the first run's snapshot.
 func (r *Reconciler) preSync(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision, digest string) (*berthv1.DataSnapshot, bool, error) {
 	h, ok := rev.hooks[hookPreSync]
 	if !ok {
 		return nil, true, nil
 	}
-	id := fmt.Sprintf("%s-%s-%s", app.Name, short(rev.sha), shortDigest(digest))
-	job := hookJob(h, short(rev.sha)+"-"+shortDigest(digest), map[string]string{
+	run := fmt.Sprintf("%s-%s-r%d", short(rev.sha), shortDigest(digest), app.Status.CurrentRelease)
+	id := app.Name + "-" + run
+	job := hookJob(h, run, map[string]string{
 		envSnapshot: id, envApplication: app.Namespace + "/" + app.Name, envCommit: rev.sha, envFromCommit: app.Status.LastAppliedRevision,
 	})
 	done, err := runHook(ctx, mgr, job)
