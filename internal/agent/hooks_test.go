@@ -287,3 +287,44 @@ func TestPreSyncHookRunsAgainWhenACommitReturns(t *testing.T) {
 		t.Errorf("release 2 restored = %+v, want its snapshot %s restored by the rollback", rels[2].Status.Restored, first.ID)
 	}
 }
+
+// Hook Jobs go with the releases they served: when the history is trimmed,
+// the backup Job of the release trimmed away is deleted (as the
+// Application's service account) and the kept releases' Jobs stay.
+func TestTrimmedReleasesTakeTheirHookJobs(t *testing.T) {
+	f := newFixture(t)
+	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore"))
+	v1 := f.wt.CommitAndPush("v1")
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.Rollback.HistoryLimit = 2 })
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	jobOf := map[int64]string{}
+	for i, g := range []string{"v2", "v3"} {
+		sha := f.wt.Write("app/cm.yaml", cm("settings", g)).CommitAndPush(g)
+		f.waitApp("demo", 60*time.Second, g, func(a *berthv1.Application) bool {
+			return appliedReady(sha)(a) && a.Status.CurrentRelease == int64(i+2)
+		})
+		for _, rel := range f.releases("demo") {
+			if s := rel.Spec.Snapshot; s != nil {
+				jobOf[rel.Spec.Number] = s.Job
+			}
+		}
+	}
+	if len(jobOf) != 3 || jobOf[1] == jobOf[2] || jobOf[2] == jobOf[3] {
+		t.Fatalf("backup Jobs by release = %v, want one per release", jobOf)
+	}
+	rels := f.releases("demo")
+	if len(rels) != 2 || rels[0].Spec.Number != 3 || rels[1].Spec.Number != 2 {
+		t.Fatalf("releases = %s, want 3 and 2", releaseSummary(rels))
+	}
+	gone := func(name string) bool {
+		var j batchv1.Job
+		return !f.get(&j, name) || j.DeletionTimestamp != nil
+	}
+	f.waitApp("demo", 30*time.Second, "release 1's backup Job deleted", func(*berthv1.Application) bool { return gone(jobOf[1]) })
+	for _, n := range []int64{2, 3} {
+		if gone(jobOf[n]) {
+			t.Errorf("backup Job %s of kept release %d was deleted", jobOf[n], n)
+		}
+	}
+}

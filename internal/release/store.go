@@ -47,6 +47,10 @@ type Store struct {
 	// Reader, when set, serves List and Get uncached (the reconciler must
 	// see the release it created a moment ago).
 	Reader client.Reader
+	// Trimmed, when set, is called with each release the history trim
+	// removed. The hook Jobs it names are the caller's to delete: they run
+	// as the Application's service account, not as the store's client.
+	Trimmed func(berthv1.Release)
 }
 
 func (s *Store) reader() client.Reader {
@@ -249,6 +253,9 @@ func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, 
 	for _, old := range append([]berthv1.Release{*rel}, existing...)[min(limit, len(existing)+1):] {
 		if err := s.Client.Delete(ctx, &old); err != nil && !apierrors.IsNotFound(err) {
 			return rel, fmt.Errorf("trimming release history: %w", err)
+		}
+		if s.Trimmed != nil {
+			s.Trimmed(old)
 		}
 	}
 	return rel, nil

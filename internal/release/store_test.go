@@ -142,7 +142,8 @@ func TestRecordNumbersFromStatusAndRecovers(t *testing.T) {
 	c, app := setup(t)
 	ctx := context.Background()
 	app.Spec.Rollback.HistoryLimit = 3
-	s := &release.Store{Client: c}
+	var trimmed []int64
+	s := &release.Store{Client: c, Trimmed: func(r berthv1.Release) { trimmed = append(trimmed, r.Spec.Number) }}
 	record := func(commit string) (*berthv1.Release, bool) {
 		t.Helper()
 		rel, created, err := s.Record(ctx, app, release.Input{Commit: commit, Trigger: berthv1.TriggerCommit, Objects: bigApp(1, 10)})
@@ -173,6 +174,9 @@ func TestRecordNumbersFromStatusAndRecovers(t *testing.T) {
 	}
 	if got := numbers(t, s, app); got != "[5 4 3]" {
 		t.Errorf("releases kept = %v, want [5 4 3]", got)
+	}
+	if fmt.Sprint(trimmed) != "[1 2]" {
+		t.Errorf("trimmed releases reported = %v, want [1 2]", trimmed)
 	}
 }
 

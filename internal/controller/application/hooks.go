@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
@@ -232,3 +234,53 @@ func shortDigest(d string) string {
 	sum := sha256.Sum256([]byte(d))
 	return hex.EncodeToString(sum[:])[:6]
 }
+
+// pruneHookJobs deletes, as app's service account, the hook Jobs of
+// releases the history no longer holds: the pre-sync Job that took a
+// trimmed release's snapshot and the restore Job that undid it. No kept
+// release can restore across them (a restore undoes a release newer than
+// its target, and the trim removes the oldest). What the Jobs stored (the
+// backups themselves) is left alone. Jobs are looked for in the
+// destination namespace; one annotated berth.dev/prune: "false" is kept. A
+// failure is reported, never returned: the release it trimmed for is
+// recorded.
+func (r *Reconciler) pruneHookJobs(ctx context.Context, app *berthv1.Application, trimmed []berthv1.Release) {
+	var refs []apply.Ref
+	for _, rel := range trimmed {
+		var names []string
+		if s := rel.Spec.Snapshot; s != nil && s.Job != "" {
+			names = append(names, s.Job)
+		}
+		if rs := rel.Status.Restored; rs != nil && rs.Job != "" {
+			names = append(names, rs.Job)
+		}
+		for _, n := range names {
+			refs = append(refs, apply.Ref{GVK: jobGVK, Namespace: app.Spec.Namespace, Name: n})
+		}
+	}
+	if len(refs) == 0 {
+		return
+	}
+	mgr, err := r.manager(app)
+	if err == nil {
+		var cs apply.ChangeSet
+		cs, err = mgr.Prune(ctx, refs, apply.PruneOptions{
+			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
+			PruneAnnotation: berthv1.PruneAnnotation,
+		})
+		var deleted []string
+		for _, e := range cs.Entries {
+			if e.Action == apply.Deleted {
+				deleted = append(deleted, e.ID)
+			}
+		}
+		if len(deleted) > 0 {
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "HookJobsPruned", "deleted the hook Jobs of releases trimmed from the history: %s", strings.Join(deleted, ", "))
+		}
+	}
+	if err != nil {
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HookJobsNotPruned", "hook Jobs of releases trimmed from the history were not deleted: %v", err)
+	}
+}
+
+var jobGVK = schema.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}

@@ -55,7 +55,11 @@ func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application
 	}
 	// A reconcile that re-applies what the newest release already holds is
 	// not a new release (see release.Store.Record).
-	rel, _, err := r.releases().Record(ctx, app, in)
+	store := r.releases()
+	var trimmed []berthv1.Release
+	store.Trimmed = func(old berthv1.Release) { trimmed = append(trimmed, old) }
+	rel, _, err := store.Record(ctx, app, in)
+	r.pruneHookJobs(ctx, app, trimmed)
 	if err != nil && rel == nil {
 		return err
 	}
@@ -210,7 +214,11 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	in := release.Input{Commit: target.Spec.Commit, Trigger: berthv1.TriggerRollback, Renderer: target.Spec.Renderer,
 		Objects: all, Images: target.Spec.Images, RollbackOf: target.Spec.Number,
 		HelmRelease: target.Spec.HelmRelease, RolledBackFrom: fromCommit, Request: request}
-	rel, err := r.freshReleases().Create(ctx, app, in)
+	store := r.freshReleases()
+	var trimmed []berthv1.Release
+	store.Trimmed = func(old berthv1.Release) { trimmed = append(trimmed, old) }
+	rel, err := store.Create(ctx, app, in)
+	r.pruneHookJobs(ctx, app, trimmed)
 	if err != nil {
 		return err
 	}
