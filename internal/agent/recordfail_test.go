@@ -19,8 +19,20 @@ import (
 // lifts the freeze.
 func freezeReleases(t *testing.T, f *fixture) (thaw func()) {
 	t.Helper()
+	return freezeReleasesOf(t, f, berthv1.TriggerCommit, "")
+}
+
+// freezeReleasesOf freezes only the Releases whose spec.trigger is
+// trigger, or every Release when trigger is "" (probe is the trigger of
+// the dry-run Release that checks the freeze is in force).
+func freezeReleasesOf(t *testing.T, f *fixture, probe, trigger string) (thaw func()) {
+	t.Helper()
 	ctx := context.Background()
 	name := "freeze-releases-" + f.ns
+	conditions := []admissionv1.MatchCondition{{Name: "namespace", Expression: "request.namespace == '" + f.ns + "'"}}
+	if trigger != "" {
+		conditions = append(conditions, admissionv1.MatchCondition{Name: "trigger", Expression: "object.spec.trigger == '" + trigger + "'"})
+	}
 	fail := admissionv1.Fail
 	policy := &admissionv1.ValidatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -32,7 +44,7 @@ func freezeReleases(t *testing.T, f *fixture) (thaw func()) {
 					Rule:       admissionv1.Rule{APIGroups: []string{"berth.dev"}, APIVersions: []string{"*"}, Resources: []string{"releases"}},
 				},
 			}}},
-			MatchConditions: []admissionv1.MatchCondition{{Name: "namespace", Expression: "request.namespace == '" + f.ns + "'"}},
+			MatchConditions: conditions,
 			Validations:     []admissionv1.Validation{{Expression: "false", Message: "releases are frozen in this namespace"}},
 		},
 	}
@@ -47,11 +59,11 @@ func freezeReleases(t *testing.T, f *fixture) (thaw func()) {
 		_ = f.c.Delete(context.Background(), policy)
 	}
 	t.Cleanup(thaw)
-	probe := &berthv1.Release{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: f.ns},
-		Spec: berthv1.ReleaseSpec{Application: "probe", Number: 1, Commit: "0", Digest: "sha256:0", Trigger: berthv1.TriggerCommit,
+	probeRel := &berthv1.Release{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: f.ns},
+		Spec: berthv1.ReleaseSpec{Application: "probe", Number: 1, Commit: "0", Digest: "sha256:0", Trigger: probe,
 			Manifests: []berthv1.ManifestChunk{{SecretName: "probe-m0"}}}}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		err := f.c.Create(ctx, probe.DeepCopy(), &client.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		err := f.c.Create(ctx, probeRel.DeepCopy(), &client.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil && strings.Contains(err.Error(), "frozen") {
 			return thaw
 		}

@@ -196,3 +196,43 @@ func TestSelectorChangeIsRefusedBeforeItCanBlockTheWayBack(t *testing.T) {
 		t.Errorf("releases = %s, want only release 1", releaseSummary(rels))
 	}
 }
+
+// An automatic rollback that fails after it has started (here: its
+// release cannot be recorded) is retried while Git still points at the
+// failed commit; the failed commit is never re-applied over the way back.
+func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("good")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "good release healthy", appliedReady(good))
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
+
+	bad := strings.Replace(deploy("2-never-ready"), "spec:\n  replicas: 2", "spec:\n  progressDeadlineSeconds: 4\n  replicas: 2", 1)
+	badSHA := f.wt.Write("app/deploy.yaml", bad).CommitAndPush("bad image")
+	f.waitApp("demo", 90*time.Second, "rollback failed", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "frozen")
+	})
+	// The rollback re-applied release 1 before its record failed. Passes
+	// come every 2 s: none may put the failed commit back.
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if got := image(f); got != "example.test/web:1" {
+			t.Fatalf("image = %q after the failed rollback: the failed commit was re-applied", got)
+		}
+	}
+	thaw()
+	app := f.waitApp("demo", 60*time.Second, "rolled back on retry and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == badSHA && ready(a)
+	})
+	rels := f.releases("demo")
+	if len(rels) != 3 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.RollbackOf != 1 ||
+		rels[1].Status.Health != berthv1.ReleaseRolledBack {
+		t.Fatalf("releases = %s", releaseSummary(rels))
+	}
+	if got := image(f); got != "example.test/web:1" {
+		t.Errorf("image = %q, want the good one", got)
+	}
+	if s := condition(app, berthv1.ConditionStalled); s != nil && s.Status == "True" {
+		t.Errorf("still Stalled: %s", s.Message)
+	}
+}

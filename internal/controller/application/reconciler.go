@@ -87,6 +87,9 @@ type Reconciler struct {
 	// unrecorded holds, per Application, the sync that was applied but
 	// whose release record failed (see reconcile).
 	unrecorded sync.Map
+	// pendingRollback holds, per Application, the automatic rollback that
+	// failed in this process (see retryRollback).
+	pendingRollback sync.Map
 	// resumed holds Applications whose interrupted rollbacks this process
 	// has checked for (see resume).
 	resumed sync.Map
@@ -279,6 +282,12 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		}
 		r.Recorder.Eventf(app, corev1.EventTypeNormal, "Unpinned", "new commit %s: following Git again (was pinned to release %d)", short(snap.Revision), pin.Release)
 		app.Status.Pin = nil
+	}
+
+	// A failed automatic rollback is retried, not replaced by the commit
+	// it was rolling away from.
+	if res, retried := r.retryRollback(ctx, app, mgr, snap.Revision); retried {
+		return res, nil
 	}
 
 	// 3. Policy gates, before anything is written: enforce violations reject

@@ -147,8 +147,7 @@ func (r *Reconciler) releaseOutcome(ctx context.Context, app *berthv1.Applicatio
 		}
 		reason := fmt.Sprintf("release %d (commit %s) failed: %s", cur.Spec.Number, short(cur.Spec.Commit), msg)
 		if err := r.rollbackTo(ctx, app, mgr, target, cur.Spec.Commit, reason, ""); err != nil {
-			r.stall(app, "RollbackFailed", fmt.Sprintf("automatic rollback to release %d failed: %v", target.Spec.Number, err))
-			return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
+			return r.rollbackFailed(app, cur, target, err), nil
 		}
 		_ = store.SetOutcome(ctx, cur, berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", msg, target.Spec.Number))
 		return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil

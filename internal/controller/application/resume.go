@@ -74,12 +74,72 @@ func (r *Reconciler) resume(ctx context.Context, app *berthv1.Application, mgr *
 		}
 		reason := fmt.Sprintf("release %d (commit %s) failed: %s (rollback resumed after an agent restart)", newest.Spec.Number, short(newest.Spec.Commit), newest.Status.Reason)
 		if err := r.rollbackTo(ctx, app, mgr, target, newest.Spec.Commit, reason, ""); err != nil {
-			r.stall(app, "RollbackFailed", fmt.Sprintf("resuming the rollback to release %d failed: %v", target.Spec.Number, err))
-			return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
+			return r.rollbackFailed(app, newest, target, err), nil
 		}
 		_ = store.SetOutcome(ctx, newest, berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", newest.Status.Reason, target.Spec.Number))
 		r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackResumed", "release %d had failed and its rollback was interrupted; rolled back to release %d now", newest.Spec.Number, target.Spec.Number)
 		return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	return nil, nil
+}
+
+// pendingRollback is an automatic rollback of release (at commit) that
+// failed.
+type pendingRollback struct {
+	release int64
+	commit  string
+}
+
+// rollbackFailed stalls app after the automatic rollback of failed to
+// target failed, and keeps the rollback pending: the next passes retry it
+// (retryRollback) instead of re-applying the failed commit, whose data its
+// restore hook may already have taken back.
+func (r *Reconciler) rollbackFailed(app *berthv1.Application, failed, target *berthv1.Release, err error) *ctrl.Result {
+	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, pendingRollback{release: failed.Spec.Number, commit: failed.Spec.Commit})
+	r.stall(app, "RollbackFailed", fmt.Sprintf("automatic rollback of release %d to release %d failed: %v; retried while Git points at %s", failed.Spec.Number, target.Spec.Number, err, short(failed.Spec.Commit)))
+	r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, "RollbackFailed").Inc()
+	return &ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
+}
+
+// retryRollback retries the pending automatic rollback of app while Git
+// still points at the failed release's commit, the failed release is the
+// current one, nothing pinned the Application and automatic rollback is
+// still on. Otherwise (a new commit, a manual rollback) the rollback is
+// dropped and the pass goes on. It reports whether it took the pass.
+func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, revision string) (ctrl.Result, bool) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	v, ok := r.pendingRollback.Load(key)
+	if !ok {
+		return ctrl.Result{}, false
+	}
+	p := v.(pendingRollback)
+	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || !autoRollback(app) {
+		r.pendingRollback.Delete(key)
+		return ctrl.Result{}, false
+	}
+	store := r.freshReleases()
+	rels, err := store.List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		r.stall(app, "RollbackFailed", fmt.Sprintf("retrying the rollback of release %d: %v", p.release, err))
+		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
+	}
+	var failed *berthv1.Release
+	for i := range rels {
+		if rels[i].Spec.Number == p.release {
+			failed = &rels[i]
+		}
+	}
+	target := release.LastHealthy(rels, p.release)
+	if failed == nil || target == nil || failed.Status.Health != berthv1.ReleaseFailed {
+		r.pendingRollback.Delete(key)
+		return ctrl.Result{}, false
+	}
+	reason := fmt.Sprintf("release %d (commit %s) failed: %s (rollback retried)", failed.Spec.Number, short(failed.Spec.Commit), failed.Status.Reason)
+	if err := r.rollbackTo(ctx, app, mgr, target, failed.Spec.Commit, reason, ""); err != nil {
+		return *r.rollbackFailed(app, failed, target, err), true
+	}
+	r.pendingRollback.Delete(key)
+	_ = store.SetOutcome(ctx, failed, berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", failed.Status.Reason, target.Spec.Number))
+	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackRetried", "the rollback of release %d to release %d failed earlier and succeeded on retry", failed.Spec.Number, target.Spec.Number)
+	return ctrl.Result{RequeueAfter: 2 * time.Second}, true
 }
