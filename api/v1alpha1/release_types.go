@@ -101,7 +101,8 @@ type DataRestore struct {
 	Snapshot string `json:"snapshot"`
 	// Job is the restore Job.
 	Job string `json:"job"`
-	// ForRollback is the rollback release that ran it.
+	// ForRollback is the rollback release that ran it; 0 until that
+	// rollback is recorded (or when it never was).
 	ForRollback int64 `json:"forRollback,omitempty"`
 	// At is when the Job completed.
 	// +optional

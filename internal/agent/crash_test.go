@@ -192,4 +192,8 @@ func TestAgentKilledMidHelmRollbackUnlocks(t *testing.T) {
 	if got := image(f); got != "example.test/web:1" {
 		t.Errorf("image = %q after the resumed rollback", got)
 	}
+	// A later rollback to the rollback release must go through Helm too.
+	if rels := f.releases("web"); len(rels) != 3 || rels[0].Spec.HelmVersion != last.Version {
+		t.Errorf("rollback release = %s, Helm version %d, want Helm's v%d", releaseSummary(rels), rels[0].Spec.HelmVersion, last.Version)
+	}
 }

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apps"
@@ -208,11 +210,18 @@ func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
 	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
 
 	bad := strings.Replace(deploy("2-never-ready"), "spec:\n  replicas: 2", "spec:\n  progressDeadlineSeconds: 4\n  replicas: 2", 1)
-	badSHA := f.wt.Write("app/deploy.yaml", bad).CommitAndPush("bad image")
+	badSHA := f.wt.Write("app/deploy.yaml", bad).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore")).CommitAndPush("bad image, with a migration")
 	f.waitApp("demo", 90*time.Second, "rollback failed", func(a *berthv1.Application) bool {
 		s := condition(a, berthv1.ConditionStalled)
 		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "frozen")
 	})
+	// The restore ran before the record failed, and says so at once: a
+	// later rollback (after a new commit) must not restore it again.
+	restored := f.releases("demo")[0].Status.Restored
+	if restored == nil || restored.ForRollback != 0 {
+		t.Fatalf("release 2 restored = %+v, want marked, by a rollback not recorded yet", restored)
+	}
 	// The rollback re-applied release 1 before its record failed. Passes
 	// come every 2 s: none may put the failed commit back.
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
@@ -234,5 +243,19 @@ func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
 	}
 	if s := condition(app, berthv1.ConditionStalled); s != nil && s.Status == "True" {
 		t.Errorf("still Stalled: %s", s.Message)
+	}
+	if rs := rels[1].Status.Restored; rs == nil || rs.ForRollback != 3 || rs.Job != restored.Job {
+		t.Errorf("release 2 restored = %+v, want the first restore, by release 3", rs)
+	}
+	var jobs batchv1.JobList
+	must(t, f.c.List(context.Background(), &jobs, client.InNamespace(f.ns)))
+	var restores []string
+	for _, j := range jobs.Items {
+		if strings.HasPrefix(j.Name, "restore-") {
+			restores = append(restores, j.Name)
+		}
+	}
+	if len(restores) != 1 {
+		t.Errorf("restore Jobs = %v, want the one run the retries found done", restores)
 	}
 }

@@ -53,8 +53,10 @@ func PrintHistory(ctx context.Context, c client.Client, key types.NamespacedName
 		}
 		if s := r.Spec.Snapshot; s != nil {
 			data := "snapshot " + s.ID
-			if rs := r.Status.Restored; rs != nil {
+			if rs := r.Status.Restored; rs != nil && rs.ForRollback > 0 {
 				data += fmt.Sprintf(" (restored by release %d)", rs.ForRollback)
+			} else if rs != nil {
+				data += " (restored by a rollback not recorded)"
 			}
 			why = data + "; " + why
 		}

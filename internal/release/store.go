@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -250,7 +251,11 @@ func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, 
 			}
 		}
 	}
-	for _, old := range append([]berthv1.Release{*rel}, existing...)[min(limit, len(existing)+1):] {
+	// Oldest first: a trim that stops half-way never leaves an old release
+	// without the newer ones a restore across it needs.
+	trim := append([]berthv1.Release{*rel}, existing...)[min(limit, len(existing)+1):]
+	slices.Reverse(trim)
+	for _, old := range trim {
 		if err := s.Client.Delete(ctx, &old); err != nil && !apierrors.IsNotFound(err) {
 			return rel, fmt.Errorf("trimming release history: %w", err)
 		}

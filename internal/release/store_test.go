@@ -133,6 +133,17 @@ func TestHistoryIsBoundedNewestFirst(t *testing.T) {
 	if got := numbers(t, s, app); got != "[5 4 3]" {
 		t.Errorf("releases kept = %v, want [5 4 3]", got)
 	}
+	// A lowered limit trims several at once, oldest first: a trim that
+	// stops half-way keeps the newer releases.
+	app.Spec.Rollback.HistoryLimit = 1
+	var trimmed []int64
+	s.Trimmed = func(r berthv1.Release) { trimmed = append(trimmed, r.Spec.Number) }
+	if _, err := s.Create(ctx, app, release.Input{Commit: fmt.Sprintf("%040d", 6), Trigger: berthv1.TriggerCommit, Objects: bigApp(1, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := numbers(t, s, app); got != "[6]" || fmt.Sprint(trimmed) != "[3 4 5]" {
+		t.Errorf("releases kept = %v, trimmed in order %v; want [6] and [3 4 5]", got, trimmed)
+	}
 }
 
 // Record numbers after the Application's current release, skips a sync

@@ -192,9 +192,26 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	if err != nil {
 		return err
 	}
-	if target.Spec.Renderer == string(render.Helm) && target.Spec.HelmRelease != "" && target.Spec.HelmVersion > 0 {
-		if err := helmrelease.Rollback(ctx, r.impersonatedConfig(app), app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion); err != nil {
+	// The restore is recorded on the releases it covered before anything
+	// else can fail: a rollback that fails later (and is retried, or
+	// abandoned for a new commit) must not restore the same snapshot again
+	// over data written since. The rollback release that ran the restore
+	// is named once it is recorded (below).
+	for _, c := range covered {
+		rs := *restore
+		if err := r.freshReleases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &rs }); err != nil {
 			return err
+		}
+	}
+	helmVersion := 0
+	if target.Spec.Renderer == string(render.Helm) && target.Spec.HelmRelease != "" && target.Spec.HelmVersion > 0 {
+		cfg := r.impersonatedConfig(app)
+		if err := helmrelease.Rollback(ctx, cfg, app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion); err != nil {
+			return err
+		}
+		// A later rollback to this rollback release goes through Helm too.
+		if latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, target.Spec.HelmRelease); err == nil && latest != nil {
+			helmVersion = latest.Version
 		}
 	}
 	if _, err := mgr.Apply(ctx, objs); err != nil {
@@ -212,7 +229,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	failpoint.Inject(failpoint.RollbackApplied)
 	in := release.Input{Commit: target.Spec.Commit, Trigger: berthv1.TriggerRollback, Renderer: target.Spec.Renderer,
 		Objects: all, Images: target.Spec.Images, RollbackOf: target.Spec.Number,
-		HelmRelease: target.Spec.HelmRelease, RolledBackFrom: fromCommit, Request: request}
+		HelmRelease: target.Spec.HelmRelease, HelmVersion: helmVersion, RolledBackFrom: fromCommit, Request: request}
 	store := r.freshReleases()
 	var trimmed []berthv1.Release
 	store.Trimmed = func(old berthv1.Release) { trimmed = append(trimmed, old) }
@@ -221,11 +238,17 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	if err != nil {
 		return err
 	}
-	for _, c := range covered {
-		rs := *restore
-		rs.ForRollback = rel.Spec.Number
-		if err := r.freshReleases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &rs }); err != nil {
-			return err
+	// Name this rollback on the restores it ran, including one an earlier,
+	// failed attempt ran (the retry found it done). A restore whose
+	// rollback was abandoned is named after the next rollback crossing it.
+	for i := range rels {
+		c := &rels[i]
+		if rs := c.Status.Restored; c.Spec.Number > target.Spec.Number && rs != nil && rs.ForRollback == 0 {
+			named := *rs
+			named.ForRollback = rel.Spec.Number
+			if err := r.freshReleases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &named }); err != nil {
+				return err
+			}
 		}
 	}
 	failpoint.Inject(failpoint.RollbackRecorded)
