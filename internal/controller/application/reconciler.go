@@ -176,6 +176,9 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 type unrecordedSync struct {
 	sha, digest string
 	snapshot    *berthv1.DataSnapshot
+	// from is the release that ran when it was applied: once another runs
+	// (a rollback came between), the snapshot is stale.
+	from int64
 }
 
 // unknownVersion is what written holds after a status write that failed:
@@ -339,7 +342,8 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 5. The pre-sync data hook, before a release with new manifests.
 	// A sync whose release record failed already ran its hook: the retry
 	// reuses that snapshot rather than take one of data already migrated.
-	if u, ok := r.unrecorded.Load(key); ok && u.(unrecordedSync).sha == snap.Revision && u.(unrecordedSync).digest == digest {
+	if u, ok := r.unrecorded.Load(key); ok && u.(unrecordedSync).sha == snap.Revision && u.(unrecordedSync).digest == digest &&
+		u.(unrecordedSync).from == app.Status.CurrentRelease {
 		rev.snapshot = u.(unrecordedSync).snapshot
 	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
 		snapshot, done, err := r.preSync(ctx, app, mgr, rev, digest)
@@ -415,7 +419,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			// The retry must come back here: a manual sync stays unhandled,
 			// and the hook's snapshot is kept for it.
 			app.Status.LastHandledSyncRequest = handledBefore
-			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot})
+			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, from: app.Status.CurrentRelease})
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
 		r.unrecorded.Delete(key)
