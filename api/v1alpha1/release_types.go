@@ -102,7 +102,8 @@ type DataRestore struct {
 	// Job is the restore Job.
 	Job string `json:"job"`
 	// ForRollback is the rollback release that ran it; 0 until that
-	// rollback is recorded (or when it never was).
+	// rollback is recorded. A restore whose rollback was given up is
+	// named after the next rollback that crosses it.
 	ForRollback int64 `json:"forRollback,omitempty"`
 	// At is when the Job completed.
 	// +optional

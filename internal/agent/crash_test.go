@@ -197,3 +197,39 @@ func TestAgentKilledMidHelmRollbackUnlocks(t *testing.T) {
 		t.Errorf("rollback release = %s, Helm version %d, want Helm's v%d", releaseSummary(rels), rels[0].Spec.HelmVersion, last.Version)
 	}
 }
+
+// A Helm rollback whose record is refused is retried without rolling Helm
+// back again: the chart's rollback (and its hooks) runs once.
+func TestRetriedHelmRollbackRunsHelmOnce(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("chart/Chart.yaml", chartYAML).
+		Write("chart/values.yaml", "tag: \"1\"\n").
+		Write("chart/templates/deploy.yaml", chartDeployment).CommitAndPush("chart v1")
+	f.createApp("web", "chart")
+	f.waitApp("web", 60*time.Second, "chart v1 healthy", appliedReady(good))
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
+	badSHA := f.wt.Write("chart/values.yaml", "tag: 2-never-ready\n").CommitAndPush("bad tag")
+	f.waitApp("web", 90*time.Second, "rollback failed", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "frozen")
+	})
+	time.Sleep(8 * time.Second) // retries, every pass
+	thaw()
+	f.waitApp("web", 60*time.Second, "rolled back on retry and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == badSHA && ready(a)
+	})
+	hist, err := helmrelease.History(f.env.Config, f.ns, "web")
+	must(t, err)
+	var rollbacks []int
+	for _, h := range hist {
+		if strings.HasPrefix(h.Description, "Rollback to") {
+			rollbacks = append(rollbacks, h.Version)
+		}
+	}
+	if len(rollbacks) != 1 {
+		t.Errorf("Helm rollback revisions = %v, want one", rollbacks)
+	}
+	if rels := f.releases("web"); len(rels) != 3 || rels[0].Spec.HelmVersion != rollbacks[0] {
+		t.Errorf("releases = %s, rollback's Helm version %d", releaseSummary(rels), rels[0].Spec.HelmVersion)
+	}
+}

@@ -150,6 +150,16 @@ func TestRollbackWithoutRestorePathIsRefused(t *testing.T) {
 	if app.Status.Pin != nil {
 		t.Errorf("pinned although the rollback was refused: %+v", app.Status.Pin)
 	}
+	// Trying again cannot change a missing restore hook: the refusal is
+	// held, neither retried nor replaced by a re-apply of release 2.
+	msg := condition(app, berthv1.ConditionStalled).Message
+	if !strings.Contains(msg, "not retried") {
+		t.Errorf("Stalled message = %q, want it to say the rollback is not retried", msg)
+	}
+	time.Sleep(6 * time.Second)
+	if s := condition(f.waitApp("demo", time.Second, "read", func(*berthv1.Application) bool { return true }), berthv1.ConditionStalled); s == nil || s.Status != "True" || s.Message != msg {
+		t.Errorf("Stalled after a few passes = %+v, want the held refusal", s)
+	}
 	if rels := f.releases("demo"); len(rels) != 2 || rels[0].Status.Health != berthv1.ReleaseFailed {
 		t.Errorf("releases = %s", releaseSummary(rels))
 	}

@@ -38,6 +38,10 @@ const (
 // took a snapshot when that release declares no restore hook.
 var ErrNoRestorePath = errors.New("no restore path")
 
+// errHookFailed marks the error of a hook Job that failed: its name is its
+// run, so trying again finds the same failed Job.
+var errHookFailed = errors.New("failed")
+
 // hooks are the data hook Jobs of a revision, by kind.
 type hooks map[string]manifest.Object
 
@@ -137,7 +141,7 @@ func jobOutcome(u *unstructured.Unstructured) (bool, error) {
 		case "Failed":
 			reason, _ := m["reason"].(string)
 			msg, _ := m["message"].(string)
-			return false, fmt.Errorf("hook Job %s failed: %s: %s", u.GetName(), reason, msg)
+			return false, fmt.Errorf("hook Job %s %w: %s: %s", u.GetName(), errHookFailed, reason, msg)
 		}
 	}
 	return false, nil

@@ -206,11 +206,19 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	helmVersion := 0
 	if target.Spec.Renderer == string(render.Helm) && target.Spec.HelmRelease != "" && target.Spec.HelmVersion > 0 {
 		cfg := r.impersonatedConfig(app)
-		if err := helmrelease.Rollback(ctx, cfg, app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion); err != nil {
-			return err
+		// A retry after a failure further on finds Helm already rolled
+		// back: the chart's rollback hooks do not run again.
+		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, target.Spec.HelmRelease)
+		if err != nil || latest == nil || latest.Status != "deployed" || latest.Description != fmt.Sprintf("Rollback to %d", target.Spec.HelmVersion) {
+			if err := helmrelease.Rollback(ctx, cfg, app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion); err != nil {
+				return err
+			}
+			latest, err = helmrelease.Latest(cfg, app.Spec.Namespace, target.Spec.HelmRelease)
 		}
 		// A later rollback to this rollback release goes through Helm too.
-		if latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, target.Spec.HelmRelease); err == nil && latest != nil {
+		if err != nil || latest == nil {
+			r.Recorder.Eventf(app, corev1.EventTypeWarning, "HelmRevisionUnknown", "rolled Helm release %s back to revision %d but could not read the revision it created (%v): a rollback to this rollback release will re-apply its manifests without Helm", target.Spec.HelmRelease, target.Spec.HelmVersion, err)
+		} else {
 			helmVersion = latest.Version
 		}
 	}
@@ -235,8 +243,13 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	store.Trimmed = func(old berthv1.Release) { trimmed = append(trimmed, old) }
 	rel, err := store.Create(ctx, app, in)
 	r.pruneHookJobs(ctx, app, trimmed)
-	if err != nil {
+	if err != nil && rel == nil {
 		return err
+	}
+	// Recorded: from here on nothing fails the rollback (a retry would
+	// record it again).
+	if err != nil {
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HistoryNotTrimmed", "release %d recorded; older releases not trimmed: %v", rel.Spec.Number, err)
 	}
 	// Name this rollback on the restores it ran, including one an earlier,
 	// failed attempt ran (the retry found it done). A restore whose
@@ -247,7 +260,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 			named := *rs
 			named.ForRollback = rel.Spec.Number
 			if err := r.freshReleases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &named }); err != nil {
-				return err
+				ctrl.LoggerFrom(ctx).Info("naming the rollback on a restored release", "release", c.Name, "error", err.Error())
 			}
 		}
 	}

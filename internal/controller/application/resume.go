@@ -2,10 +2,12 @@ package application
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -51,20 +53,7 @@ func (r *Reconciler) resume(ctx context.Context, app *berthv1.Application, mgr *
 	newest := &rels[0]
 	switch {
 	case newest.Spec.Trigger == berthv1.TriggerRollback && newest.Spec.Number > app.Status.CurrentRelease:
-		objs, err := r.workload(ctx, newest)
-		if err != nil {
-			return nil, err
-		}
-		from := app.Status.CurrentRelease
-		reason := fmt.Sprintf("rollback to release %d, resumed after an agent restart", newest.Spec.RollbackOf)
-		r.pinTo(app, newest, objs, reason)
-		for i := range rels {
-			if rels[i].Spec.Number == from && rels[i].Status.Health == berthv1.ReleaseFailed {
-				_ = store.SetOutcome(ctx, &rels[i], berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", rels[i].Status.Reason, newest.Spec.RollbackOf))
-			}
-		}
-		r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackResumed", "release %d (a rollback to release %d) was recorded by an agent that stopped before pinning it; pinned now", newest.Spec.Number, newest.Spec.RollbackOf)
-		return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+		return r.pinRecorded(ctx, app, store, rels, "an agent that stopped before pinning it")
 
 	case newest.Status.Health == berthv1.ReleaseFailed && newest.Spec.Trigger != berthv1.TriggerRollback &&
 		app.Status.Pin == nil && autoRollback(app):
@@ -88,16 +77,51 @@ func (r *Reconciler) resume(ctx context.Context, app *berthv1.Application, mgr *
 type pendingRollback struct {
 	release int64
 	commit  string
+	// hold: the failure cannot change by trying again (see rollbackFailed).
+	hold bool
+	msg  string
+}
+
+// pinRecorded pins app to the newest release, a rollback recorded by
+// someone (a process, an attempt) that did not get to pin it, and marks
+// the release it rolled away from.
+func (r *Reconciler) pinRecorded(ctx context.Context, app *berthv1.Application, store *release.Store, rels []berthv1.Release, by string) (*ctrl.Result, error) {
+	newest := &rels[0]
+	objs, err := r.workload(ctx, newest)
+	if err != nil {
+		return nil, err
+	}
+	from := app.Status.CurrentRelease
+	reason := fmt.Sprintf("rollback to release %d, recorded by %s", newest.Spec.RollbackOf, by)
+	r.pinTo(app, newest, objs, reason)
+	for i := range rels {
+		if rels[i].Spec.Number == from && rels[i].Status.Health == berthv1.ReleaseFailed {
+			_ = store.SetOutcome(ctx, &rels[i], berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", rels[i].Status.Reason, newest.Spec.RollbackOf))
+		}
+	}
+	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackResumed", "release %d (a rollback to release %d) was recorded by %s; pinned now", newest.Spec.Number, newest.Spec.RollbackOf, by)
+	return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 }
 
 // rollbackFailed stalls app after the automatic rollback of failed to
 // target failed, and keeps the rollback pending: the next passes retry it
 // (retryRollback) instead of re-applying the failed commit, whose data its
-// restore hook may already have taken back.
+// restore hook may already have taken back. A refusal that trying again
+// cannot change (no restore path, tampered manifests, a failed hook Job)
+// is held, not retried.
 func (r *Reconciler) rollbackFailed(app *berthv1.Application, failed, target *berthv1.Release, err error) *ctrl.Result {
-	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, pendingRollback{release: failed.Spec.Number, commit: failed.Spec.Commit})
-	r.stall(app, "RollbackFailed", fmt.Sprintf("automatic rollback of release %d to release %d failed: %v; retried while Git points at %s", failed.Spec.Number, target.Spec.Number, err, short(failed.Spec.Commit)))
-	r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, "RollbackFailed").Inc()
+	hold := errors.Is(err, ErrNoRestorePath) || errors.Is(err, release.ErrDigestMismatch) || errors.Is(err, errHookFailed)
+	then := fmt.Sprintf("retried while Git points at %s", short(failed.Spec.Commit))
+	if hold {
+		then = fmt.Sprintf("not retried; release %d stays as it is until a new commit or `berth rollback`", failed.Spec.Number)
+	}
+	msg := fmt.Sprintf("automatic rollback of release %d to release %d failed: %v; %s", failed.Spec.Number, target.Spec.Number, err, then)
+	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
+		pendingRollback{release: failed.Spec.Number, commit: failed.Spec.Commit, hold: hold, msg: msg})
+	r.stall(app, "RollbackFailed", msg)
+	if hold {
+		return &ctrl.Result{RequeueAfter: r.interval(app)}
+	}
 	return &ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
 }
 
@@ -117,11 +141,28 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 		r.pendingRollback.Delete(key)
 		return ctrl.Result{}, false
 	}
+	if p.hold {
+		// Neither retried nor replaced by the failed commit.
+		setCondition(app, berthv1.ConditionStalled, metav1.ConditionTrue, "RollbackFailed", p.msg)
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackFailed", p.msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "RollbackFailed", p.msg)
+		return ctrl.Result{RequeueAfter: r.interval(app)}, true
+	}
 	store := r.freshReleases()
 	rels, err := store.List(ctx, app.Namespace, app.Name)
 	if err != nil {
 		r.stall(app, "RollbackFailed", fmt.Sprintf("retrying the rollback of release %d: %v", p.release, err))
 		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
+	}
+	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
+		// The last attempt recorded its rollback before it failed.
+		r.pendingRollback.Delete(key)
+		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
+		if err != nil {
+			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
+			return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
+		}
+		return *res, true
 	}
 	var failed *berthv1.Release
 	for i := range rels {
