@@ -312,6 +312,30 @@ func TestAuditAgentRBACAgainstTheInstall(t *testing.T) {
 	if c, _ := rep.Get(CheckAgentRBAC); c.Status != Fail || !strings.Contains(c.Detail, "create apps/deployments via ClusterRoleBinding "+ns+"-deployer") {
 		t.Fatalf("agent that may create Deployments = %+v, want fail naming the grant", c)
 	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(env.Client.RbacV1().ClusterRoleBindings().Delete(ctx, ns+"-deployer", metav1.DeleteOptions{}))
+
+	// The same grant reaches the agent through the groups its tokens
+	// carry, or its user name: those count too.
+	for _, via := range []rbacv1.Subject{
+		{Kind: "Group", Name: "system:serviceaccounts:" + ns, APIGroup: rbacv1.GroupName},
+		{Kind: "Group", Name: "system:authenticated", APIGroup: rbacv1.GroupName},
+		{Kind: "User", Name: "system:serviceaccount:" + ns + ":berth-agent", APIGroup: rbacv1.GroupName},
+	} {
+		name := ns + "-deployer-" + strings.ToLower(via.Kind)
+		clusterBind(t, env.Client, name, ns+"-deployer", via)
+		rep, err = Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
+		must(err)
+		if c, _ := rep.Get(CheckAgentRBAC); c.Status != Fail || !strings.Contains(c.Detail, "create apps/deployments via ClusterRoleBinding "+name) {
+			t.Fatalf("agent that may create Deployments through %s %s = %+v, want fail naming the grant", via.Kind, via.Name, c)
+		}
+		must(env.Client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{}))
+	}
 }
 
 // installSecretsPolicy creates berth install's Secrets policy and binding

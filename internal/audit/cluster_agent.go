@@ -11,6 +11,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apiserver/pkg/authentication/serviceaccount"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/berth-dev/berth/internal/install"
@@ -49,13 +50,24 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 	if err != nil {
 		return c, err
 	}
+	// The agent holds what is bound to its ServiceAccount, to the same
+	// identity named as a User, and to the groups every token of it
+	// carries (Kubernetes' own bootstrap bindings to those groups, such as
+	// discovery for every authenticated user, are left out).
 	me := Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}
+	user := serviceaccount.MakeUsername(ns, name)
+	groups := map[string]bool{}
+	for _, g := range append(serviceaccount.MakeGroupNames(ns), "system:authenticated") {
+		groups[g] = true
+	}
 	var lines, problems []string
 	grantsSecretCreate := false
 	for _, b := range snap.bindings {
 		bound := false
 		for _, s := range b.subjects {
-			if subjectOf(s, b.namespace) == me {
+			switch {
+			case subjectOf(s, b.namespace) == me, s.Kind == rbacv1.UserKind && s.Name == user,
+				s.Kind == rbacv1.GroupKind && groups[s.Name] && !b.defaults:
 				bound = true
 			}
 		}
@@ -93,7 +105,7 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 		}
 	}
 	if grantsSecretCreate {
-		ok, err := secretsPolicy(ctx, cs, "system:serviceaccount:"+ns+":"+name)
+		ok, err := secretsPolicy(ctx, cs, user)
 		switch {
 		case err != nil:
 			problems = append(problems, "may create Secrets, and the admission policies that should limit that cannot be read: "+err.Error())

@@ -108,7 +108,14 @@ type binding struct {
 	kind, namespace, name string
 	roleRef               rbacv1.RoleRef
 	subjects              []rbacv1.Subject
+	// defaults: one of Kubernetes' own bootstrap bindings (label
+	// kubernetes.io/bootstrapping: rbac-defaults), such as
+	// system:basic-user for every authenticated user.
+	defaults bool
 }
+
+// bootstrapLabel marks the RBAC objects the API server creates itself.
+const bootstrapLabel = "kubernetes.io/bootstrapping"
 
 func (b binding) rules(s *rbacSnapshot) ([]rbacv1.PolicyRule, bool) {
 	if b.roleRef.Kind == "Role" {
@@ -155,14 +162,16 @@ func loadRBAC(ctx context.Context, cs kubernetes.Interface) (*rbacSnapshot, erro
 		return nil, fmt.Errorf("listing role bindings: %w", err)
 	}
 	for _, b := range rbs.Items {
-		s.bindings = append(s.bindings, binding{kind: "RoleBinding", namespace: b.Namespace, name: b.Name, roleRef: b.RoleRef, subjects: b.Subjects})
+		s.bindings = append(s.bindings, binding{kind: "RoleBinding", namespace: b.Namespace, name: b.Name, roleRef: b.RoleRef, subjects: b.Subjects,
+			defaults: b.Labels[bootstrapLabel] == "rbac-defaults"})
 	}
 	crbs, err := cs.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing cluster role bindings: %w", err)
 	}
 	for _, b := range crbs.Items {
-		s.bindings = append(s.bindings, binding{kind: "ClusterRoleBinding", name: b.Name, roleRef: b.RoleRef, subjects: b.Subjects})
+		s.bindings = append(s.bindings, binding{kind: "ClusterRoleBinding", name: b.Name, roleRef: b.RoleRef, subjects: b.Subjects,
+			defaults: b.Labels[bootstrapLabel] == "rbac-defaults"})
 	}
 	return s, nil
 }
