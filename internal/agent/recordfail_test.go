@@ -27,11 +27,39 @@ func freezeReleases(t *testing.T, f *fixture) (thaw func()) {
 // the dry-run Release that checks the freeze is in force).
 func freezeReleasesOf(t *testing.T, f *fixture, probe, trigger string) (thaw func()) {
 	t.Helper()
-	ctx := context.Background()
-	name := "freeze-releases-" + f.ns
-	conditions := []admissionv1.MatchCondition{{Name: "namespace", Expression: "request.namespace == '" + f.ns + "'"}}
+	cond := ""
 	if trigger != "" {
-		conditions = append(conditions, admissionv1.MatchCondition{Name: "trigger", Expression: "object.spec.trigger == '" + trigger + "'"})
+		cond = "object.spec.trigger == '" + trigger + "'"
+	}
+	probeRel := &berthv1.Release{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: f.ns},
+		Spec: berthv1.ReleaseSpec{Application: "probe", Number: 1, Commit: "0", Digest: "sha256:0", Trigger: probe,
+			Manifests: []berthv1.ManifestChunk{{SecretName: "probe-m0"}}}}
+	return freeze(t, f, admissionv1.Create, cond, func(ctx context.Context) error {
+		return f.c.Create(ctx, probeRel.DeepCopy(), &client.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	})
+}
+
+// freezeReleaseDeletes makes the API server refuse to delete Releases in
+// the fixture's namespace; existing names a Release to probe with.
+func freezeReleaseDeletes(t *testing.T, f *fixture, existing string) (thaw func()) {
+	t.Helper()
+	return freeze(t, f, admissionv1.Delete, "", func(ctx context.Context) error {
+		rel := &berthv1.Release{ObjectMeta: metav1.ObjectMeta{Name: existing, Namespace: f.ns}}
+		return f.c.Delete(ctx, rel, &client.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+	})
+}
+
+// freeze makes the API server refuse op on Releases in the fixture's
+// namespace that match cond (a CEL match condition, "" for all), and
+// returns a function that lifts it. It returns once probe fails with the
+// freeze's message.
+func freeze(t *testing.T, f *fixture, op admissionv1.OperationType, cond string, probe func(context.Context) error) (thaw func()) {
+	t.Helper()
+	ctx := context.Background()
+	name := "freeze-releases-" + strings.ToLower(string(op)) + "-" + f.ns
+	conditions := []admissionv1.MatchCondition{{Name: "namespace", Expression: "request.namespace == '" + f.ns + "'"}}
+	if cond != "" {
+		conditions = append(conditions, admissionv1.MatchCondition{Name: "selected", Expression: cond})
 	}
 	fail := admissionv1.Fail
 	policy := &admissionv1.ValidatingAdmissionPolicy{
@@ -40,7 +68,7 @@ func freezeReleasesOf(t *testing.T, f *fixture, probe, trigger string) (thaw fun
 			FailurePolicy: &fail,
 			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
 				RuleWithOperations: admissionv1.RuleWithOperations{
-					Operations: []admissionv1.OperationType{admissionv1.Create},
+					Operations: []admissionv1.OperationType{op},
 					Rule:       admissionv1.Rule{APIGroups: []string{"berth.dev"}, APIVersions: []string{"*"}, Resources: []string{"releases"}},
 				},
 			}}},
@@ -59,11 +87,8 @@ func freezeReleasesOf(t *testing.T, f *fixture, probe, trigger string) (thaw fun
 		_ = f.c.Delete(context.Background(), policy)
 	}
 	t.Cleanup(thaw)
-	probeRel := &berthv1.Release{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: f.ns},
-		Spec: berthv1.ReleaseSpec{Application: "probe", Number: 1, Commit: "0", Digest: "sha256:0", Trigger: probe,
-			Manifests: []berthv1.ManifestChunk{{SecretName: "probe-m0"}}}}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		err := f.c.Create(ctx, probeRel.DeepCopy(), &client.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		err := probe(ctx)
 		if err != nil && strings.Contains(err.Error(), "frozen") {
 			return thaw
 		}

@@ -246,3 +246,24 @@ func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
 		t.Errorf("release 2 restored = %+v, want named after release 3", rs)
 	}
 }
+
+// A rollback recorded whose history could not be trimmed is a rollback:
+// the Application is pinned to it, and no retry records another.
+func TestRollbackRecordedWithoutTrimIsPinned(t *testing.T) {
+	f := newFixture(t)
+	good := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("good")
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.Rollback.HistoryLimit = 2 })
+	f.waitApp("demo", 60*time.Second, "good release healthy", appliedReady(good))
+	freezeReleaseDeletes(t, f, "demo-r1")
+
+	bad := strings.Replace(deploy("2-never-ready"), "spec:\n  replicas: 2", "spec:\n  progressDeadlineSeconds: 4\n  replicas: 2", 1)
+	badSHA := f.wt.Write("app/deploy.yaml", bad).CommitAndPush("bad image")
+	f.waitApp("demo", 90*time.Second, "rolled back and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == badSHA && ready(a)
+	})
+	time.Sleep(6 * time.Second) // passes every 2 s
+	rels := f.releases("demo")
+	if len(rels) != 3 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.Number != 3 {
+		t.Fatalf("releases = %s, want release 1 kept (the trim was refused) and one rollback", releaseSummary(rels))
+	}
+}
