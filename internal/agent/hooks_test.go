@@ -160,6 +160,13 @@ func TestRollbackWithoutRestorePathIsRefused(t *testing.T) {
 	if s := condition(f.waitApp("demo", time.Second, "read", func(*berthv1.Application) bool { return true }), berthv1.ConditionStalled); s == nil || s.Status != "True" || s.Message != msg {
 		t.Errorf("Stalled after a few passes = %+v, want the held refusal", s)
 	}
+	// `berth sync` is an instruction: it ends the hold.
+	token, err := apps.RequestSync(context.Background(), f.c, types.NamespacedName{Namespace: f.ns, Name: "demo"})
+	must(t, err)
+	f.waitApp("demo", 30*time.Second, "the sync handled", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastHandledSyncRequest == token && (s == nil || s.Reason != "RollbackFailed")
+	})
 	if rels := f.releases("demo"); len(rels) != 2 || rels[0].Status.Health != berthv1.ReleaseFailed {
 		t.Errorf("releases = %s", releaseSummary(rels))
 	}

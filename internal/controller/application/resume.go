@@ -127,9 +127,10 @@ func (r *Reconciler) rollbackFailed(app *berthv1.Application, failed, target *be
 
 // retryRollback retries the pending automatic rollback of app while Git
 // still points at the failed release's commit, the failed release is the
-// current one, nothing pinned the Application and automatic rollback is
-// still on. Otherwise (a new commit, a manual rollback) the rollback is
-// dropped and the pass goes on. It reports whether it took the pass.
+// current one, nothing pinned the Application, automatic rollback is
+// still on and no `berth sync` asks for Git. Otherwise (a new commit, a
+// manual rollback or sync) the rollback is dropped and the pass goes on.
+// It reports whether it took the pass.
 func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, revision string) (ctrl.Result, bool) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	v, ok := r.pendingRollback.Load(key)
@@ -137,7 +138,9 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 		return ctrl.Result{}, false
 	}
 	p := v.(pendingRollback)
-	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || !autoRollback(app) {
+	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
+		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
+	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || !autoRollback(app) || syncRequested {
 		r.pendingRollback.Delete(key)
 		return ctrl.Result{}, false
 	}
