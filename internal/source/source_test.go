@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,6 +90,27 @@ func TestFetchRefusesUnsafeContent(t *testing.T) {
 		{"absolute symlink", func(wt *testenv.WorkTree) error {
 			return os.Symlink("/etc/passwd", filepath.Join(wt.Dir, "apps", "abs.yaml"))
 		}, "points outside"},
+		// Each link checks as inside when read as text, but the OS follows
+		// a link before applying "..": a -> .. is apps, b -> a/.. the
+		// repository root, c -> b/.. its parent, and so on up to /.
+		{"chained symlinks", func(wt *testenv.WorkTree) error {
+			d := filepath.Join(wt.Dir, "apps", "d")
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			prev := "a"
+			if err := os.Symlink("..", filepath.Join(d, prev)); err != nil {
+				return err
+			}
+			for i := range 24 {
+				name := fmt.Sprintf("x%02d", i)
+				if err := os.Symlink(prev+"/..", filepath.Join(d, name)); err != nil {
+					return err
+				}
+				prev = name
+			}
+			return os.Symlink(prev+"/etc/passwd", filepath.Join(d, "token.yaml"))
+		}, "through other links"},
 		{"oversized file", func(wt *testenv.WorkTree) error {
 			return os.WriteFile(filepath.Join(wt.Dir, "apps", "big.yaml"), []byte(strings.Repeat("x", 4096)), 0o644)
 		}, "limit"},
