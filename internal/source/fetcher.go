@@ -108,8 +108,14 @@ func (f *Fetcher) Fetches() int64 {
 }
 
 // Fetch returns the snapshot of ref in the repository at url, fetching it
-// only when no snapshot of the resolved commit exists.
+// only when no snapshot of the resolved commit exists. Its errors never
+// carry the credentials of url.
 func (f *Fetcher) Fetch(ctx context.Context, url string, ref Ref, auth *Auth) (*Snapshot, error) {
+	s, err := f.fetchSnapshot(ctx, url, ref, auth)
+	return s, redact(err, url)
+}
+
+func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *Auth) (*Snapshot, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
 	am, cleanup, err := auth.method(url)
@@ -146,17 +152,19 @@ func (f *Fetcher) Fetch(ctx context.Context, url string, ref Ref, auth *Auth) (*
 	return &Snapshot{URL: url, Revision: commit, Dir: dir}, nil
 }
 
-// Resolve returns the commit ref points to, without fetching.
+// Resolve returns the commit ref points to, without fetching. Its errors
+// never carry the credentials of url.
 func (f *Fetcher) Resolve(ctx context.Context, url string, ref Ref, auth *Auth) (string, error) {
 	if ref.Commit != "" {
 		return strings.ToLower(ref.Commit), nil
 	}
 	am, cleanup, err := auth.method(url)
 	if err != nil {
-		return "", err
+		return "", redact(err, url)
 	}
 	defer cleanup()
-	return f.resolve(ctx, url, ref, am)
+	c, err := f.resolve(ctx, url, ref, am)
+	return c, redact(err, url)
 }
 
 func refName(ref Ref) plumbing.ReferenceName {

@@ -75,6 +75,20 @@ func TestFetchErrors(t *testing.T) {
 	if _, err := f.Fetch(ctx, g.RepoURL("r"), source.Ref{Branch: "nope"}, &source.Auth{Username: "reader", Password: "pw"}); !errors.Is(err, source.ErrRefNotFound) {
 		t.Errorf("missing branch: %v, want ErrRefNotFound", err)
 	}
+	// Credentials written into the URL stay out of the error (which ends
+	// up in the Application's status and events).
+	withCreds := strings.Replace(g.RepoURL("r"), "://", "://reader:url-held-s3cret@", 1)
+	_, err := f.Fetch(ctx, withCreds, source.Ref{Branch: "nope"}, nil)
+	if err == nil || strings.Contains(err.Error(), "url-held-s3cret") {
+		t.Errorf("fetch through a URL with credentials: %v, want an error without them", err)
+	}
+	tokenUser := strings.Replace(g.RepoURL("r"), "://", "://ghp_0123456789abcdefTOKEN@", 1)
+	if _, err := f.Resolve(ctx, tokenUser, source.Ref{Branch: "nope"}, nil); err == nil || strings.Contains(err.Error(), "ghp_0123456789abcdefTOKEN") {
+		t.Errorf("resolve through a URL with a token as user: %v, want an error without it", err)
+	}
+	if got := source.Redact(withCreds); strings.Contains(got, "s3cret") || strings.Contains(got, "reader") || !strings.HasPrefix(got, "http://127.0.0.1:") {
+		t.Errorf("Redact = %q", got)
+	}
 }
 
 func TestFetchRefusesUnsafeContent(t *testing.T) {

@@ -213,7 +213,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, before, app *berthv1.Appli
 func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
 	poll := ctrl.Result{RequeueAfter: r.interval(app)}
-	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", "fetching "+app.Spec.Source.URL)
+	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", "fetching "+source.Redact(app.Spec.Source.URL))
 
 	if r.impersonatedUser(app) == "" {
 		r.stall(app, "NoServiceAccount", "no service account to impersonate: set spec.serviceAccountName or start the agent with --default-service-account")
@@ -254,7 +254,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, reason, msg)
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, reason, msg)
 		r.Recorder.Event(app, corev1.EventTypeWarning, reason, msg)
-		log.Info("fetch failed", "url", app.Spec.Source.URL, "error", err.Error())
+		log.Info("fetch failed", "url", source.Redact(app.Spec.Source.URL), "error", err.Error())
 		// Transient: retry with backoff, but never slower than the poll.
 		return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}, nil
 	}
