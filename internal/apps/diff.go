@@ -63,6 +63,7 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 	if err != nil {
 		return nil, err
 	}
+	opts.Root = snap.Dir
 	res, err := render.Render(ctx, dir, opts)
 	if err != nil {
 		return nil, err

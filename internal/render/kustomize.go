@@ -14,14 +14,15 @@ import (
 	"github.com/berth-dev/berth/internal/manifest"
 )
 
-// renderKustomize builds the kustomization in dir. Loading is restricted to
-// the repository root's subtree: a kustomization can use ../base inside
-// the repository, but nothing outside it.
+// renderKustomize builds the kustomization in dir. Before kustomize runs,
+// every kustomization it would load is read (see checkKustomization): a
+// remote base, a file fetched over HTTP(S) or a directory outside
+// opts.Root refuses the revision. Kustomize's own LoadRestrictionsRootOnly
+// covers the files of one kustomization, not the directories its bases
+// point at, and kustomize downloads any http(s) path it is given.
 func renderKustomize(dir string, opts Options) (*Result, error) {
-	if !opts.AllowRemoteBases {
-		if err := refuseRemote(dir); err != nil {
-			return nil, err
-		}
+	if err := checkKustomization(dir, opts); err != nil {
+		return nil, err
 	}
 	k := krusty.MakeKustomizer(&krusty.Options{
 		LoadRestrictions: types.LoadRestrictionsRootOnly,
@@ -46,40 +47,188 @@ func renderKustomize(dir string, opts Options) (*Result, error) {
 	return &Result{Kind: Kustomize, Objects: objs}, nil
 }
 
-// refuseRemote walks every kustomization reachable in dir's tree and fails
-// on a resource, base or component that is a URL.
-func refuseRemote(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
+// kustomizationFiles are the names kustomize reads in a directory.
+var kustomizationFiles = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
+
+// kustomizationPaths is every field of a kustomization that names a file or
+// a directory to load.
+type kustomizationPaths struct {
+	Resources             []string `json:"resources"`
+	Bases                 []string `json:"bases"`
+	Components            []string `json:"components"`
+	Crds                  []string `json:"crds"`
+	Configurations        []string `json:"configurations"`
+	Generators            []string `json:"generators"`
+	Transformers          []string `json:"transformers"`
+	Validators            []string `json:"validators"`
+	PatchesStrategicMerge []string `json:"patchesStrategicMerge"`
+	Patches               []struct {
+		Path string `json:"path"`
+	} `json:"patches"`
+	PatchesJSON6902 []struct {
+		Path string `json:"path"`
+	} `json:"patchesJson6902"`
+	Replacements []struct {
+		Path string `json:"path"`
+	} `json:"replacements"`
+	OpenAPI struct {
+		Path string `json:"path"`
+	} `json:"openapi"`
+	ConfigMapGenerator []generatorPaths `json:"configMapGenerator"`
+	SecretGenerator    []generatorPaths `json:"secretGenerator"`
+	HelmCharts         []struct {
+		Repo string `json:"repo"`
+	} `json:"helmCharts"`
+}
+
+type generatorPaths struct {
+	Files []string `json:"files"`
+	Envs  []string `json:"envs"`
+	Env   string   `json:"env"`
+}
+
+// all returns every path the kustomization names (a generator's
+// "key=path" as path), and whether each may be a directory (a base).
+func (k kustomizationPaths) all() (paths []string, dirs map[string]bool) {
+	dirs = map[string]bool{}
+	for _, p := range append(append(append([]string(nil), k.Resources...), k.Bases...), k.Components...) {
+		dirs[p] = true
+		paths = append(paths, p)
+	}
+	paths = append(paths, k.Crds...)
+	paths = append(paths, k.Configurations...)
+	paths = append(paths, k.Generators...)
+	paths = append(paths, k.Transformers...)
+	paths = append(paths, k.Validators...)
+	paths = append(paths, k.PatchesStrategicMerge...)
+	for _, p := range k.Patches {
+		paths = append(paths, p.Path)
+	}
+	for _, p := range k.PatchesJSON6902 {
+		paths = append(paths, p.Path)
+	}
+	for _, p := range k.Replacements {
+		paths = append(paths, p.Path)
+	}
+	paths = append(paths, k.OpenAPI.Path)
+	for _, g := range append(append([]generatorPaths(nil), k.ConfigMapGenerator...), k.SecretGenerator...) {
+		for _, f := range g.Files {
+			if _, p, ok := strings.Cut(f, "="); ok {
+				f = p
+			}
+			paths = append(paths, f)
 		}
-		if d.IsDir() || (d.Name() != "kustomization.yaml" && d.Name() != "kustomization.yml" && d.Name() != "Kustomization") {
+		paths = append(paths, g.Envs...)
+		paths = append(paths, g.Env)
+	}
+	for _, h := range k.HelmCharts {
+		paths = append(paths, h.Repo)
+	}
+	return paths, dirs
+}
+
+// checkKustomization reads the kustomization in dir and, through its local
+// bases, every kustomization kustomize would load. Unless
+// opts.AllowRemoteBases, a remote base or an http(s) file is refused; with
+// opts.Root set, so is a path that leaves it (symlinks resolved).
+func checkKustomization(dir string, opts Options) error {
+	root := ""
+	if opts.Root != "" {
+		r, err := filepath.EvalSymlinks(opts.Root)
+		if err != nil {
+			return fmt.Errorf("repository root: %w", err)
+		}
+		root = r
+	}
+	seen := map[string]bool{}
+	var visit func(d string) error
+	visit = func(d string) error {
+		resolved, err := filepath.EvalSymlinks(d)
+		if err != nil {
+			return nil // kustomize reports what is missing
+		}
+		if seen[resolved] {
 			return nil
 		}
-		b, err := os.ReadFile(p) //nolint:gosec // snapshots are written by berth and never change once published
+		seen[resolved] = true
+		file := ""
+		for _, n := range kustomizationFiles {
+			if _, err := os.Stat(filepath.Join(resolved, n)); err == nil {
+				file = filepath.Join(d, n)
+				break
+			}
+		}
+		if file == "" {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, file)
+		refuse := func(format string, args ...any) error {
+			return &manifest.Error{Source: manifest.Source{File: rel}, Err: fmt.Errorf(format, args...)}
+		}
+		b, err := os.ReadFile(file) //nolint:gosec // inside the checked root
 		if err != nil {
 			return err
 		}
-		var k struct {
-			Resources  []string `json:"resources"`
-			Bases      []string `json:"bases"`
-			Components []string `json:"components"`
-		}
+		var k kustomizationPaths
 		if err := yaml.Unmarshal(b, &k); err != nil {
-			rel, _ := filepath.Rel(dir, p)
-			return &manifest.Error{Source: manifest.Source{File: rel}, Err: fmt.Errorf("invalid kustomization: %w", err)}
+			return refuse("invalid kustomization: %w", err)
 		}
-		for _, r := range append(append(k.Resources, k.Bases...), k.Components...) {
-			if isRemote(r) {
-				rel, _ := filepath.Rel(dir, p)
-				return &manifest.Error{Source: manifest.Source{File: rel}, Err: fmt.Errorf("remote base %q is not allowed (the Application must allow remote bases)", r)}
+		paths, dirs := k.all()
+		for _, p := range paths {
+			if p == "" {
+				continue
+			}
+			if isRemote(p) {
+				if opts.AllowRemoteBases && dirs[p] {
+					continue
+				}
+				if dirs[p] {
+					return refuse("remote base %q is not allowed (the Application must allow remote bases)", p)
+				}
+				return refuse("%q would be downloaded: files over the network are not allowed", p)
+			}
+			target := p
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(d, target)
+			}
+			if root != "" {
+				resolved, err := filepath.EvalSymlinks(target)
+				if err != nil {
+					continue // missing: kustomize says so
+				}
+				if resolved != root && !strings.HasPrefix(resolved, root+string(filepath.Separator)) {
+					return refuse("%q leaves the repository", p)
+				}
+			}
+			if dirs[p] {
+				if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+					if err := visit(target); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		return nil
-	})
+	}
+	return visit(dir)
 }
 
+// isRemote reports whether r is a URL or a Git location kustomize would
+// fetch (https://..., git::..., user@host:org/repo, github.com/...).
 func isRemote(r string) bool {
-	return strings.Contains(r, "://") || strings.HasPrefix(r, "git@") || strings.HasPrefix(r, "github.com/") ||
-		strings.HasPrefix(r, "gitlab.com/") || strings.HasPrefix(r, "bitbucket.org/")
+	if strings.Contains(r, "://") || strings.HasPrefix(r, "git::") {
+		return true
+	}
+	for _, h := range []string{"github.com/", "gitlab.com/", "bitbucket.org/"} {
+		if strings.HasPrefix(r, h) {
+			return true
+		}
+	}
+	// scp-like user@host:path
+	if at := strings.Index(r, "@"); at > 0 {
+		if colon := strings.Index(r[at:], ":"); colon > 0 && !strings.Contains(r[:at], "/") {
+			return true
+		}
+	}
+	return false
 }

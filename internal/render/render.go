@@ -34,8 +34,12 @@ type Options struct {
 	ValuesFiles []string
 	// Values are inline Helm values merged last.
 	Values map[string]any
-	// AllowRemoteBases lets Kustomize fetch remote bases.
+	// AllowRemoteBases lets Kustomize fetch remote bases (never files over
+	// HTTP(S)).
 	AllowRemoteBases bool
+	// Root, when set, is the repository: Kustomize may load nothing outside
+	// it (symlinks resolved).
+	Root string
 	// KubeVersion is the Kubernetes version Helm templates see
 	// (Capabilities.KubeVersion); empty means Helm's default.
 	KubeVersion string

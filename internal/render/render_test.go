@@ -122,6 +122,70 @@ func TestRender(t *testing.T) {
 	}
 }
 
+// Every kustomization kustomize would load is checked, through every
+// field that names a path: remote bases reached through a local base,
+// files kustomize would download, scp-style Git locations, and (with Root
+// set) directories outside the repository.
+func TestKustomizeRefusesRemoteAndOutside(t *testing.T) {
+	outside := t.TempDir()
+	write(t, outside, map[string]string{"kustomization.yaml": "resources: [cm.yaml]\n", "cm.yaml": strings.Replace(cm, "NAME", "stolen", 1)})
+	tests := []struct {
+		name    string
+		files   map[string]string
+		wantErr string
+	}{
+		{"remote base behind a local base", map[string]string{
+			"base/kustomization.yaml":   "resources:\n- https://github.com/example/repo//base?ref=v1\n",
+			"apps/x/kustomization.yaml": "resources: [../../base]\n",
+		}, "remote base"},
+		{"patch over HTTP", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [cm.yaml]\npatches:\n- path: http://169.254.169.254/latest/meta-data\n",
+			"apps/x/cm.yaml":            strings.Replace(cm, "NAME", "a", 1),
+		}, "downloaded"},
+		{"generator file over HTTP", map[string]string{
+			"apps/x/kustomization.yaml": "configMapGenerator:\n- name: c\n  files: [k=https://internal.example/secret]\n",
+		}, "downloaded"},
+		{"scp-style Git base", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [deploy@evil.example:org/repo]\n",
+		}, "remote base"},
+		{"base outside the repository", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [" + outside + "]\n",
+		}, "leaves the repository"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			write(t, root, tt.files)
+			_, err := Render(context.Background(), filepath.Join(root, "apps/x"), Options{Root: root})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	t.Run("relative path out of the repository", func(t *testing.T) {
+		parent := t.TempDir()
+		root := filepath.Join(parent, "repo")
+		write(t, parent, map[string]string{"other/kustomization.yaml": "resources: [cm.yaml]\n", "other/cm.yaml": strings.Replace(cm, "NAME", "o", 1)})
+		write(t, root, map[string]string{"apps/x/kustomization.yaml": "resources: [../../../other]\n"})
+		if _, err := Render(context.Background(), filepath.Join(root, "apps/x"), Options{Root: root}); err == nil || !strings.Contains(err.Error(), "leaves the repository") {
+			t.Fatalf("err = %v, want the base refused", err)
+		}
+	})
+	t.Run("overlay inside the repository", func(t *testing.T) {
+		root := t.TempDir()
+		write(t, root, map[string]string{
+			"base/kustomization.yaml":   "resources: [cm.yaml]\n",
+			"base/cm.yaml":              strings.Replace(cm, "NAME", "settings", 1),
+			"apps/x/kustomization.yaml": "resources: [../../base]\nconfigMapGenerator:\n- name: g\n  files: [k=data.txt]\n",
+			"apps/x/data.txt":           "v\n",
+		})
+		res, err := Render(context.Background(), filepath.Join(root, "apps/x"), Options{Root: root})
+		if err != nil || len(res.Objects) != 2 {
+			t.Fatalf("overlay = %v, %v", res, err)
+		}
+	})
+}
+
 func TestJoinRefusesEscapes(t *testing.T) {
 	for _, p := range []string{"../x", "a/../../x", ".."} {
 		if _, err := Join("/repo", p); !errors.Is(err, ErrPathEscapes) {

@@ -91,6 +91,7 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 	if err != nil {
 		return nil, err
 	}
+	opts.Root = snap.Dir
 	res, err := render.Render(ctx, dir, opts)
 	if err != nil {
 		return nil, prefixErr(app.Spec.Source.Path, err)
