@@ -228,7 +228,10 @@ func (h *httpRunnable) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("webhook listener: %w", err)
 	}
-	srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	// Bodies (at most 1 MiB) are read before their signature can be
+	// checked: a caller trickling one must not hold the connection.
+	srv := &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
