@@ -36,12 +36,16 @@ import (
 
 // Options configure the agent; BindFlags maps them to `berth agent` flags.
 type Options struct {
-	Kubeconfig              string
-	MetricsAddr             string
-	ProbeAddr               string
-	PprofAddr               string
-	WebhookAddr             string
-	WebhookSecretFile       string
+	Kubeconfig        string
+	MetricsAddr       string
+	ProbeAddr         string
+	PprofAddr         string
+	WebhookAddr       string
+	WebhookSecretFile string
+	// WebhookGitLabTokenFile holds the token of /hooks/gitlab. GitLab sends
+	// it in clear, so it is not the HMAC secret; without it the endpoint is
+	// off.
+	WebhookGitLabTokenFile  string
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
@@ -88,7 +92,8 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "health and readiness probe address")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Go pprof address for profiling (default off)")
 	fs.StringVar(&o.WebhookAddr, "webhook-bind-address", o.WebhookAddr, "Git webhook receiver address (0 disables)")
-	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the shared webhook secret (GitHub HMAC, GitLab token, generic HMAC)")
+	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the webhook HMAC secret (GitHub, generic)")
+	fs.StringVar(&o.WebhookGitLabTokenFile, "webhook-gitlab-token-file", o.WebhookGitLabTokenFile, "file holding the GitLab webhook token, sent in clear by GitLab, so distinct from the HMAC secret (without it /hooks/gitlab is off)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use a Lease so only one replica acts")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader-election Lease")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader-election Lease")
@@ -134,6 +139,18 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 			return fmt.Errorf("reading webhook secret: %w", err)
 		}
 		secret = []byte(trimNL(string(secret)))
+	}
+	gitlabToken := []byte(nil)
+	if o.WebhookGitLabTokenFile != "" {
+		if gitlabToken, err = os.ReadFile(o.WebhookGitLabTokenFile); err != nil {
+			return fmt.Errorf("reading GitLab webhook token: %w", err)
+		}
+		gitlabToken = []byte(trimNL(string(gitlabToken)))
+		// Whoever sees GitLab's header could otherwise sign GitHub and
+		// generic calls.
+		if len(gitlabToken) > 0 && string(gitlabToken) == string(secret) {
+			return errors.New("the GitLab webhook token must differ from the HMAC secret: GitLab sends its token in clear")
+		}
 	}
 	mopts := ctrl.Options{
 		Scheme:                        Scheme(),
@@ -184,7 +201,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	if o.WebhookAddr != "" && o.WebhookAddr != "0" {
 		slogger := slog.New(logr.ToSlogHandler(log.WithName("webhook")))
-		h := webhook.NewHandler(webhook.Secrets{GitHub: secret, GitLab: secret, Generic: secret},
+		h := webhook.NewHandler(webhook.Secrets{GitHub: secret, GitLab: gitlabToken, Generic: secret},
 			func(ctx context.Context, urls []string) (int, error) {
 				apps, err := rec.TriggerURL(ctx, urls...)
 				return len(apps), err

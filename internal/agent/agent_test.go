@@ -248,10 +248,27 @@ func TestWebhookTriggersImmediateSync(t *testing.T) {
 	if app := f.waitApp("demo", time.Second, "read", func(*berthv1.Application) bool { return true }); app.Status.LastAppliedRevision == sha2 {
 		t.Fatal("a rejected webhook triggered a sync")
 	}
+	// GitLab's token travels in clear: it is its own, and the HMAC secret
+	// does not open that endpoint.
+	gitlab := func(token string) int {
+		gl := []byte(`{"project":{"git_http_url":"` + f.git.RepoURL("apps") + `"}}`)
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, f.hookURL+"/hooks/gitlab", bytes.NewReader(gl))
+		req.Header.Set("X-Gitlab-Token", token)
+		resp, err := http.DefaultClient.Do(req)
+		must(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := gitlab(f.secret); code != http.StatusUnauthorized {
+		t.Errorf("GitLab webhook with the HMAC secret = %d, want 401", code)
+	}
 	if code := post(webhook.Sign([]byte(f.secret), body)); code != http.StatusAccepted {
 		t.Fatalf("signed webhook = %d, want 202", code)
 	}
 	f.waitApp("demo", 20*time.Second, "applied after the webhook", appliedReady(sha2))
+	if code := gitlab(f.secret + "-gitlab"); code != http.StatusAccepted {
+		t.Errorf("GitLab webhook with its token = %d, want 202", code)
+	}
 }
 
 func TestImpersonationWithoutRights(t *testing.T) {

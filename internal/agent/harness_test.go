@@ -110,6 +110,9 @@ func (f *fixture) startAgent(leaderElect bool, elected chan<- struct{}) string {
 	opts.MetricsAddr, opts.ProbeAddr = "0", "0"
 	opts.WebhookAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	opts.WebhookSecretFile = secretFile
+	tokenFile := filepath.Join(t.TempDir(), "gitlab-token")
+	must(t, os.WriteFile(tokenFile, []byte(f.secret+"-gitlab\n"), 0o600))
+	opts.WebhookGitLabTokenFile = tokenFile
 	opts.LeaderElect = leaderElect
 	opts.LeaderElectionNamespace = f.ns
 	opts.WatchNamespace = f.ns

@@ -2,10 +2,11 @@
 // immediate fetch of the Applications on the pushed repository, instead of
 // waiting for the next poll.
 //
-// Three endpoints, each verifying the sender before reading the payload:
+// Three endpoints, each verifying the sender before acting on the payload
+// (the HMAC ones read the body, at most 1 MiB, to check it):
 //
 //	POST /hooks/github   X-Hub-Signature-256: sha256=HMAC-SHA256(secret, body)
-//	POST /hooks/gitlab   X-Gitlab-Token: secret
+//	POST /hooks/gitlab   X-Gitlab-Token: token (its own: GitLab sends it in clear)
 //	POST /hooks/generic  X-Berth-Signature: sha256=HMAC-SHA256(secret, body),
 //	                     body {"url": "..."} or {"urls": ["..."]}
 //
