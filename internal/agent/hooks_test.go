@@ -263,10 +263,7 @@ func TestPreSyncHookRunsAgainWhenACommitReturns(t *testing.T) {
 		Write("app/backup.yaml", hook("backup", "pre-sync")).
 		Write("app/restore.yaml", hook("restore", "restore")).CommitAndPush("v2 with a migration")
 	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
-	f.waitApp("demo", 30*time.Second, "release 2 recorded healthy", func(*berthv1.Application) bool {
-		rels := f.releases("demo")
-		return len(rels) == 2 && rels[0].Status.Health == berthv1.ReleaseHealthy
-	})
+	f.waitReleasesHealthy("demo", 2)
 
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
 	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,15 @@ func (f *fixture) releases(app string) []berthv1.Release {
 	rels, err := (&release.Store{Client: f.c}).List(context.Background(), f.ns, app)
 	must(f.t, err)
 	return rels
+}
+
+// waitReleasesHealthy waits until app has n releases, the newest Healthy.
+func (f *fixture) waitReleasesHealthy(app string, n int) {
+	f.t.Helper()
+	f.waitApp(app, 30*time.Second, fmt.Sprintf("release %d recorded healthy", n), func(*berthv1.Application) bool {
+		rels := f.releases(app)
+		return len(rels) == n && rels[0].Status.Health == berthv1.ReleaseHealthy
+	})
 }
 
 func releaseSummary(rels []berthv1.Release) string {
@@ -109,10 +119,7 @@ func TestManualRollbackAndUnpin(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
 	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
 	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
-	f.waitApp("demo", 30*time.Second, "release 2 recorded healthy", func(*berthv1.Application) bool {
-		rels := f.releases("demo")
-		return len(rels) == 2 && rels[0].Status.Health == berthv1.ReleaseHealthy
-	})
+	f.waitReleasesHealthy("demo", 2)
 
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
 	n, err := apps.RequestRollback(context.Background(), f.c, key, 0)

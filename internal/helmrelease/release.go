@@ -178,14 +178,21 @@ func History(cfg *rest.Config, namespace, name string) ([]Release, error) {
 }
 
 // Rollback rolls release name back to revision version through the Helm
-// SDK, so `helm history` records the rollback.
-func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, version int) error {
+// SDK, so `helm history` records the rollback, and returns the revision it
+// created. When the latest revision already is a deployed rollback to
+// version (a retry after a later step failed), it returns that one and
+// runs nothing again: the chart's rollback hooks run once.
+func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, version int) (int, error) {
+	if latest, err := Latest(cfg, namespace, name); err == nil && latest != nil &&
+		latest.Status == "deployed" && latest.Description == fmt.Sprintf("Rollback to %d", version) {
+		return latest.Version, nil
+	}
 	ac, err := configure(cfg, namespace)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := unlock(ac, name); err != nil {
-		return err
+		return 0, err
 	}
 	if kc, ok := ac.KubeClient.(*kube.Client); ok && failpoint.Enabled() {
 		ac.KubeClient = failpointClient{kc}
@@ -197,8 +204,12 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 	rb.WaitStrategy = kube.HookOnlyStrategy
 	rb.Timeout = 5 * time.Minute
 	if err := rb.Run(name); err != nil {
-		return fmt.Errorf("helm rollback of %s to revision %d: %w", name, version, err)
+		return 0, fmt.Errorf("helm rollback of %s to revision %d: %w", name, version, err)
 	}
 	_ = ctx
-	return nil
+	latest, err := Latest(cfg, namespace, name)
+	if err != nil || latest == nil {
+		return 0, fmt.Errorf("rolled %s back to revision %d, but reading the revision it created: %w", name, version, err)
+	}
+	return latest.Version, nil
 }

@@ -91,15 +91,24 @@ func TestUpgradeAndRollbackRecoverAPendingRelease(t *testing.T) {
 	}
 
 	lock(common.StatusPendingRollback)
-	if err := Rollback(ctx, env.Config, ns, "hello", 1); err != nil {
+	v, err := Rollback(ctx, env.Config, ns, "hello", 1)
+	if err != nil {
 		t.Fatalf("rollback over a pending revision: %v", err)
 	}
 	latest, err := Latest(env.Config, ns, "hello")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if latest.Version != 4 || latest.Status != "deployed" {
-		t.Fatalf("after rollback latest = v%d %s", latest.Version, latest.Status)
+	if latest.Version != 4 || latest.Status != "deployed" || v != 4 {
+		t.Fatalf("after rollback latest = v%d %s, Rollback said v%d", latest.Version, latest.Status, v)
+	}
+	// Asked again (a retry), it finds the rollback done and makes no new
+	// revision.
+	if v, err := Rollback(ctx, env.Config, ns, "hello", 1); err != nil || v != 4 {
+		t.Fatalf("repeated rollback = v%d, %v; want v4 again", v, err)
+	}
+	if latest, err := Latest(env.Config, ns, "hello"); err != nil || latest.Version != 4 {
+		t.Fatalf("after a repeated rollback latest = %+v, %v; want v4", latest, err)
 	}
 	if n, err := Unlock(env.Config, ns, "hello"); err != nil || n != 0 {
 		t.Fatalf("Unlock on a deployed release = %d, %v; want nothing to do", n, err)

@@ -239,28 +239,22 @@ func shortDigest(d string) string {
 	return hex.EncodeToString(sum[:])[:6]
 }
 
-// pruneHookJobs deletes, as app's service account, the hook Jobs of
-// releases the history no longer holds: the pre-sync Job that took a
-// trimmed release's snapshot and the restore Job that undid it. No kept
+// pruneHookJobs deletes, as app's service account, the hook Jobs of a
+// release the history no longer holds: the pre-sync Job that took its
+// snapshot and the restore Job that undid it. No kept
 // release can restore across them (a restore undoes a release newer than
 // its target, and the trim removes the oldest). What the Jobs stored (the
 // backups themselves) is left alone. Jobs are looked for in the
 // destination namespace; one annotated berth.dev/prune: "false" is kept. A
 // failure is reported, never returned: the release it trimmed for is
 // recorded.
-func (r *Reconciler) pruneHookJobs(ctx context.Context, app *berthv1.Application, trimmed []berthv1.Release) {
+func (r *Reconciler) pruneHookJobs(ctx context.Context, app *berthv1.Application, trimmed berthv1.Release) {
 	var refs []apply.Ref
-	for _, rel := range trimmed {
-		var names []string
-		if s := rel.Spec.Snapshot; s != nil && s.Job != "" {
-			names = append(names, s.Job)
-		}
-		if rs := rel.Status.Restored; rs != nil && rs.Job != "" {
-			names = append(names, rs.Job)
-		}
-		for _, n := range names {
-			refs = append(refs, apply.Ref{GVK: jobGVK, Namespace: app.Spec.Namespace, Name: n})
-		}
+	if s := trimmed.Spec.Snapshot; s != nil && s.Job != "" {
+		refs = append(refs, apply.Ref{GVK: jobGVK, Namespace: app.Spec.Namespace, Name: s.Job})
+	}
+	if rs := trimmed.Status.Restored; rs != nil && rs.Job != "" {
+		refs = append(refs, apply.Ref{GVK: jobGVK, Namespace: app.Spec.Namespace, Name: rs.Job})
 	}
 	if len(refs) == 0 {
 		return
@@ -279,11 +273,11 @@ func (r *Reconciler) pruneHookJobs(ctx context.Context, app *berthv1.Application
 			}
 		}
 		if len(deleted) > 0 {
-			r.Recorder.Eventf(app, corev1.EventTypeNormal, "HookJobsPruned", "deleted the hook Jobs of releases trimmed from the history: %s", strings.Join(deleted, ", "))
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "HookJobsPruned", "deleted the hook Jobs of release %d, trimmed from the history: %s", trimmed.Spec.Number, strings.Join(deleted, ", "))
 		}
 	}
 	if err != nil {
-		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HookJobsNotPruned", "hook Jobs of releases trimmed from the history were not deleted: %v", err)
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HookJobsNotPruned", "hook Jobs of release %d, trimmed from the history, were not deleted: %v", trimmed.Spec.Number, err)
 	}
 }
 

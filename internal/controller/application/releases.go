@@ -56,10 +56,8 @@ func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application
 	// A reconcile that re-applies what the newest release already holds is
 	// not a new release (see release.Store.Record).
 	store := r.releases()
-	var trimmed []berthv1.Release
-	store.Trimmed = func(old berthv1.Release) { trimmed = append(trimmed, old) }
+	store.Trimmed = func(old berthv1.Release) { r.pruneHookJobs(ctx, app, old) }
 	rel, _, err := store.Record(ctx, app, in)
-	r.pruneHookJobs(ctx, app, trimmed)
 	if err != nil && rel == nil {
 		return err
 	}
@@ -205,22 +203,12 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	}
 	helmVersion := 0
 	if target.Spec.Renderer == string(render.Helm) && target.Spec.HelmRelease != "" && target.Spec.HelmVersion > 0 {
-		cfg := r.impersonatedConfig(app)
-		// A retry after a failure further on finds Helm already rolled
-		// back: the chart's rollback hooks do not run again.
-		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, target.Spec.HelmRelease)
-		if err != nil || latest == nil || latest.Status != "deployed" || latest.Description != fmt.Sprintf("Rollback to %d", target.Spec.HelmVersion) {
-			if err := helmrelease.Rollback(ctx, cfg, app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion); err != nil {
-				return err
-			}
-			latest, err = helmrelease.Latest(cfg, app.Spec.Namespace, target.Spec.HelmRelease)
-		}
 		// A later rollback to this rollback release goes through Helm too.
-		if err != nil || latest == nil {
-			r.Recorder.Eventf(app, corev1.EventTypeWarning, "HelmRevisionUnknown", "rolled Helm release %s back to revision %d but could not read the revision it created (%v): a rollback to this rollback release will re-apply its manifests without Helm", target.Spec.HelmRelease, target.Spec.HelmVersion, err)
-		} else {
-			helmVersion = latest.Version
+		v, err := helmrelease.Rollback(ctx, r.impersonatedConfig(app), app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion)
+		if err != nil {
+			return err
 		}
+		helmVersion = v
 	}
 	if _, err := mgr.Apply(ctx, objs); err != nil {
 		return err
@@ -239,10 +227,8 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 		Objects: all, Images: target.Spec.Images, RollbackOf: target.Spec.Number,
 		HelmRelease: target.Spec.HelmRelease, HelmVersion: helmVersion, RolledBackFrom: fromCommit, Request: request}
 	store := r.freshReleases()
-	var trimmed []berthv1.Release
-	store.Trimmed = func(old berthv1.Release) { trimmed = append(trimmed, old) }
+	store.Trimmed = func(old berthv1.Release) { r.pruneHookJobs(ctx, app, old) }
 	rel, err := store.Create(ctx, app, in)
-	r.pruneHookJobs(ctx, app, trimmed)
 	if err != nil && rel == nil {
 		return err
 	}
