@@ -330,4 +330,8 @@ const (
 	// Application applied.
 	OwnerNameLabel      = "app.berth.dev/name"
 	OwnerNamespaceLabel = "app.berth.dev/namespace"
+	// LeaderLabel ("true") marks the agent pod that holds the leader
+	// lease: the only replica that reconciles and receives webhooks, and
+	// the one the install's webhook Service selects.
+	LeaderLabel = "berth.dev/leader"
 )

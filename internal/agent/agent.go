@@ -49,7 +49,13 @@ type Options struct {
 	LeaderElect             bool
 	LeaderElectionNamespace string
 	LeaderElectionID        string
-	DefaultServiceAccount   string
+	// PodName and PodNamespace name the pod this agent runs in (the
+	// install sets them from the downward API). When set, the pod carries
+	// berth.dev/leader=true while this agent leads, and the webhook Service
+	// selects that label: webhooks reach the one replica that serves them.
+	PodName               string
+	PodNamespace          string
+	DefaultServiceAccount string
 	// WatchNamespace restricts the agent to Applications in one namespace
 	// (empty: all namespaces).
 	WatchNamespace  string
@@ -92,11 +98,13 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "health and readiness probe address")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Go pprof address for profiling (default off)")
 	fs.StringVar(&o.WebhookAddr, "webhook-bind-address", o.WebhookAddr, "Git webhook receiver address (0 disables)")
-	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the webhook HMAC secret (GitHub, generic)")
+	fs.StringVar(&o.WebhookSecretFile, "webhook-secret-file", o.WebhookSecretFile, "file holding the webhook HMAC secret (GitHub, generic); read again when it changes, endpoints off while it is missing")
 	fs.StringVar(&o.WebhookGitLabTokenFile, "webhook-gitlab-token-file", o.WebhookGitLabTokenFile, "file holding the GitLab webhook token, sent in clear by GitLab, so distinct from the HMAC secret (without it /hooks/gitlab is off)")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "use a Lease so only one replica acts")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader-election Lease")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader-election Lease")
+	fs.StringVar(&o.PodName, "pod-name", o.PodName, "this agent's pod, labelled "+berthv1.LeaderLabel+"=true while it leads so that the webhook Service reaches it (default: none)")
+	fs.StringVar(&o.PodNamespace, "pod-namespace", o.PodNamespace, "namespace of --pod-name (default: --leader-election-namespace)")
 	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", o.DefaultServiceAccount, "service account impersonated when an Application names none (none: such Applications are refused)")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "only reconcile Applications in this namespace (default: all)")
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where Git snapshots are kept")
@@ -133,24 +141,9 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	// client-side limit would only serialise a monorepo's Applications.
 	cfg.QPS, cfg.Burst = 1000, 2000
 	ctrl.SetLogger(log)
-	secret := []byte(nil)
-	if o.WebhookSecretFile != "" {
-		if secret, err = os.ReadFile(o.WebhookSecretFile); err != nil {
-			return fmt.Errorf("reading webhook secret: %w", err)
-		}
-		secret = []byte(trimNL(string(secret)))
-	}
-	gitlabToken := []byte(nil)
-	if o.WebhookGitLabTokenFile != "" {
-		if gitlabToken, err = os.ReadFile(o.WebhookGitLabTokenFile); err != nil {
-			return fmt.Errorf("reading GitLab webhook token: %w", err)
-		}
-		gitlabToken = []byte(trimNL(string(gitlabToken)))
-		// Whoever sees GitLab's header could otherwise sign GitHub and
-		// generic calls.
-		if len(gitlabToken) > 0 && string(gitlabToken) == string(secret) {
-			return errors.New("the GitLab webhook token must differ from the HMAC secret: GitLab sends its token in clear")
-		}
+	secrets, err := webhookSecrets(o, log)
+	if err != nil {
+		return err
 	}
 	mopts := ctrl.Options{
 		Scheme:                        Scheme(),
@@ -201,12 +194,29 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	if o.WebhookAddr != "" && o.WebhookAddr != "0" {
 		slogger := slog.New(logr.ToSlogHandler(log.WithName("webhook")))
-		h := webhook.NewHandler(webhook.Secrets{GitHub: secret, GitLab: gitlabToken, Generic: secret},
+		h := webhook.NewHandler(secrets,
 			func(ctx context.Context, urls []string) (int, error) {
 				apps, err := rec.TriggerURL(ctx, urls...)
 				return len(apps), err
 			}, slogger)
 		if err := mgr.Add(&httpRunnable{addr: o.WebhookAddr, handler: h}); err != nil {
+			return err
+		}
+	}
+	if o.PodName != "" {
+		ns := o.PodNamespace
+		if ns == "" {
+			ns = o.LeaderElectionNamespace
+		}
+		if ns == "" {
+			return errors.New("--pod-name needs --pod-namespace (or --leader-election-namespace)")
+		}
+		lp, err := newLeaderPod(cfg, ns, o.PodName, log.WithName("leader"))
+		if err != nil {
+			return err
+		}
+		lp.clear(ctx)
+		if err := mgr.Add(lp); err != nil {
 			return err
 		}
 	}
@@ -261,11 +271,43 @@ func (h *httpRunnable) Start(ctx context.Context) error {
 	return nil
 }
 
-func trimNL(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
+// webhookSecrets returns the receiver's secrets, read from their files at
+// each request. A file that does not exist yet (the install mounts an
+// optional Secret) leaves its endpoints off, and says so; one that exists
+// but cannot be read is an error, as is a GitLab token equal to the HMAC
+// secret.
+func webhookSecrets(o Options, log logr.Logger) (webhook.Secrets, error) {
+	var s webhook.Secrets
+	var values [2][]byte
+	for i, f := range []struct{ path, what, endpoints string }{
+		{o.WebhookSecretFile, "webhook secret", "/hooks/github and /hooks/generic"},
+		{o.WebhookGitLabTokenFile, "GitLab webhook token", "/hooks/gitlab"},
+	} {
+		if f.path == "" {
+			continue
+		}
+		v, err := webhook.ReadSecretFile(f.path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			log.Info("no "+f.what+" yet: "+f.endpoints+" answer 404 until the file exists", "file", f.path)
+		case err != nil:
+			return s, fmt.Errorf("reading %s: %w", f.what, err)
+		}
+		values[i] = v
 	}
-	return s
+	// Whoever sees GitLab's header could otherwise sign GitHub and generic
+	// calls. (The receiver checks this again whenever a file changes.)
+	if len(values[1]) > 0 && string(values[1]) == string(values[0]) {
+		return s, errors.New("the GitLab webhook token must differ from the HMAC secret: GitLab sends its token in clear")
+	}
+	if o.WebhookSecretFile != "" {
+		s.GitHub = webhook.File(o.WebhookSecretFile)
+		s.Generic = s.GitHub
+	}
+	if o.WebhookGitLabTokenFile != "" {
+		s.GitLab = webhook.File(o.WebhookGitLabTokenFile)
+	}
+	return s, nil
 }
 
 // clientOptions keeps Secrets out of the agent's cache: it reads a few

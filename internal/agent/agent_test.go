@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -268,6 +269,15 @@ func TestWebhookTriggersImmediateSync(t *testing.T) {
 	f.waitApp("demo", 20*time.Second, "applied after the webhook", appliedReady(sha2))
 	if code := gitlab(f.secret + "-gitlab"); code != http.StatusAccepted {
 		t.Errorf("GitLab webhook with its token = %d, want 202", code)
+	}
+	// A rotated secret (a mounted Secret updated in place) is taken
+	// without a restart; the old one stops working.
+	must(t, os.WriteFile(f.secretFile, []byte("rotated-secret-2\n"), 0o600))
+	if code := post(webhook.Sign([]byte(f.secret), body)); code != http.StatusUnauthorized {
+		t.Errorf("webhook signed with the old secret after rotation = %d, want 401", code)
+	}
+	if code := post(webhook.Sign([]byte("rotated-secret-2"), body)); code != http.StatusAccepted {
+		t.Errorf("webhook signed with the rotated secret = %d, want 202", code)
 	}
 }
 

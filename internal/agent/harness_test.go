@@ -47,6 +47,8 @@ type fixture struct {
 	wt      *testenv.WorkTree
 	hookURL string
 	secret  string
+	// secretFile holds the webhook HMAC secret of the last agent started.
+	secretFile string
 
 	agentStops []context.CancelFunc
 	// agentConfig, when set, is the agent's identity instead of the
@@ -97,11 +99,19 @@ func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
 // startAgent runs the real agent in process, restricted to the fixture's
 // namespace, and returns its webhook URL.
 func (f *fixture) startAgent(leaderElect bool, elected chan<- struct{}) string {
+	f.t.Helper()
+	return f.startAgentIn("", leaderElect, elected)
+}
+
+// startAgentIn is startAgent for an agent that runs "in" pod (an object of
+// the fixture's namespace): it labels that pod while it leads.
+func (f *fixture) startAgentIn(pod string, leaderElect bool, elected chan<- struct{}) string {
 	t := f.t
 	t.Helper()
 	port := freePort(t)
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	must(t, os.WriteFile(secretFile, []byte(f.secret+"\n"), 0o600))
+	f.secretFile = secretFile
 	opts := agent.DefaultOptions()
 	opts.RESTConfig = f.env.Config
 	if f.agentConfig != nil {
@@ -115,6 +125,7 @@ func (f *fixture) startAgent(leaderElect bool, elected chan<- struct{}) string {
 	opts.WebhookGitLabTokenFile = tokenFile
 	opts.LeaderElect = leaderElect
 	opts.LeaderElectionNamespace = f.ns
+	opts.PodName = pod
 	opts.WatchNamespace = f.ns
 	opts.CacheDir = t.TempDir()
 	opts.DefaultInterval = 2 * time.Second

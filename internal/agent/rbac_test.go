@@ -108,7 +108,9 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 		t.Fatalf("the agent wrote a ConfigMap as itself: %v", err)
 	}
 
-	f.hookURL = f.startAgent(false, nil)
+	// It runs "in" a pod, which it labels as leader with the install's Role.
+	f.agentPod("berth-agent-0", nil)
+	f.hookURL = f.startAgentIn("berth-agent-0", false, nil)
 	v1 := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("v1")
 	f.createApp("demo", "app")
 	f.waitApp("demo", 60*time.Second, "v1 healthy", appliedReady(v1))
@@ -129,6 +131,9 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 	}
 	if got := image(f); got != "example.test/web:2" {
 		t.Errorf("image = %q", got)
+	}
+	if got := f.leaders(); len(got) != 1 || got[0] != "berth-agent-0" {
+		t.Errorf("pods labelled leader = %v, want berth-agent-0", got)
 	}
 
 	// A release that fails is rolled back automatically, under the same

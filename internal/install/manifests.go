@@ -158,6 +158,11 @@ rules:
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "update", "patch"]
+# The leader labels its own pod berth.dev/leader=true (and a standby takes
+# a stale label off its own): the webhook Service selects that label.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["patch"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -199,9 +204,18 @@ spec:
         - --leader-elect=true
         - --leader-election-namespace={{.Namespace}}
         - --cache-dir=/cache
+        - --pod-name=$(POD_NAME)
+        - --pod-namespace=$(POD_NAMESPACE)
+        - --webhook-secret-file=/etc/berth/webhook/hmac
+        - --webhook-gitlab-token-file=/etc/berth/webhook/gitlab-token
 {{- if .DefaultServiceAccount}}
         - --default-service-account={{.DefaultServiceAccount}}
 {{- end}}
+        env:
+        - name: POD_NAME
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
+        - name: POD_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
         ports:
         - {name: metrics, containerPort: 8080}
         - {name: probes, containerPort: 8081}
@@ -219,9 +233,15 @@ spec:
           capabilities: {drop: [ALL]}
         volumeMounts:
         - {name: cache, mountPath: /cache}
+        - {name: webhook, mountPath: /etc/berth/webhook, readOnly: true}
       volumes:
       - name: cache
         emptyDir: {}
+      # Keys hmac (GitHub, generic) and gitlab-token; see docs/agent.md.
+      # Optional: the endpoints answer 404 until the Secret exists, and
+      # the agent reads it when it appears or changes, without a restart.
+      - name: webhook
+        secret: {secretName: berth-webhook, optional: true}
 ---
 apiVersion: v1
 kind: Service
@@ -229,7 +249,8 @@ metadata:
   name: berth-webhooks
   namespace: {{.Namespace}}
 spec:
-  selector: {app.kubernetes.io/name: berth-agent}
+  # Only the leader serves webhooks; it labels its pod while it leads.
+  selector: {app.kubernetes.io/name: berth-agent, berth.dev/leader: "true"}
   ports:
   - {name: webhooks, port: 80, targetPort: webhooks}
 `))

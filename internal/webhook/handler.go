@@ -17,12 +17,23 @@ import (
 // maxBody bounds a webhook payload.
 const maxBody = 1 << 20
 
-// Secrets are the shared secrets per endpoint; an empty secret disables
-// that endpoint (it answers 404).
+// Secrets are the shared secrets per endpoint, read at each request; a nil
+// or empty secret disables that endpoint (it answers 404). GitLab sends its
+// token in clear, so a GitLab token equal to the GitHub or generic secret
+// disables /hooks/gitlab: whoever saw one GitLab delivery could otherwise
+// sign GitHub and generic calls.
 type Secrets struct {
-	GitHub  []byte
-	GitLab  []byte
-	Generic []byte
+	GitHub  Secret
+	GitLab  Secret
+	Generic Secret
+}
+
+// get returns s's current value; nil when s is not set.
+func (s Secret) get() []byte {
+	if s == nil {
+		return nil
+	}
+	return s()
 }
 
 // Trigger fetches now for the Applications on any of urls and returns how
@@ -57,6 +68,13 @@ func (h *handler) read(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 func (h *handler) deny(w http.ResponseWriter, r *http.Request, hook, reason string) {
 	h.log.Warn("webhook rejected", "hook", hook, "remote", r.RemoteAddr, "reason", reason)
 	http.Error(w, "invalid signature", http.StatusUnauthorized)
+}
+
+// disabled answers 404 for an endpoint without a usable secret, and logs
+// why, so that a missing Secret is found from the agent's log.
+func (h *handler) disabled(w http.ResponseWriter, r *http.Request, hook, reason string) {
+	h.log.Warn("webhook endpoint disabled", "hook", hook, "remote", r.RemoteAddr, "reason", reason)
+	http.Error(w, "endpoint disabled: "+reason, http.StatusNotFound)
 }
 
 // signed reads the body and checks its HMAC-SHA256 signature in header;
@@ -94,11 +112,12 @@ func validHMAC(secret, body []byte, header string) bool {
 }
 
 func (h *handler) github(w http.ResponseWriter, r *http.Request) {
-	if len(h.secrets.GitHub) == 0 {
-		http.NotFound(w, r)
+	secret := h.secrets.GitHub.get()
+	if len(secret) == 0 {
+		h.disabled(w, r, "github", "no secret configured")
 		return
 	}
-	body, ok := h.signed(w, r, "github", "X-Hub-Signature-256", h.secrets.GitHub)
+	body, ok := h.signed(w, r, "github", "X-Hub-Signature-256", secret)
 	if !ok {
 		return
 	}
@@ -123,16 +142,23 @@ func (h *handler) github(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
-	if len(h.secrets.GitLab) == 0 {
-		http.NotFound(w, r)
+	token := h.secrets.GitLab.get()
+	if len(token) == 0 {
+		h.disabled(w, r, "gitlab", "no token configured")
 		return
+	}
+	for _, s := range []Secret{h.secrets.GitHub, h.secrets.Generic} {
+		if hmacSecret := s.get(); len(hmacSecret) > 0 && subtle.ConstantTimeCompare(token, hmacSecret) == 1 {
+			h.disabled(w, r, "gitlab", "the GitLab token equals the HMAC secret (GitLab sends it in clear): give /hooks/gitlab a token of its own")
+			return
+		}
 	}
 	tok := r.Header.Get("X-Gitlab-Token")
 	if tok == "" {
 		h.deny(w, r, "gitlab", "missing X-Gitlab-Token")
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(tok), h.secrets.GitLab) != 1 {
+	if subtle.ConstantTimeCompare([]byte(tok), token) != 1 {
 		h.deny(w, r, "gitlab", "token mismatch")
 		return
 	}
@@ -155,11 +181,12 @@ func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) generic(w http.ResponseWriter, r *http.Request) {
-	if len(h.secrets.Generic) == 0 {
-		http.NotFound(w, r)
+	secret := h.secrets.Generic.get()
+	if len(secret) == 0 {
+		h.disabled(w, r, "generic", "no secret configured")
 		return
 	}
-	body, ok := h.signed(w, r, "generic", "X-Berth-Signature", h.secrets.Generic)
+	body, ok := h.signed(w, r, "generic", "X-Berth-Signature", secret)
 	if !ok {
 		return
 	}

@@ -7,15 +7,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHandler(t *testing.T) {
 	secret := []byte("s3cret-value")
+	token := []byte("gitlab-t0ken")
 	var got []string
 	var logs bytes.Buffer
-	h := NewHandler(Secrets{GitHub: secret, GitLab: secret, Generic: secret},
+	h := NewHandler(Secrets{GitHub: Fixed(secret), GitLab: Fixed(token), Generic: Fixed(secret)},
 		func(_ context.Context, urls []string) (int, error) { got = urls; return 1, nil },
 		slog.New(slog.NewTextHandler(&logs, nil)))
 	srv := httptest.NewServer(h)
@@ -38,8 +42,9 @@ func TestHandler(t *testing.T) {
 		{"github wrong secret", "/hooks/github", gh, map[string]string{"X-Hub-Signature-256": Sign([]byte("other"), gh)}, 401, ""},
 		{"github tampered body", "/hooks/github", append([]byte(" "), gh...), map[string]string{"X-Hub-Signature-256": Sign(secret, gh)}, 401, ""},
 		{"github not hex", "/hooks/github", gh, map[string]string{"X-Hub-Signature-256": "sha256=zz"}, 401, ""},
-		{"gitlab ok", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(secret)}, 202, "https://gitlab.example.test/g/p.git"},
+		{"gitlab ok", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(token)}, 202, "https://gitlab.example.test/g/p.git"},
 		{"gitlab wrong token", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": "nope"}, 401, ""},
+		{"gitlab with the HMAC secret", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(secret)}, 401, ""},
 		{"generic ok", "/hooks/generic", gen, map[string]string{"X-Berth-Signature": Sign(secret, gen)}, 202, "http://127.0.0.1/x.git"},
 		{"generic unsigned", "/hooks/generic", gen, nil, 401, ""},
 		{"generic no url", "/hooks/generic", []byte(`{}`), map[string]string{"X-Berth-Signature": Sign(secret, []byte(`{}`))}, 400, ""},
@@ -74,8 +79,8 @@ func TestHandler(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(logs.String(), string(secret)) {
-		t.Error("the secret appears in the logs")
+	if strings.Contains(logs.String(), string(secret)) || strings.Contains(logs.String(), string(token)) {
+		t.Error("a secret appears in the logs")
 	}
 	if !strings.Contains(logs.String(), "webhook rejected") {
 		t.Error("rejections are not logged")
@@ -88,5 +93,73 @@ func TestDisabledEndpoint(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/hooks/github", strings.NewReader("{}")))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("endpoint without a secret = %d, want 404", rec.Code)
+	}
+}
+
+// A GitLab token equal to the HMAC secret turns /hooks/gitlab off: GitLab
+// sends it in clear, and it would sign GitHub and generic calls.
+func TestGitLabTokenMustDifferFromTheHMACSecret(t *testing.T) {
+	secret := Fixed([]byte("shared"))
+	var logs bytes.Buffer
+	fired := false
+	h := NewHandler(Secrets{GitHub: secret, GitLab: secret, Generic: secret},
+		func(context.Context, []string) (int, error) { fired = true; return 1, nil },
+		slog.New(slog.NewTextHandler(&logs, nil)))
+	req := httptest.NewRequest(http.MethodPost, "/hooks/gitlab", strings.NewReader(`{"project":{"git_http_url":"https://x.test/p.git"}}`))
+	req.Header.Set("X-Gitlab-Token", "shared")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotFound || fired {
+		t.Errorf("GitLab call with the HMAC secret as token = %d (triggered: %v), want 404, nothing triggered", rec.Code, fired)
+	}
+	if !strings.Contains(logs.String(), "equals the HMAC secret") {
+		t.Errorf("the log does not say why: %s", logs.String())
+	}
+}
+
+// A secret file is read again when it changes, as a mounted Kubernetes
+// Secret does when it is created or rotated; a missing file, or one too
+// large to be a secret, disables the endpoint.
+func TestFileSecretFollowsTheFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hmac")
+	s := File(path)
+	if got := s(); got != nil {
+		t.Fatalf("missing file = %q, want nil", got)
+	}
+	write := func(v string, mod time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now().Add(-time.Hour)
+	write("first\n", t0)
+	if got := string(s()); got != "first" {
+		t.Fatalf("secret = %q, want first (newline dropped)", got)
+	}
+	write("second", t0.Add(time.Second))
+	if got := string(s()); got != "second" {
+		t.Fatalf("after rotation = %q, want second", got)
+	}
+	write(strings.Repeat("x", maxSecret+1), t0.Add(2*time.Second))
+	if got := s(); got != nil {
+		t.Fatalf("oversized file = %d bytes, want nil", len(got))
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := s(); got != nil {
+		t.Fatalf("removed file = %q, want nil", got)
+	}
+	var logs bytes.Buffer
+	h := NewHandler(Secrets{GitHub: s}, func(context.Context, []string) (int, error) { return 1, nil }, slog.New(slog.NewTextHandler(&logs, nil)))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/hooks/github", strings.NewReader("{}")))
+	if rec.Code != http.StatusNotFound || !strings.Contains(logs.String(), "no secret configured") {
+		t.Errorf("GitHub without its secret file = %d, log %q; want 404 and the reason logged", rec.Code, logs.String())
 	}
 }
