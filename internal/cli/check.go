@@ -32,6 +32,8 @@ type CheckOptions struct {
 	Environment, Namespace, ReleaseName string
 	// PullSecrets are files holding .dockerconfigjson documents.
 	PullSecrets []string
+	// Root confines rendering (see RenderOptions.Root).
+	Root string
 }
 
 // NewCmdCheck runs the policy gates over a directory of manifests, as the
@@ -64,6 +66,7 @@ one; 2 the check could not run.`,
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", string(policy.SeverityLow), "lowest severity of an enforce-mode violation that fails the check: critical, high, medium or low")
 	cmd.Flags().BoolVar(&o.Resolve, "resolve", false, "resolve image tags to digests through the registries, as the agent does (default: no network)")
 	cmd.Flags().StringSliceVar(&o.PullSecrets, "pull-secret", nil, "with --resolve: a .dockerconfigjson file with registry credentials, repeatable")
+	cmd.Flags().StringVar(&o.Root, "root", "", rootUsage)
 	cmd.Flags().StringVar(&o.PolicyFile, "policy", "", "policy file (default: "+policy.ConfigFile+" in PATH or its parents up to the Git root)")
 	return cmd
 }
@@ -78,7 +81,8 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	default:
 		return &ExitError{Code: 2, Err: fmt.Errorf("--output %q: want text, json or sarif", o.Output)}
 	}
-	objs, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName})
+	objs, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName,
+		Root: rootOf(o.Root, o.Path)})
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
@@ -129,6 +133,17 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 		return &ExitError{Code: 1, Err: fmt.Errorf("%d policy violation(s) at or above %s", len(failing), failOn)}
 	}
 	return nil
+}
+
+// rootUsage describes the --root flag of render and check.
+const rootUsage = "repository root: Kustomize bases and files, and Helm chart symlinks, must stay inside it (default: the Git work tree holding PATH; outside Git, Kustomize is not confined and a chart's symlinks must stay in the chart)"
+
+// rootOf is the --root of path: flag, else the Git work tree holding path.
+func rootOf(flag, path string) string {
+	if flag != "" {
+		return flag
+	}
+	return render.RepoRoot(path)
 }
 
 // loadRevision renders the objects under path the way the agent does:

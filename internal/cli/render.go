@@ -18,6 +18,11 @@ type RenderOptions struct {
 	ValuesFiles []string
 	AllowRemote bool
 	Quiet       bool
+	// Root is the repository: Kustomize may load nothing outside it, and a
+	// Helm chart's symlinks must resolve inside it, as in the agent, which
+	// confines both to the fetched revision. A pull request's manifests
+	// cannot print the CI runner's files.
+	Root string
 }
 
 // NewCmdRender renders a directory offline like the agent and validates it.
@@ -34,7 +39,7 @@ func NewCmdRender(s Streams) *cobra.Command {
 			}
 			res, err := render.Render(cmd.Context(), args[0], render.Options{
 				Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName,
-				ValuesFiles: o.ValuesFiles, AllowRemoteBases: o.AllowRemote,
+				ValuesFiles: o.ValuesFiles, AllowRemoteBases: o.AllowRemote, Root: rootOf(o.Root, args[0]),
 			})
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
@@ -59,6 +64,7 @@ func NewCmdRender(s Streams) *cobra.Command {
 	cmd.Flags().StringVar(&o.ReleaseName, "release-name", "release", "Helm release name")
 	cmd.Flags().StringArrayVarP(&o.ValuesFiles, "values", "f", nil, "Helm values file, relative to the chart (repeatable)")
 	cmd.Flags().BoolVar(&o.AllowRemote, "allow-remote-bases", false, "let Kustomize fetch remote bases")
+	cmd.Flags().StringVar(&o.Root, "root", "", rootUsage)
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "validate only; print a summary")
 	return cmd
 }

@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,6 +28,15 @@ type HelmChart struct {
 func loadHelm(dir string, opts Options) (*HelmChart, error) {
 	if opts.ReleaseName == "" {
 		return nil, fmt.Errorf("helm chart in %s: a release name is required", dir)
+	}
+	// Helm's loader follows symlinks: a chart's {{ .Files.Get }} could
+	// otherwise print any file the renderer can read.
+	bound := opts.Root
+	if bound == "" {
+		bound = dir
+	}
+	if err := checkSymlinks(dir, bound); err != nil {
+		return nil, err
 	}
 	ch, err := loader.Load(dir)
 	if err != nil {
@@ -59,6 +69,55 @@ func loadHelm(dir string, opts Options) (*HelmChart, error) {
 		vals = mergeMaps(vals, opts.Values)
 	}
 	return &HelmChart{Chart: ch, Values: vals, ReleaseName: opts.ReleaseName}, nil
+}
+
+// checkSymlinks fails when a symlink under dir does not resolve, or
+// resolves outside bound.
+func checkSymlinks(dir, bound string) error {
+	realBound, err := filepath.EvalSymlinks(bound)
+	if err != nil {
+		return fmt.Errorf("repository root: %w", err)
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink == 0 {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		target, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return &manifest.Error{Source: manifest.Source{File: filepath.ToSlash(rel)}, Err: fmt.Errorf("broken or looping symlink: %w", err)}
+		}
+		if !within(realBound, target) {
+			return &manifest.Error{Source: manifest.Source{File: filepath.ToSlash(rel)}, Err: fmt.Errorf("symlink resolves outside the repository (%s)", bound)}
+		}
+		return nil
+	})
+}
+
+// within reports whether p is root or below it (both resolved).
+func within(root, p string) bool {
+	r, err := filepath.Rel(root, p)
+	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) && !filepath.IsAbs(r)
+}
+
+// RepoRoot returns the Git work tree holding dir (the nearest directory
+// with a .git entry), or "" outside Git. The CLI confines rendering to it,
+// as the agent confines it to the fetched revision.
+func RepoRoot(dir string) string {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return ""
+		}
+		d = parent
+	}
 }
 
 // renderHelm templates the chart client-side, like `helm template`.

@@ -197,3 +197,75 @@ func TestJoinRefusesEscapes(t *testing.T) {
 		t.Errorf("Join(/apps/web/) = %q, %v", got, err)
 	}
 }
+
+// A chart's symlinks must resolve inside the repository (or, without one,
+// the chart): Helm's loader follows them, and {{ .Files.Get }} would print
+// whatever they point at.
+func TestHelmChartSymlinksStayInside(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secret, []byte("s3cret-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chart := map[string]string{
+		"chart/Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: {{ .Files.Get \"files/k\" | quote }}\n",
+		"shared/k":                "shared-value",
+		"chart/files/.keep":       "",
+		"chart/values.yaml":       "{}\n",
+	}
+	setup := func(t *testing.T, target string) string {
+		root := t.TempDir()
+		write(t, root, chart)
+		if err := os.Symlink(target, filepath.Join(root, "chart/files/k")); err != nil {
+			t.Fatal(err)
+		}
+		return root
+	}
+	opts := Options{ReleaseName: "r", Namespace: "default"}
+
+	root := setup(t, secret)
+	o := opts
+	o.Root = root
+	if _, err := Render(context.Background(), filepath.Join(root, "chart"), o); err == nil || !strings.Contains(err.Error(), "outside the repository") {
+		t.Fatalf("symlink to a file outside the repository: err = %v, want refused", err)
+	}
+	if _, err := Render(context.Background(), filepath.Join(root, "chart"), opts); err == nil {
+		t.Fatal("without a root, a symlink leaving the chart was followed")
+	}
+
+	root = setup(t, "../../shared/k")
+	o.Root = root
+	res, err := Render(context.Background(), filepath.Join(root, "chart"), o)
+	if err != nil {
+		t.Fatalf("symlink inside the repository: %v", err)
+	}
+	if got, _, _ := unstructuredString(res, "data", "k"); got != "shared-value" {
+		t.Errorf("data.k = %q, want the linked file's content", got)
+	}
+}
+
+func unstructuredString(res *Result, fields ...string) (string, bool, error) {
+	if len(res.Objects) != 1 {
+		return "", false, errors.New("want one object")
+	}
+	m := res.Objects[0].Object.Object
+	for _, f := range fields[:len(fields)-1] {
+		m, _ = m[f].(map[string]any)
+	}
+	s, ok := m[fields[len(fields)-1]].(string)
+	return s, ok, nil
+}
+
+func TestRepoRoot(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{".git/HEAD": "ref: refs/heads/main\n", "apps/x/a.yaml": cm})
+	if got := RepoRoot(filepath.Join(root, "apps/x")); got != root {
+		t.Errorf("RepoRoot = %q, want %q", got, root)
+	}
+	// A worktree or submodule has a .git file, not a directory.
+	sub := filepath.Join(root, "vendor/sub")
+	write(t, sub, map[string]string{".git": "gitdir: ../../.git/modules/sub\n", "x/a.yaml": cm})
+	if got := RepoRoot(filepath.Join(sub, "x")); got != sub {
+		t.Errorf("RepoRoot in a submodule = %q, want %q", got, sub)
+	}
+}

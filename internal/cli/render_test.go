@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `berth render` and `berth check` confine Kustomize to the Git work tree
+// holding PATH, as the agent confines it to the fetched revision: a pull
+// request cannot make CI print files from outside the repository. --root
+// widens it.
+func TestRenderConfinedToTheRepository(t *testing.T) {
+	parent := t.TempDir()
+	repo := filepath.Join(parent, "repo")
+	files := map[string]string{
+		"repo/.git/HEAD":                  "ref: refs/heads/main\n",
+		"repo/apps/x/kustomization.yaml":  "resources: [../../../outside]\n",
+		"repo/apps/ok/kustomization.yaml": "resources: [../../base]\n",
+		"repo/base/kustomization.yaml":    "resources: [cm.yaml]\n",
+		"repo/base/cm.yaml":               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: base\n",
+		"outside/kustomization.yaml":      "resources: [cm.yaml]\n",
+		"outside/cm.yaml":                 "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: stolen\n",
+	}
+	for p, c := range files {
+		full := filepath.Join(parent, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := filepath.Join(repo, "apps/x")
+	for _, cmd := range []string{"render", "check"} {
+		code, out, errOut := run(t, parent, cmd, x)
+		if code == 0 || strings.Contains(out, "stolen") || !strings.Contains(out+errOut, "leaves the repository") {
+			t.Errorf("%s of a base outside the repository: exit %d, out %q, err %q; want refused", cmd, code, out, errOut)
+		}
+	}
+	if code, out, errOut := run(t, parent, "render", "--root", parent, x); code != 0 || !strings.Contains(out, "stolen") {
+		t.Errorf("render --root PARENT: exit %d, out %q, err %q; want the base rendered", code, out, errOut)
+	}
+	if code, out, errOut := run(t, parent, "render", filepath.Join(repo, "apps/ok")); code != 0 || !strings.Contains(out, "name: base") {
+		t.Errorf("an overlay inside the repository: exit %d, out %q, err %q", code, out, errOut)
+	}
+}
