@@ -215,6 +215,61 @@ func TestFailedPreSyncHookRejectsTheRevision(t *testing.T) {
 	if rels := f.releases("demo"); len(rels) != 1 {
 		t.Errorf("releases = %s, want only the first", releaseSummary(rels))
 	}
+	failed := f.hookJobs("backup-")
+	if len(failed) != 1 {
+		t.Fatalf("backup Jobs after the failure = %v, want the failed one", failed)
+	}
+
+	// A fixed backup in the next commit is released; the failed run, which
+	// no release holds and no later move can find again, is deleted with it.
+	v3 := f.wt.Write("app/cm.yaml", cm("settings", "v3")).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore")).CommitAndPush("v3 with a working backup")
+	f.waitApp("demo", 60*time.Second, "v3", appliedReady(v3))
+	rels := f.releases("demo")
+	if len(rels) != 2 || rels[0].Spec.Snapshot == nil {
+		t.Fatalf("releases = %s, want release 2 with a snapshot", releaseSummary(rels))
+	}
+	if got := f.hookJobs("backup-"); len(got) != 1 || got[0] != rels[0].Spec.Snapshot.Job {
+		t.Errorf("backup Jobs after release 2 = %v, want only its own %s (the failed %s deleted)", got, rels[0].Spec.Snapshot.Job, failed[0])
+	}
+}
+
+// hookJobs returns the names of the Jobs in the fixture's namespace that
+// start with prefix (deleted ones left out).
+func (f *fixture) hookJobs(prefix string) []string {
+	f.t.Helper()
+	var jobs batchv1.JobList
+	must(f.t, f.c.List(context.Background(), &jobs, client.InNamespace(f.ns)))
+	var out []string
+	for _, j := range jobs.Items {
+		if strings.HasPrefix(j.Name, prefix) && j.DeletionTimestamp == nil {
+			out = append(out, j.Name)
+		}
+	}
+	return out
+}
+
+// A revision the API server would refuse starts no backup: the pre-sync
+// hook Job is a write, and a rejected revision writes nothing.
+func TestInvalidRevisionStartsNoPreSyncHook(t *testing.T) {
+	f := newFixture(t)
+	f.settingsApp()
+	invalid := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndta:\n  k: v\n"
+	f.wt.Write("app/cm.yaml", cm("settings", "v2")).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/broken.yaml", invalid).CommitAndPush("v2: a backup, and a ConfigMap with an unknown field")
+	app := f.waitApp("demo", 60*time.Second, "rejected", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "ValidationFailed"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "broken.yaml") {
+		t.Errorf("message = %q, want the file named", msg)
+	}
+	if got := f.hookJobs("backup-"); len(got) != 0 {
+		t.Errorf("backup Jobs = %v: the hook ran for a revision that was then rejected", got)
+	}
+	if g := f.greeting(); g != "v1" {
+		t.Errorf("greeting = %q: the rejected revision was applied", g)
+	}
 }
 
 // A pre-sync hook that has started but not finished holds the revision:

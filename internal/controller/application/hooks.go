@@ -9,10 +9,13 @@ import (
 	"strings"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
@@ -76,9 +79,14 @@ func splitHooks(kind render.Kind, objs []manifest.Object) ([]manifest.Object, ho
 
 // hookJob is the Job to run for hook h: its own name with suffix (Jobs are
 // immutable and a run is identified by its name), and berth's variables in
-// every container.
+// every container. Its ttlSecondsAfterFinished is dropped: a finished Job
+// is how the agent knows a run is done, and one the TTL controller deleted
+// would be created and run again — a backup or a restore repeated, or, with
+// a TTL of 0, never seen complete at all. The agent deletes hook Jobs when
+// their release leaves the history.
 func hookJob(h manifest.Object, suffix string, env map[string]string) manifest.Object {
 	u := h.Object.DeepCopy()
+	unstructured.RemoveNestedField(u.Object, "spec", "ttlSecondsAfterFinished")
 	name := u.GetName() + "-" + suffix
 	if len(name) > 63 {
 		sum := sha256.Sum256([]byte(name))
@@ -167,6 +175,7 @@ func (r *Reconciler) preSync(ctx context.Context, app *berthv1.Application, mgr 
 	job := hookJob(h, run, map[string]string{
 		envSnapshot: id, envApplication: app.Namespace + "/" + app.Name, envCommit: rev.sha, envFromCommit: app.Status.LastAppliedRevision,
 	})
+	r.hookRan.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, struct{}{})
 	done, err := runHook(ctx, mgr, job)
 	if err != nil || !done {
 		return nil, false, err
@@ -256,6 +265,69 @@ func (r *Reconciler) pruneHookJobs(ctx context.Context, app *berthv1.Application
 	if rs := trimmed.Status.Restored; rs != nil && rs.Job != "" {
 		refs = append(refs, apply.Ref{GVK: jobGVK, Namespace: app.Spec.Namespace, Name: rs.Job})
 	}
+	r.deleteHookJobs(ctx, app, refs, fmt.Sprintf("of release %d, trimmed from the history", trimmed.Spec.Number))
+}
+
+// pruneAbandonedHooks deletes, as app's service account, the finished
+// pre-sync Jobs of app that no release holds: runs for a revision that was
+// then rejected (its hook failed) or replaced by a newer commit before it
+// was applied. It runs after a release is recorded: a run's name carries
+// the release that ran when it started, so no later move can find such a
+// Job again. keep is the Job of the release just recorded. Only
+// Applications whose revision has a pre-sync hook, or for which this
+// process ran one since their last record, pay the list.
+func (r *Reconciler) pruneAbandonedHooks(ctx context.Context, app *berthv1.Application, rev *revision) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	_, ran := r.hookRan.LoadAndDelete(key)
+	if _, hooked := rev.hooks[hookPreSync]; (!hooked && !ran) || r.APIReader == nil {
+		return
+	}
+	var jobs batchv1.JobList
+	err := r.APIReader.List(ctx, &jobs, client.InNamespace(app.Spec.Namespace),
+		client.MatchingLabels{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace})
+	var rels []berthv1.Release
+	if err == nil {
+		rels, err = r.freshReleases().List(ctx, app.Namespace, app.Name)
+	}
+	if err != nil {
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HookJobsNotPruned", "abandoned pre-sync Jobs were not looked for: %v", err)
+		return
+	}
+	held := map[string]bool{}
+	if rev.snapshot != nil {
+		held[rev.snapshot.Job] = true
+	}
+	for _, rel := range rels {
+		if s := rel.Spec.Snapshot; s != nil {
+			held[s.Job] = true
+		}
+	}
+	var refs []apply.Ref
+	for _, j := range jobs.Items {
+		if j.Annotations[berthv1.HookAnnotation] != hookPreSync || held[j.Name] || !jobFinished(&j) {
+			continue
+		}
+		refs = append(refs, apply.Ref{GVK: jobGVK, Namespace: j.Namespace, Name: j.Name})
+	}
+	r.deleteHookJobs(ctx, app, refs, "that no release holds (runs for a revision rejected or replaced before it was applied)")
+}
+
+// jobFinished reports whether j is Complete or Failed: a Job still running
+// is left alone.
+func jobFinished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteHookJobs deletes refs as app's service account, keeping those
+// annotated berth.dev/prune: "false" or not owned by app, and reports it
+// with an event (what says which Jobs). A failure is reported, never
+// returned: the release it ran for is recorded.
+func (r *Reconciler) deleteHookJobs(ctx context.Context, app *berthv1.Application, refs []apply.Ref, what string) {
 	if len(refs) == 0 {
 		return
 	}
@@ -273,11 +345,11 @@ func (r *Reconciler) pruneHookJobs(ctx context.Context, app *berthv1.Application
 			}
 		}
 		if len(deleted) > 0 {
-			r.Recorder.Eventf(app, corev1.EventTypeNormal, "HookJobsPruned", "deleted the hook Jobs of release %d, trimmed from the history: %s", trimmed.Spec.Number, strings.Join(deleted, ", "))
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "HookJobsPruned", "deleted the hook Jobs %s: %s", what, strings.Join(deleted, ", "))
 		}
 	}
 	if err != nil {
-		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HookJobsNotPruned", "hook Jobs of release %d, trimmed from the history, were not deleted: %v", trimmed.Spec.Number, err)
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HookJobsNotPruned", "hook Jobs %s were not deleted: %v", what, err)
 	}
 }
 

@@ -108,6 +108,15 @@ func TestHookJobNamesAndEnvironment(t *testing.T) {
 			t.Errorf("the Job's own variables were dropped: %v", got)
 		}
 	}
+	// A TTL would delete the finished Job, and the next check would run
+	// it again.
+	ttl := obj(t, strings.Replace(strings.Replace(testJob, "%s", "restore", 1), "spec:\n  template:", "spec:\n  ttlSecondsAfterFinished: 0\n  template:", 1))
+	if _, found, _ := unstructured.NestedFieldNoCopy(ttl.Object.Object, "spec", "ttlSecondsAfterFinished"); !found {
+		t.Fatal("test Job has no TTL")
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(hookJob(ttl, "r1", nil).Object.Object, "spec", "ttlSecondsAfterFinished"); found {
+		t.Error("the hook Job keeps ttlSecondsAfterFinished")
+	}
 	long := hookJob(h, strings.Repeat("x", 80), nil)
 	if n := len(long.Object.GetName()); n > 63 {
 		t.Errorf("name of %d characters", n)

@@ -93,6 +93,10 @@ type Reconciler struct {
 	// resumed holds Applications whose interrupted rollbacks this process
 	// has checked for (see resume).
 	resumed sync.Map
+	// hookRan holds Applications for which this process started or found
+	// a pre-sync Job since their last release record (see
+	// pruneAbandonedHooks).
+	hookRan sync.Map
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that
@@ -346,6 +350,14 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		u.(unrecordedSync).from == app.Status.CurrentRelease {
 		rev.snapshot = u.(unrecordedSync).snapshot
 	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
+		// The hook Job is a write: a revision the API server would refuse
+		// is rejected before it starts a backup, like any other write.
+		if _, hooked := rev.hooks[hookPreSync]; hooked {
+			if _, err := mgr.Validate(ctx, rev.objects); err != nil {
+				r.reject(app, snap.Revision, reasonFor(err), err)
+				return poll, nil
+			}
+		}
 		snapshot, done, err := r.preSync(ctx, app, mgr, rev, digest)
 		if err != nil {
 			r.reject(app, snap.Revision, "PreSyncHookFailed", err)

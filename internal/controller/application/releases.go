@@ -66,6 +66,7 @@ func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application
 		// Recorded; only the history could not be trimmed.
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HistoryNotTrimmed", "release %d recorded; older releases not trimmed: %v", rel.Spec.Number, err)
 	}
+	r.pruneAbandonedHooks(ctx, app, rev)
 	return nil
 }
 
