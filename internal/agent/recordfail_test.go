@@ -9,9 +9,11 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apps"
 )
 
 // freezeReleases makes the API server refuse new Releases in the fixture's
@@ -152,6 +154,56 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	}
 	if again := backups(); len(again) != 0 {
 		t.Fatalf("recording the release ran the backup again: %v", again)
+	}
+	if g := f.greeting(); g != "v2" {
+		t.Errorf("greeting = %q", g)
+	}
+}
+
+// The backup kept for a release that could not be recorded belongs to the
+// move it preceded. After a rollback came between (release 2 runs instead
+// of release 1), applying the same commit again is a new move: its
+// pre-sync hook runs again, and the new release does not get the backup
+// taken before the rollback (a later rollback would restore data older
+// than what release 2 wrote).
+func TestUnrecordedSnapshotIsNotReusedAfterARollback(t *testing.T) {
+	f := newFixture(t)
+	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore"))
+	v1 := f.wt.CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	f.waitReleasesHealthy("demo", 1)
+
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit) // the rollback can record itself
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	f.waitApp("demo", 60*time.Second, "v2 applied, not recorded", func(a *berthv1.Application) bool {
+		r := condition(a, berthv1.ConditionReady)
+		return r != nil && r.Reason == "ReleaseNotRecorded"
+	})
+	first := f.hookJobs("backup-" + v2[:8])
+	if len(first) != 1 || !strings.HasSuffix(first[0], "-r1") {
+		t.Fatalf("backup Jobs of v2 = %v, want one run from release 1", first)
+	}
+
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.waitApp("demo", 60*time.Second, "rolled back to release 1 as release 2", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.CurrentRelease == 2 && ready(a)
+	})
+	thaw()
+	must(t, apps.RequestUnpin(context.Background(), f.c, key))
+	f.waitApp("demo", 60*time.Second, "v2 recorded as release 3", func(a *berthv1.Application) bool {
+		return a.Status.Pin == nil && a.Status.CurrentRelease == 3 && appliedReady(v2)(a)
+	})
+	rels := f.releases("demo")
+	snap := rels[0].Spec.Snapshot
+	if len(rels) != 3 || snap == nil {
+		t.Fatalf("releases = %s, want release 3 with a snapshot", releaseSummary(rels))
+	}
+	if snap.Job == first[0] || !strings.HasSuffix(snap.ID, "-r2") {
+		t.Fatalf("release 3's snapshot = %s (Job %s): the backup taken before the rollback was reused", snap.ID, snap.Job)
 	}
 	if g := f.greeting(); g != "v2" {
 		t.Errorf("greeting = %q", g)
