@@ -215,7 +215,9 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		if err != nil {
 			return err
 		}
-		lp.clear(ctx)
+		if err := mgr.Add(clearLabel{lp}); err != nil {
+			return err
+		}
 		if err := mgr.Add(lp); err != nil {
 			return err
 		}
@@ -274,8 +276,7 @@ func (h *httpRunnable) Start(ctx context.Context) error {
 // webhookSecrets returns the receiver's secrets, read from their files at
 // each request. A file that does not exist yet (the install mounts an
 // optional Secret) leaves its endpoints off, and says so; one that exists
-// but cannot be read is an error, as is a GitLab token equal to the HMAC
-// secret.
+// but cannot be read is an error.
 func webhookSecrets(o Options, log logr.Logger) (webhook.Secrets, error) {
 	var s webhook.Secrets
 	var values [2][]byte
@@ -296,9 +297,11 @@ func webhookSecrets(o Options, log logr.Logger) (webhook.Secrets, error) {
 		values[i] = v
 	}
 	// Whoever sees GitLab's header could otherwise sign GitHub and generic
-	// calls. (The receiver checks this again whenever a file changes.)
+	// calls. The receiver turns every endpoint off while they are equal
+	// (it checks at each request, as the files may change); the agent
+	// itself keeps reconciling: webhooks only make it faster.
 	if len(values[1]) > 0 && string(values[1]) == string(values[0]) {
-		return s, errors.New("the GitLab webhook token must differ from the HMAC secret: GitLab sends its token in clear")
+		log.Error(errors.New("the GitLab webhook token equals the HMAC secret"), "GitLab sends its token in clear: every webhook endpoint is off until they differ")
 	}
 	if o.WebhookSecretFile != "" {
 		s.GitHub = webhook.File(o.WebhookSecretFile)

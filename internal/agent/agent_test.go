@@ -308,6 +308,26 @@ func TestApplicationWithoutServiceAccountIsRefused(t *testing.T) {
 	})
 }
 
+// A name longer than a label value is refused: berth labels everything it
+// applies with it, and two names cut to the same 63 characters would own
+// (and prune) each other's objects.
+func TestApplicationWithTooLongANameIsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.wt.Write("app/a.yaml", cm("a", "v1")).CommitAndPush("one")
+	name := strings.Repeat("a", 64)
+	f.createApp(name, "app")
+	app := f.waitApp(name, 30*time.Second, "refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "NameTooLong"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "64 characters") {
+		t.Errorf("message = %q", msg)
+	}
+	if f.get(&corev1.ConfigMap{}, "a") {
+		t.Error("an object was applied for an Application whose name cannot label it")
+	}
+}
+
 const chartYAML = `apiVersion: v2
 name: hello
 version: 0.1.0

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,6 +26,11 @@ type leaderPod struct {
 	namespace string
 	name      string
 	log       logr.Logger
+
+	// mu orders clearLabel's attempts before leading is set: a standby's
+	// retry never takes the label off once this agent leads.
+	mu      sync.Mutex
+	leading bool
 }
 
 func newLeaderPod(cfg *rest.Config, namespace, name string, log logr.Logger) (*leaderPod, error) {
@@ -48,17 +54,45 @@ func (l *leaderPod) set(ctx context.Context, on bool) error {
 	return nil
 }
 
-// clear takes the label off at start: a restarted container of the pod
-// that led before is not the leader until elected again.
-func (l *leaderPod) clear(ctx context.Context) {
-	if err := l.set(ctx, false); err != nil {
-		l.log.Error(err, "a stale leader label may route webhooks to this standby replica")
+// clearLabel takes the label off at start: a restarted container of the pod
+// that led before is not the leader until elected again. The Service
+// would otherwise send webhooks to this standby, which does not listen. It
+// retries until it succeeds (the API server that was unreachable when the
+// old leader lost its lease may still be), or until this agent leads. It
+// is a manager Runnable that runs on every replica.
+type clearLabel struct{ *leaderPod }
+
+// NeedLeaderElection reports false: standbys must clear a stale label.
+func (clearLabel) NeedLeaderElection() bool { return false }
+
+// Start clears the label, retrying until it succeeds or this agent leads.
+func (c clearLabel) Start(ctx context.Context) error {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		c.mu.Lock()
+		if c.leading {
+			c.mu.Unlock()
+			return nil
+		}
+		err := c.set(ctx, false)
+		c.mu.Unlock()
+		if err == nil {
+			return nil
+		}
+		c.log.Error(err, "a stale leader label may route webhooks to this standby replica; retrying", "in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
 	}
 }
 
 // Start labels the pod, retrying until it succeeds, and removes the label
 // when ctx ends (leadership lost or the agent stopping).
 func (l *leaderPod) Start(ctx context.Context) error {
+	l.mu.Lock()
+	l.leading = true
+	l.mu.Unlock()
 	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
 		err := l.set(ctx, true)
 		if err == nil {
@@ -76,7 +110,7 @@ func (l *leaderPod) Start(ctx context.Context) error {
 	stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := l.set(stop, false); err != nil {
-		l.log.Error(err, "the leader label stays on a pod that no longer leads")
+		l.log.Error(err, "the leader label stays on a pod that no longer leads; the restarted agent takes it off")
 	}
 	return nil
 }

@@ -45,4 +45,14 @@ func TestRenderConfinedToTheRepository(t *testing.T) {
 	if code, out, errOut := run(t, parent, "render", filepath.Join(repo, "apps/ok")); code != 0 || !strings.Contains(out, "name: base") {
 		t.Errorf("an overlay inside the repository: exit %d, out %q, err %q", code, out, errOut)
 	}
+	// As CI runs it: a relative PATH from the repository's root.
+	t.Chdir(repo)
+	for _, cmd := range []string{"render", "check"} {
+		if code, out, errOut := run(t, parent, cmd, "apps/ok"); code != 0 {
+			t.Errorf("%s apps/ok from the repository root: exit %d, out %q, err %q", cmd, code, out, errOut)
+		}
+	}
+	if code, out, errOut := run(t, parent, "render", "apps/x"); code == 0 || strings.Contains(out, "stolen") {
+		t.Errorf("render apps/x from the repository root: exit %d, out %q, err %q; want refused", code, out, errOut)
+	}
 }

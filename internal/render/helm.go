@@ -2,6 +2,7 @@ package render
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -71,24 +72,38 @@ func loadHelm(dir string, opts Options) (*HelmChart, error) {
 	return &HelmChart{Chart: ch, Values: vals, ReleaseName: opts.ReleaseName}, nil
 }
 
-// checkSymlinks fails when a symlink under dir does not resolve, or
-// resolves outside bound.
+// checkSymlinks fails when dir itself does not resolve inside bound, or a
+// symlink under it does not resolve, resolves outside bound, or points at
+// a directory. Helm's loader follows links, into directories too: a link
+// to a directory would hide the links inside it from this check, and one
+// to an ancestor makes Helm walk the chart again and again.
 func checkSymlinks(dir, bound string) error {
 	realBound, err := filepath.EvalSymlinks(bound)
 	if err != nil {
 		return fmt.Errorf("repository root: %w", err)
 	}
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("chart directory: %w", err)
+	}
+	if !within(realBound, realDir) {
+		return fmt.Errorf("chart directory %s resolves outside the repository (%s)", dir, bound)
+	}
+	return filepath.WalkDir(realDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.Type()&fs.ModeSymlink == 0 {
 			return err
 		}
-		rel, _ := filepath.Rel(dir, p)
+		rel, _ := filepath.Rel(realDir, p)
+		src := manifest.Source{File: filepath.ToSlash(rel)}
 		target, err := filepath.EvalSymlinks(p)
 		if err != nil {
-			return &manifest.Error{Source: manifest.Source{File: filepath.ToSlash(rel)}, Err: fmt.Errorf("broken or looping symlink: %w", err)}
+			return &manifest.Error{Source: src, Err: fmt.Errorf("broken or looping symlink: %w", err)}
 		}
 		if !within(realBound, target) {
-			return &manifest.Error{Source: manifest.Source{File: filepath.ToSlash(rel)}, Err: fmt.Errorf("symlink resolves outside the repository (%s)", bound)}
+			return &manifest.Error{Source: src, Err: fmt.Errorf("symlink resolves outside the repository (%s)", bound)}
+		}
+		if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+			return &manifest.Error{Source: src, Err: errors.New("symlinked directories are not followed in a chart: link files, or copy the directory")}
 		}
 		return nil
 	})
@@ -101,12 +116,16 @@ func within(root, p string) bool {
 }
 
 // RepoRoot returns the Git work tree holding dir (the nearest directory
-// with a .git entry), or "" outside Git. The CLI confines rendering to it,
-// as the agent confines it to the fetched revision.
+// with a .git entry, symlinks resolved first), or "" outside Git. The CLI
+// confines rendering to it, as the agent confines it to the fetched
+// revision.
 func RepoRoot(dir string) string {
 	d, err := filepath.Abs(dir)
 	if err != nil {
 		return ""
+	}
+	if resolved, err := filepath.EvalSymlinks(d); err == nil {
+		d = resolved
 	}
 	for {
 		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {

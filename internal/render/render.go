@@ -94,6 +94,17 @@ func Detect(dir string) (Kind, error) {
 
 // Render renders dir with the detected renderer.
 func Render(ctx context.Context, dir string, opts Options) (*Result, error) {
+	// Containment checks compare resolved paths, which are relative for
+	// a relative input: work on absolute ones.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Root != "" {
+		if opts.Root, err = filepath.Abs(opts.Root); err != nil {
+			return nil, err
+		}
+	}
 	kind, err := Detect(dir)
 	if err != nil {
 		return nil, err

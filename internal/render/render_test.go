@@ -233,6 +233,25 @@ func TestHelmChartSymlinksStayInside(t *testing.T) {
 		t.Fatal("without a root, a symlink leaving the chart was followed")
 	}
 
+	// A linked directory would hide the links inside it (and one to an
+	// ancestor makes Helm walk forever): refused, even inside.
+	root = setup(t, "../../shared")
+	o.Root = root
+	if _, err := Render(context.Background(), filepath.Join(root, "chart"), o); err == nil || !strings.Contains(err.Error(), "symlinked directories") {
+		t.Fatalf("symlink to a directory: err = %v, want refused", err)
+	}
+	// The chart itself reached through a link out of the repository.
+	root = setup(t, "../../shared/k")
+	elsewhere := t.TempDir()
+	write(t, elsewhere, chart)
+	if err := os.Symlink(filepath.Join(elsewhere, "chart"), filepath.Join(root, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	o.Root = root
+	if _, err := Render(context.Background(), filepath.Join(root, "linked"), o); err == nil || !strings.Contains(err.Error(), "outside the repository") {
+		t.Fatalf("chart directory linked from outside: err = %v, want refused", err)
+	}
+
 	root = setup(t, "../../shared/k")
 	o.Root = root
 	res, err := Render(context.Background(), filepath.Join(root, "chart"), o)
@@ -267,5 +286,13 @@ func TestRepoRoot(t *testing.T) {
 	write(t, sub, map[string]string{".git": "gitdir: ../../.git/modules/sub\n", "x/a.yaml": cm})
 	if got := RepoRoot(filepath.Join(sub, "x")); got != sub {
 		t.Errorf("RepoRoot in a submodule = %q, want %q", got, sub)
+	}
+	// A path through a link is judged where it leads.
+	outside := t.TempDir()
+	if err := os.Symlink(filepath.Join(root, "apps"), filepath.Join(outside, "apps")); err != nil {
+		t.Fatal(err)
+	}
+	if got := RepoRoot(filepath.Join(outside, "apps/x")); got != root {
+		t.Errorf("RepoRoot through a link = %q, want %q", got, root)
 	}
 }

@@ -19,13 +19,25 @@ const maxBody = 1 << 20
 
 // Secrets are the shared secrets per endpoint, read at each request; a nil
 // or empty secret disables that endpoint (it answers 404). GitLab sends its
-// token in clear, so a GitLab token equal to the GitHub or generic secret
-// disables /hooks/gitlab: whoever saw one GitLab delivery could otherwise
-// sign GitHub and generic calls.
+// token in clear, so while the GitLab token equals the GitHub or generic
+// secret every endpoint is off: whoever saw one GitLab delivery could
+// otherwise sign GitHub and generic calls.
 type Secrets struct {
 	GitHub  Secret
 	GitLab  Secret
 	Generic Secret
+}
+
+// current returns each endpoint's secret now, and why an empty one is
+// empty.
+func (h *handler) current() (github, gitlab, generic []byte, why string) {
+	github, gitlab, generic = h.secrets.GitHub.get(), h.secrets.GitLab.get(), h.secrets.Generic.get()
+	for _, s := range [][]byte{github, generic} {
+		if len(gitlab) > 0 && len(s) > 0 && subtle.ConstantTimeCompare(gitlab, s) == 1 {
+			return nil, nil, nil, "the GitLab token equals the HMAC secret, and GitLab sends it in clear: every endpoint is off until they differ"
+		}
+	}
+	return github, gitlab, generic, "no secret configured"
 }
 
 // get returns s's current value; nil when s is not set.
@@ -71,10 +83,11 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, hook, reason stri
 }
 
 // disabled answers 404 for an endpoint without a usable secret, and logs
-// why, so that a missing Secret is found from the agent's log.
+// why (the caller is not told), so that a missing Secret is found from the
+// agent's log.
 func (h *handler) disabled(w http.ResponseWriter, r *http.Request, hook, reason string) {
 	h.log.Warn("webhook endpoint disabled", "hook", hook, "remote", r.RemoteAddr, "reason", reason)
-	http.Error(w, "endpoint disabled: "+reason, http.StatusNotFound)
+	http.Error(w, "endpoint disabled", http.StatusNotFound)
 }
 
 // signed reads the body and checks its HMAC-SHA256 signature in header;
@@ -112,9 +125,9 @@ func validHMAC(secret, body []byte, header string) bool {
 }
 
 func (h *handler) github(w http.ResponseWriter, r *http.Request) {
-	secret := h.secrets.GitHub.get()
+	secret, _, _, why := h.current()
 	if len(secret) == 0 {
-		h.disabled(w, r, "github", "no secret configured")
+		h.disabled(w, r, "github", why)
 		return
 	}
 	body, ok := h.signed(w, r, "github", "X-Hub-Signature-256", secret)
@@ -142,16 +155,10 @@ func (h *handler) github(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
-	token := h.secrets.GitLab.get()
+	_, token, _, why := h.current()
 	if len(token) == 0 {
-		h.disabled(w, r, "gitlab", "no token configured")
+		h.disabled(w, r, "gitlab", why)
 		return
-	}
-	for _, s := range []Secret{h.secrets.GitHub, h.secrets.Generic} {
-		if hmacSecret := s.get(); len(hmacSecret) > 0 && subtle.ConstantTimeCompare(token, hmacSecret) == 1 {
-			h.disabled(w, r, "gitlab", "the GitLab token equals the HMAC secret (GitLab sends it in clear): give /hooks/gitlab a token of its own")
-			return
-		}
 	}
 	tok := r.Header.Get("X-Gitlab-Token")
 	if tok == "" {
@@ -181,9 +188,9 @@ func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) generic(w http.ResponseWriter, r *http.Request) {
-	secret := h.secrets.Generic.get()
+	_, _, secret, why := h.current()
 	if len(secret) == 0 {
-		h.disabled(w, r, "generic", "no secret configured")
+		h.disabled(w, r, "generic", why)
 		return
 	}
 	body, ok := h.signed(w, r, "generic", "X-Berth-Signature", secret)

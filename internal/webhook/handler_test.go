@@ -96,8 +96,9 @@ func TestDisabledEndpoint(t *testing.T) {
 	}
 }
 
-// A GitLab token equal to the HMAC secret turns /hooks/gitlab off: GitLab
-// sends it in clear, and it would sign GitHub and generic calls.
+// A GitLab token equal to the HMAC secret turns every endpoint off: GitLab
+// sends it in clear on every push, and it would sign GitHub and generic
+// calls. The caller is not told why; the log says.
 func TestGitLabTokenMustDifferFromTheHMACSecret(t *testing.T) {
 	secret := Fixed([]byte("shared"))
 	var logs bytes.Buffer
@@ -105,12 +106,20 @@ func TestGitLabTokenMustDifferFromTheHMACSecret(t *testing.T) {
 	h := NewHandler(Secrets{GitHub: secret, GitLab: secret, Generic: secret},
 		func(context.Context, []string) (int, error) { fired = true; return 1, nil },
 		slog.New(slog.NewTextHandler(&logs, nil)))
-	req := httptest.NewRequest(http.MethodPost, "/hooks/gitlab", strings.NewReader(`{"project":{"git_http_url":"https://x.test/p.git"}}`))
-	req.Header.Set("X-Gitlab-Token", "shared")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusNotFound || fired {
-		t.Errorf("GitLab call with the HMAC secret as token = %d (triggered: %v), want 404, nothing triggered", rec.Code, fired)
+	gl := `{"project":{"git_http_url":"https://x.test/p.git"}}`
+	gen := `{"url":"https://x.test/p.git"}`
+	for _, c := range []struct{ path, body, header, value string }{
+		{"/hooks/gitlab", gl, "X-Gitlab-Token", "shared"},
+		{"/hooks/github", gen, "X-Hub-Signature-256", Sign([]byte("shared"), []byte(gen))},
+		{"/hooks/generic", gen, "X-Berth-Signature", Sign([]byte("shared"), []byte(gen))},
+	} {
+		req := httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body))
+		req.Header.Set(c.header, c.value)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotFound || fired || strings.Contains(rec.Body.String(), "HMAC") {
+			t.Errorf("%s with the shared secret = %d %q (triggered: %v), want 404 without the reason, nothing triggered", c.path, rec.Code, rec.Body.String(), fired)
+		}
 	}
 	if !strings.Contains(logs.String(), "equals the HMAC secret") {
 		t.Errorf("the log does not say why: %s", logs.String())

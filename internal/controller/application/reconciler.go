@@ -93,6 +93,9 @@ type Reconciler struct {
 	// resumed holds Applications whose interrupted rollbacks this process
 	// has checked for (see resume).
 	resumed sync.Map
+	// validated holds, per Application, the move (commit, digest, current
+	// release) whose revision passed the dry run before its pre-sync hook.
+	validated sync.Map
 	// hookRan holds Applications for which this process started or found
 	// a pre-sync Job since their last release record (see
 	// pruneAbandonedHooks).
@@ -185,6 +188,11 @@ type unrecordedSync struct {
 	from int64
 }
 
+// maxNameLength is the longest Application name berth accepts: the name
+// is the value of the ownership label on everything it applies, and two
+// names cut to the same 63 characters would own each other's objects.
+const maxNameLength = 63
+
 // unknownVersion is what written holds after a status write that failed:
 // it may or may not have landed, so no cached copy is trusted.
 const unknownVersion = "?"
@@ -219,6 +227,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	poll := ctrl.Result{RequeueAfter: r.interval(app)}
 	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", "fetching "+source.Redact(app.Spec.Source.URL))
 
+	if len(app.Name) > maxNameLength {
+		r.stall(app, "NameTooLong", fmt.Sprintf("the Application's name has %d characters, more than %d: berth labels every object it applies with the name (%s), and a label value holds at most %d", len(app.Name), maxNameLength, berthv1.OwnerNameLabel, maxNameLength))
+		return ctrl.Result{}, nil // a new Application is needed
+	}
 	if r.impersonatedUser(app) == "" {
 		r.stall(app, "NoServiceAccount", "no service account to impersonate: set spec.serviceAccountName or start the agent with --default-service-account")
 		return ctrl.Result{}, nil // a spec change will bring it back
@@ -352,10 +364,16 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
 		// The hook Job is a write: a revision the API server would refuse
 		// is rejected before it starts a backup, like any other write.
-		if _, hooked := rev.hooks[hookPreSync]; hooked {
-			if _, err := mgr.Validate(ctx, rev.objects); err != nil {
-				r.reject(app, snap.Revision, reasonFor(err), err)
-				return poll, nil
+		// Once per move: while the hook runs, the requeues do not dry-run
+		// the revision again.
+		move := fmt.Sprintf("%s/%s/r%d", snap.Revision, digest, app.Status.CurrentRelease)
+		if v, _ := r.validated.Load(key); v != move {
+			if _, hooked := rev.hooks[hookPreSync]; hooked {
+				if _, err := mgr.Validate(ctx, rev.objects); err != nil {
+					r.reject(app, snap.Revision, reasonFor(err), err)
+					return poll, nil
+				}
+				r.validated.Store(key, move)
 			}
 		}
 		snapshot, done, err := r.preSync(ctx, app, mgr, rev, digest)

@@ -57,7 +57,7 @@ func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application
 	// not a new release (see release.Store.Record).
 	store := r.releases()
 	store.Trimmed = func(old berthv1.Release) { r.pruneHookJobs(ctx, app, old) }
-	rel, _, err := store.Record(ctx, app, in)
+	rel, created, err := store.Record(ctx, app, in)
 	if err != nil && rel == nil {
 		return err
 	}
@@ -66,7 +66,9 @@ func (r *Reconciler) recordRelease(ctx context.Context, app *berthv1.Application
 		// Recorded; only the history could not be trimmed.
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "HistoryNotTrimmed", "release %d recorded; older releases not trimmed: %v", rel.Spec.Number, err)
 	}
-	r.pruneAbandonedHooks(ctx, app, rev)
+	if created {
+		r.pruneAbandonedHooks(ctx, app, rev)
+	}
 	return nil
 }
 
