@@ -161,12 +161,13 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 }
 
 // The backup kept for a release that could not be recorded belongs to the
-// move it preceded. After a rollback came between (release 2 runs instead
-// of release 1), applying the same commit again is a new move: its
-// pre-sync hook runs again, and the new release does not get the backup
-// taken before the rollback (a later rollback would restore data older
-// than what release 2 wrote).
-func TestUnrecordedSnapshotIsNotReusedAfterARollback(t *testing.T) {
+// move it preceded. A rollback meanwhile restores it: the revision's data
+// changes are live though no release records them. After that rollback
+// (release 2 runs instead of release 1), applying the same commit again is
+// a new move: its pre-sync hook runs again, and the new release does not
+// get the backup taken before the rollback (a later rollback would restore
+// data older than what release 2 wrote).
+func TestUnrecordedRevisionIsRestoredAndNotReusedAfterARollback(t *testing.T) {
 	f := newFixture(t)
 	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
 		Write("app/restore.yaml", hook("restore", "restore"))
@@ -192,6 +193,17 @@ func TestUnrecordedSnapshotIsNotReusedAfterARollback(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "rolled back to release 1 as release 2", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.CurrentRelease == 2 && ready(a)
 	})
+	// v2 changed the data after its backup, and no release says so: the
+	// rollback restores that backup with v2's restore hook.
+	restores := f.hookJobs("restore-")
+	if len(restores) != 1 {
+		t.Fatalf("restore Jobs after the rollback = %v, want the one restoring v2's backup", restores)
+	}
+	var rj batchv1.Job
+	f.get(&rj, restores[0])
+	if want := "demo-" + strings.TrimPrefix(first[0], "backup-"); jobEnv(&rj, "BERTH_SNAPSHOT") != want || !jobComplete(&rj) {
+		t.Fatalf("restore Job %s: snapshot %q (want %q), complete %v", rj.Name, jobEnv(&rj, "BERTH_SNAPSHOT"), want, jobComplete(&rj))
+	}
 	thaw()
 	must(t, apps.RequestUnpin(context.Background(), f.c, key))
 	f.waitApp("demo", 60*time.Second, "v2 recorded as release 3", func(a *berthv1.Application) bool {

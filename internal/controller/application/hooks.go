@@ -188,7 +188,9 @@ func (r *Reconciler) preSync(ctx context.Context, app *berthv1.Application, mgr 
 // oldest release after target whose pre-sync hook took a snapshot that was
 // not restored yet is undone with its own restore hook and snapshot. It
 // returns the releases whose snapshots the restore covered (to mark once the
-// rollback is recorded) and the restore, or ErrNoRestorePath.
+// rollback is recorded) and the restore, or ErrNoRestorePath. With no such
+// release, a revision applied after its own pre-sync hook but not recorded
+// yet is restored instead (see restoreUnrecorded).
 func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rels []berthv1.Release, target *berthv1.Release) ([]*berthv1.Release, *berthv1.DataRestore, error) {
 	var covered []*berthv1.Release
 	var oldest *berthv1.Release
@@ -200,7 +202,8 @@ func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application
 		}
 	}
 	if oldest == nil {
-		return nil, nil, nil
+		restore, err := r.restoreUnrecorded(ctx, app, mgr, target)
+		return nil, restore, err
 	}
 	objs, err := r.releases().Manifests(ctx, oldest)
 	if err != nil {
@@ -215,7 +218,49 @@ func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application
 		return nil, nil, fmt.Errorf("%w: release %d ran pre-sync hook %s (snapshot %s) and declares no %s: %s hook, so its data cannot be taken back to release %d",
 			ErrNoRestorePath, oldest.Spec.Number, oldest.Spec.Snapshot.Job, oldest.Spec.Snapshot.ID, berthv1.HookAnnotation, hookRestore, target.Spec.Number)
 	}
-	snap := oldest.Spec.Snapshot.ID
+	restore, err := r.runRestore(ctx, app, mgr, h, oldest.Spec.Snapshot.ID, target, fmt.Sprintf("taken before release %d", oldest.Spec.Number))
+	if err != nil {
+		return nil, nil, err
+	}
+	return covered, restore, nil
+}
+
+// restoreUnrecorded restores, on a rollback to target, the snapshot of a
+// revision that was applied but whose release could not be recorded yet
+// (see unrecordedSync): its data changes are live, and no release says
+// so. Nothing to do, (nil, nil), when there is no such revision or its
+// move was undone already. Without a restore hook it refuses the rollback
+// (ErrNoRestorePath). The agent keeps this in memory; after a restart the
+// revision is applied again, finds its hook's finished Job by name (the
+// run) and is kept here again if its record still fails.
+func (r *Reconciler) restoreUnrecorded(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, target *berthv1.Release) (*berthv1.DataRestore, error) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	v, ok := r.unrecorded.Load(key)
+	if !ok {
+		return nil, nil
+	}
+	u := v.(unrecordedSync)
+	if u.snapshot == nil || u.restored || u.from != app.Status.CurrentRelease {
+		return nil, nil
+	}
+	h, ok := u.hooks[hookRestore]
+	if !ok {
+		return nil, fmt.Errorf("%w: revision %s, applied but not recorded, ran pre-sync hook %s (snapshot %s) and declares no %s: %s hook, so its data cannot be taken back to release %d",
+			ErrNoRestorePath, short(u.sha), u.snapshot.Job, u.snapshot.ID, berthv1.HookAnnotation, hookRestore, target.Spec.Number)
+	}
+	restore, err := r.runRestore(ctx, app, mgr, h, u.snapshot.ID, target, fmt.Sprintf("taken before revision %s, applied but not recorded", short(u.sha)))
+	if err != nil {
+		return nil, err
+	}
+	u.restored = true
+	r.unrecorded.Store(key, u)
+	return restore, nil
+}
+
+// runRestore runs restore hook h for snapshot snap on the way back to
+// target and waits for it, up to the health timeout; what describes where
+// the snapshot came from, for the event.
+func (r *Reconciler) runRestore(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, h manifest.Object, snap string, target *berthv1.Release, what string) (*berthv1.DataRestore, error) {
 	job := hookJob(h, "restore-"+shortDigest(snap+target.Spec.Digest), map[string]string{
 		envSnapshot: snap, envApplication: app.Namespace + "/" + app.Name, envCommit: target.Spec.Commit, envFromCommit: app.Status.LastAppliedRevision,
 	})
@@ -223,24 +268,24 @@ func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application
 	for {
 		done, err := runHook(ctx, mgr, job)
 		if err != nil {
-			return nil, nil, fmt.Errorf("restoring snapshot %s: %w", snap, err)
+			return nil, fmt.Errorf("restoring snapshot %s: %w", snap, err)
 		}
 		if done {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, nil, fmt.Errorf("restoring snapshot %s: hook Job %s not complete after %s", snap, job.Object.GetName(), r.healthTimeout(app))
+			return nil, fmt.Errorf("restoring snapshot %s: hook Job %s not complete after %s", snap, job.Object.GetName(), r.healthTimeout(app))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
 	now := metav1.Now()
-	r.Recorder.Eventf(app, corev1.EventTypeNormal, "DataRestored", "restore hook Job %s restored snapshot %s (taken before release %d) on the way back to release %d",
-		job.Object.GetName(), snap, oldest.Spec.Number, target.Spec.Number)
-	return covered, &berthv1.DataRestore{Snapshot: snap, Job: job.Object.GetName(), At: &now}, nil
+	r.Recorder.Eventf(app, corev1.EventTypeNormal, "DataRestored", "restore hook Job %s restored snapshot %s (%s) on the way back to release %d",
+		job.Object.GetName(), snap, what, target.Spec.Number)
+	return &berthv1.DataRestore{Snapshot: snap, Job: job.Object.GetName(), At: &now}, nil
 }
 
 func shortDigest(d string) string {

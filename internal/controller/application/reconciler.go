@@ -179,13 +179,17 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 }
 
 // unrecordedSync is a sync applied without its release record: its
-// commit, manifest digest and pre-sync snapshot.
+// commit, manifest digest, pre-sync snapshot and data hooks.
 type unrecordedSync struct {
 	sha, digest string
 	snapshot    *berthv1.DataSnapshot
+	hooks       hooks
 	// from is the release that ran when it was applied: once another runs
 	// (a rollback came between), the snapshot is stale.
 	from int64
+	// restored is set once a rollback restored snapshot: a later apply of
+	// the same commit backs up again.
+	restored bool
 }
 
 // maxNameLength is the longest Application name berth accepts: the name
@@ -359,7 +363,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// A sync whose release record failed already ran its hook: the retry
 	// reuses that snapshot rather than take one of data already migrated.
 	if u, ok := r.unrecorded.Load(key); ok && u.(unrecordedSync).sha == snap.Revision && u.(unrecordedSync).digest == digest &&
-		u.(unrecordedSync).from == app.Status.CurrentRelease {
+		u.(unrecordedSync).from == app.Status.CurrentRelease && !u.(unrecordedSync).restored {
 		rev.snapshot = u.(unrecordedSync).snapshot
 	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
 		// The hook Job is a write: a revision the API server would refuse
@@ -449,7 +453,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			// The retry must come back here: a manual sync stays unhandled,
 			// and the hook's snapshot is kept for it.
 			app.Status.LastHandledSyncRequest = handledBefore
-			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, from: app.Status.CurrentRelease})
+			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, hooks: rev.hooks, from: app.Status.CurrentRelease})
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
 		r.unrecorded.Delete(key)
