@@ -1,0 +1,78 @@
+package install_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/install"
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// `berth install --apply` on a real API server: every object is accepted
+// (the namespace enforces the restricted pod security level on the
+// agent's own pods), the agent's Deployment rolls out two replicas, the
+// webhook Service selects the leader only, and applying again changes
+// nothing.
+func TestApplyInstallsTheAgent(t *testing.T) {
+	env := testenv.Sandbox(t)
+	ctx := context.Background()
+	o := install.Options{Namespace: "berth-install-test", Image: "example.test/berth:1", Replicas: 2, DefaultServiceAccount: "deployer"}
+	cs, err := install.Apply(ctx, env.Config, o)
+	if err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if n := cs.Count(apply.Created); n < 12 {
+		t.Fatalf("install created %d objects (%s), want every object of the manifests", n, cs.Summary())
+	}
+	kc, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d *appsv1.Deployment
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		d, err = kc.AppsV1().Deployments(o.Namespace).Get(ctx, "berth-agent", metav1.GetOptions{})
+		if err == nil && d.Status.AvailableReplicas == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent's Deployment did not roll out: %v %+v", err, d)
+		}
+	}
+	pod := d.Spec.Template.Spec
+	args := map[string]bool{}
+	for _, a := range pod.Containers[0].Args {
+		args[a] = true
+	}
+	for _, want := range []string{"--pod-name=$(POD_NAME)", "--webhook-secret-file=/etc/berth/webhook/hmac", "--webhook-gitlab-token-file=/etc/berth/webhook/gitlab-token", "--default-service-account=deployer"} {
+		if !args[want] {
+			t.Errorf("agent args %v lack %s", pod.Containers[0].Args, want)
+		}
+	}
+	var secretVolume *corev1.SecretVolumeSource
+	for _, v := range pod.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "berth-webhook" {
+			secretVolume = v.Secret
+		}
+	}
+	if secretVolume == nil || secretVolume.Optional == nil || !*secretVolume.Optional {
+		t.Errorf("webhook Secret volume = %+v, want berth-webhook, optional", secretVolume)
+	}
+	svc, err := kc.CoreV1().Services(o.Namespace).Get(ctx, "berth-webhooks", metav1.GetOptions{})
+	if err != nil || svc.Spec.Selector[berthv1.LeaderLabel] != "true" {
+		t.Errorf("webhook Service selector = %v (%v), want the leader label", svc.Spec.Selector, err)
+	}
+	again, err := install.Apply(ctx, env.Config, o)
+	if err != nil || again.Changed() {
+		t.Errorf("applying the install again: %s, %v; want nothing changed", again.Summary(), err)
+	}
+}
