@@ -8,6 +8,7 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -160,14 +161,12 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	}
 }
 
-// The backup kept for a release that could not be recorded belongs to the
-// move it preceded. A rollback meanwhile restores it: the revision's data
-// changes are live though no release records them. After that rollback
-// (release 2 runs instead of release 1), applying the same commit again is
-// a new move: its pre-sync hook runs again, and the new release does not
-// get the backup taken before the rollback (a later rollback would restore
-// data older than what release 2 wrote).
-func TestUnrecordedRevisionIsRestoredAndNotReusedAfterARollback(t *testing.T) {
+// A revision applied after its pre-sync hook whose release cannot be
+// recorded has its data changes live, and no release says so: a rollback
+// then would cross nothing and restore nothing. It is refused, saying why;
+// once the record lands the same rollback restores that revision's backup
+// with its restore hook.
+func TestRollbackWhileARevisionIsUnrecordedIsRefused(t *testing.T) {
 	f := newFixture(t)
 	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
 		Write("app/restore.yaml", hook("restore", "restore"))
@@ -176,48 +175,64 @@ func TestUnrecordedRevisionIsRestoredAndNotReusedAfterARollback(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
 	f.waitReleasesHealthy("demo", 1)
 
-	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit) // the rollback can record itself
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit) // a rollback could record itself
 	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
 	f.waitApp("demo", 60*time.Second, "v2 applied, not recorded", func(a *berthv1.Application) bool {
 		r := condition(a, berthv1.ConditionReady)
 		return r != nil && r.Reason == "ReleaseNotRecorded"
 	})
-	first := f.hookJobs("backup-" + v2[:8])
-	if len(first) != 1 || !strings.HasSuffix(first[0], "-r1") {
-		t.Fatalf("backup Jobs of v2 = %v, want one run from release 1", first)
+	backup := f.hookJobs("backup-" + v2[:8])
+	if len(backup) != 1 {
+		t.Fatalf("backup Jobs of v2 = %v, want one", backup)
 	}
 
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
 	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
-	f.waitApp("demo", 60*time.Second, "rolled back to release 1 as release 2", func(a *berthv1.Application) bool {
-		return a.Status.Pin != nil && a.Status.CurrentRelease == 2 && ready(a)
+	var refusal string
+	for deadline := time.Now().Add(30 * time.Second); refusal == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		var evs corev1.EventList
+		must(t, f.c.List(context.Background(), &evs, client.InNamespace(f.ns)))
+		for _, e := range evs.Items {
+			if e.Reason == "RollbackRefused" && e.InvolvedObject.Name == "demo" {
+				refusal = e.Message
+			}
+		}
+	}
+	if !strings.Contains(refusal, "could not be recorded yet") || !strings.Contains(refusal, backup[0]) {
+		t.Fatalf("RollbackRefused event = %q, want the unrecorded revision and its backup named", refusal)
+	}
+	if g := f.greeting(); g != "v2" {
+		t.Errorf("greeting = %q: the refused rollback changed the app", g)
+	}
+	if got := f.hookJobs("restore-"); len(got) != 0 {
+		t.Errorf("restore Jobs = %v after a refused rollback", got)
+	}
+
+	// Recorded, the same rollback crosses release 2 and restores its backup.
+	thaw()
+	f.waitApp("demo", 60*time.Second, "v2 recorded", func(a *berthv1.Application) bool {
+		return a.Status.CurrentRelease == 2 && appliedReady(v2)(a)
 	})
-	// v2 changed the data after its backup, and no release says so: the
-	// rollback restores that backup with v2's restore hook.
+	rels := f.releases("demo")
+	if snap := rels[0].Spec.Snapshot; snap == nil || snap.Job != backup[0] {
+		t.Fatalf("release 2 snapshot = %+v, want the backup that ran before the apply (%s)", snap, backup[0])
+	}
+	_, err = apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.waitApp("demo", 60*time.Second, "rolled back to release 1", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.CurrentRelease == 3 && ready(a)
+	})
 	restores := f.hookJobs("restore-")
 	if len(restores) != 1 {
-		t.Fatalf("restore Jobs after the rollback = %v, want the one restoring v2's backup", restores)
+		t.Fatalf("restore Jobs = %v, want the one restoring v2's backup", restores)
 	}
 	var rj batchv1.Job
 	f.get(&rj, restores[0])
-	if want := "demo-" + strings.TrimPrefix(first[0], "backup-"); jobEnv(&rj, "BERTH_SNAPSHOT") != want || !jobComplete(&rj) {
-		t.Fatalf("restore Job %s: snapshot %q (want %q), complete %v", rj.Name, jobEnv(&rj, "BERTH_SNAPSHOT"), want, jobComplete(&rj))
+	if want := rels[0].Spec.Snapshot.ID; jobEnv(&rj, "BERTH_SNAPSHOT") != want {
+		t.Errorf("restore Job %s restores %q, want %q", rj.Name, jobEnv(&rj, "BERTH_SNAPSHOT"), want)
 	}
-	thaw()
-	must(t, apps.RequestUnpin(context.Background(), f.c, key))
-	f.waitApp("demo", 60*time.Second, "v2 recorded as release 3", func(a *berthv1.Application) bool {
-		return a.Status.Pin == nil && a.Status.CurrentRelease == 3 && appliedReady(v2)(a)
-	})
-	rels := f.releases("demo")
-	snap := rels[0].Spec.Snapshot
-	if len(rels) != 3 || snap == nil {
-		t.Fatalf("releases = %s, want release 3 with a snapshot", releaseSummary(rels))
-	}
-	if snap.Job == first[0] || !strings.HasSuffix(snap.ID, "-r2") {
-		t.Fatalf("release 3's snapshot = %s (Job %s): the backup taken before the rollback was reused", snap.ID, snap.Job)
-	}
-	if g := f.greeting(); g != "v2" {
-		t.Errorf("greeting = %q", g)
+	if g := f.greeting(); g != "v1" {
+		t.Errorf("greeting = %q after the rollback", g)
 	}
 }

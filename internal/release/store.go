@@ -163,7 +163,8 @@ func (s *Store) Record(ctx context.Context, app *berthv1.Application, in Input) 
 		}
 		rel, err = s.create(ctx, app, in, data, digest, existing[0].Spec.Number+1, existing)
 	}
-	return rel, err == nil, err
+	// A release returned with an error was created; only its trim failed.
+	return rel, rel != nil, err
 }
 
 // gzipWriters are reused: a gzip writer at the best compression allocates

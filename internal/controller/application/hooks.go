@@ -190,7 +190,7 @@ func (r *Reconciler) preSync(ctx context.Context, app *berthv1.Application, mgr 
 // returns the releases whose snapshots the restore covered (to mark once the
 // rollback is recorded) and the restore, or ErrNoRestorePath. With no such
 // release, a revision applied after its own pre-sync hook but not recorded
-// yet is restored instead (see restoreUnrecorded).
+// yet refuses the rollback (see unrecordedLive).
 func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rels []berthv1.Release, target *berthv1.Release) ([]*berthv1.Release, *berthv1.DataRestore, error) {
 	var covered []*berthv1.Release
 	var oldest *berthv1.Release
@@ -202,8 +202,7 @@ func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application
 		}
 	}
 	if oldest == nil {
-		restore, err := r.restoreUnrecorded(ctx, app, mgr, target)
-		return nil, restore, err
+		return nil, nil, r.unrecordedLive(app, target)
 	}
 	objs, err := r.releases().Manifests(ctx, oldest)
 	if err != nil {
@@ -225,36 +224,31 @@ func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application
 	return covered, restore, nil
 }
 
-// restoreUnrecorded restores, on a rollback to target, the snapshot of a
-// revision that was applied but whose release could not be recorded yet
-// (see unrecordedSync): its data changes are live, and no release says
-// so. Nothing to do, (nil, nil), when there is no such revision or its
-// move was undone already. Without a restore hook it refuses the rollback
-// (ErrNoRestorePath). The agent keeps this in memory; after a restart the
-// revision is applied again, finds its hook's finished Job by name (the
-// run) and is kept here again if its record still fails.
-func (r *Reconciler) restoreUnrecorded(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, target *berthv1.Release) (*berthv1.DataRestore, error) {
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	v, ok := r.unrecorded.Load(key)
+// errUnrecordedData refuses a rollback while a revision applied after its
+// own pre-sync hook has no release record yet.
+var errUnrecordedData = errors.New("a revision's data changes are live and not recorded")
+
+// unrecordedLive refuses a rollback to target while a revision applied
+// after its pre-sync hook could not be recorded yet (see unrecordedSync):
+// its data changes are live and no release says so, so no restore would
+// cross them. It is refused rather than restored: a restore recorded
+// nowhere could run again, or be skipped, on a retry. Once the record
+// lands, the rollback crosses that release and restores its snapshot as
+// usual. The agent keeps this in memory: after a restart it applies the
+// revision again (finding its hook's Job by name) before it handles the
+// request.
+func (r *Reconciler) unrecordedLive(app *berthv1.Application, target *berthv1.Release) error {
+	v, ok := r.unrecorded.Load(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	if !ok {
-		return nil, nil
+		return nil
 	}
 	u := v.(unrecordedSync)
-	if u.snapshot == nil || u.restored || u.from != app.Status.CurrentRelease {
-		return nil, nil
+	if u.snapshot == nil || u.from != app.Status.CurrentRelease {
+		return nil
 	}
-	h, ok := u.hooks[hookRestore]
-	if !ok {
-		return nil, fmt.Errorf("%w: revision %s, applied but not recorded, ran pre-sync hook %s (snapshot %s) and declares no %s: %s hook, so its data cannot be taken back to release %d",
-			ErrNoRestorePath, short(u.sha), u.snapshot.Job, u.snapshot.ID, berthv1.HookAnnotation, hookRestore, target.Spec.Number)
-	}
-	restore, err := r.runRestore(ctx, app, mgr, h, u.snapshot.ID, target, fmt.Sprintf("taken before revision %s, applied but not recorded", short(u.sha)))
-	if err != nil {
-		return nil, err
-	}
-	u.restored = true
-	r.unrecorded.Store(key, u)
-	return restore, nil
+	return fmt.Errorf("%w: revision %s was applied after pre-sync hook %s took snapshot %s, and its release could not be recorded yet (see the ReleaseNotRecorded event); "+
+		"rolling back to release %d now would leave its data changes in place; once the record lands, request the rollback again and it restores %s",
+		errUnrecordedData, short(u.sha), u.snapshot.Job, u.snapshot.ID, target.Spec.Number, u.snapshot.ID)
 }
 
 // runRestore runs restore hook h for snapshot snap on the way back to

@@ -2,6 +2,7 @@ package application
 
 import (
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,8 +111,18 @@ func TestStatusWritesDecideWhereTheNextReadGoes(t *testing.T) {
 	if err := api.Delete(ctx, got); err != nil {
 		t.Fatal(err)
 	}
+	// What this process keeps about it goes too: one created again under
+	// the name must not reuse an old backup or skip its validation.
+	r.unrecorded.Store(key, unrecordedSync{sha: "abc"})
+	r.validated.Store(key, "abc/sha256:0/r1/sa")
+	r.pendingRollback.Store(key, struct{}{})
 	if got, err = r.read(ctx, key); err != nil || got != nil {
 		t.Fatalf("read of a deleted Application: %v, %v", got, err)
+	}
+	for name, m := range map[string]*sync.Map{"unrecorded": &r.unrecorded, "validated": &r.validated, "pendingRollback": &r.pendingRollback} {
+		if _, ok := m.Load(key); ok {
+			t.Errorf("%s still holds the deleted Application", name)
+		}
 	}
 }
 

@@ -94,7 +94,8 @@ type Reconciler struct {
 	// has checked for (see resume).
 	resumed sync.Map
 	// validated holds, per Application, the move (commit, digest, current
-	// release) whose revision passed the dry run before its pre-sync hook.
+	// release, service account) whose revision passed the dry run before
+	// its pre-sync hook, while that hook runs.
 	validated sync.Map
 	// hookRan holds Applications for which this process started or found
 	// a pre-sync Job since their last release record (see
@@ -160,7 +161,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 	app := &berthv1.Application{}
 	if err := r.Get(ctx, key, app); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.written.Delete(key)
+			r.forget(key)
 		}
 		return nil, client.IgnoreNotFound(err)
 	}
@@ -178,18 +179,24 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 	return fresh, nil
 }
 
+// forget drops what this process keeps about an Application that is gone:
+// one created again under its name starts afresh (an old entry could skip
+// its backup or its validation).
+func (r *Reconciler) forget(key types.NamespacedName) {
+	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
+		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan} {
+		m.Delete(key)
+	}
+}
+
 // unrecordedSync is a sync applied without its release record: its
-// commit, manifest digest, pre-sync snapshot and data hooks.
+// commit, manifest digest and pre-sync snapshot.
 type unrecordedSync struct {
 	sha, digest string
 	snapshot    *berthv1.DataSnapshot
-	hooks       hooks
 	// from is the release that ran when it was applied: once another runs
 	// (a rollback came between), the snapshot is stale.
 	from int64
-	// restored is set once a rollback restored snapshot: a later apply of
-	// the same commit backs up again.
-	restored bool
 }
 
 // maxNameLength is the longest Application name berth accepts: the name
@@ -363,14 +370,14 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// A sync whose release record failed already ran its hook: the retry
 	// reuses that snapshot rather than take one of data already migrated.
 	if u, ok := r.unrecorded.Load(key); ok && u.(unrecordedSync).sha == snap.Revision && u.(unrecordedSync).digest == digest &&
-		u.(unrecordedSync).from == app.Status.CurrentRelease && !u.(unrecordedSync).restored {
+		u.(unrecordedSync).from == app.Status.CurrentRelease {
 		rev.snapshot = u.(unrecordedSync).snapshot
 	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
 		// The hook Job is a write: a revision the API server would refuse
 		// is rejected before it starts a backup, like any other write.
 		// Once per move: while the hook runs, the requeues do not dry-run
 		// the revision again.
-		move := fmt.Sprintf("%s/%s/r%d", snap.Revision, digest, app.Status.CurrentRelease)
+		move := fmt.Sprintf("%s/%s/r%d/%s", snap.Revision, digest, app.Status.CurrentRelease, r.impersonatedUser(app))
 		if v, _ := r.validated.Load(key); v != move {
 			if _, hooked := rev.hooks[hookPreSync]; hooked {
 				if _, err := mgr.Validate(ctx, rev.objects); err != nil {
@@ -381,6 +388,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			}
 		}
 		snapshot, done, err := r.preSync(ctx, app, mgr, rev, digest)
+		if err != nil || done {
+			r.validated.Delete(key) // the next move, or a retry, validates again
+		}
 		if err != nil {
 			r.reject(app, snap.Revision, "PreSyncHookFailed", err)
 			return poll, nil
@@ -453,7 +463,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			// The retry must come back here: a manual sync stays unhandled,
 			// and the hook's snapshot is kept for it.
 			app.Status.LastHandledSyncRequest = handledBefore
-			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, hooks: rev.hooks, from: app.Status.CurrentRelease})
+			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, from: app.Status.CurrentRelease})
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
 		r.unrecorded.Delete(key)
