@@ -254,6 +254,54 @@ func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
 	}
 }
 
+// A `berth rollback` that fails after its data restore (here: its release
+// cannot be recorded) is retried until it lands: the data is back at the
+// target's, and the commit rolled away from must not be re-applied over
+// it. Refusals before any restore stay refusals.
+func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
+	f := newFixture(t)
+	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore"))
+	v1 := f.wt.CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2, with a migration")
+	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
+	f.waitReleasesHealthy("demo", 2)
+
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.waitApp("demo", 60*time.Second, "rollback failed after its restore", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "retried")
+	})
+	if rs := f.releases("demo")[0].Status.Restored; rs == nil {
+		t.Fatal("release 2 is not marked restored: the test does not test a failure after the restore")
+	}
+	// Passes come every 2 s: none may put v2 back over the restored data.
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if g := f.greeting(); g != "v1" {
+			t.Fatalf("greeting = %q after the failed rollback: v2 was re-applied over restored data", g)
+		}
+	}
+	thaw()
+	f.waitApp("demo", 60*time.Second, "rolled back on retry and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && a.Status.CurrentRelease == 3 && ready(a)
+	})
+	rels := f.releases("demo")
+	if len(rels) != 3 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.RollbackOf != 1 {
+		t.Fatalf("releases = %s", releaseSummary(rels))
+	}
+	if got := f.hookJobs("restore-"); len(got) != 1 {
+		t.Errorf("restore Jobs = %v, want one: the retries must not restore again", got)
+	}
+	if g := f.greeting(); g != "v1" {
+		t.Errorf("greeting = %q", g)
+	}
+}
+
 // A rollback recorded whose history could not be trimmed is a rollback:
 // the Application is pinned to it, and no retry records another.
 func TestRollbackRecordedWithoutTrimIsPinned(t *testing.T) {

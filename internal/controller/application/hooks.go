@@ -267,12 +267,14 @@ func (r *Reconciler) runRestore(ctx context.Context, app *berthv1.Application, m
 		if done {
 			break
 		}
+		// A restore that runs on after we stop waiting changes the data:
+		// the rollback must be retried (errFailedAfterRestore).
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("restoring snapshot %s: hook Job %s not complete after %s", snap, job.Object.GetName(), r.healthTimeout(app))
+			return nil, fmt.Errorf("restoring snapshot %s: %w: hook Job %s not complete after %s", snap, errFailedAfterRestore, job.Object.GetName(), r.healthTimeout(app))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("%w: %w", errFailedAfterRestore, ctx.Err())
 		case <-time.After(time.Second):
 		}
 	}

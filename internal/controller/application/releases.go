@@ -175,7 +175,8 @@ func (r *Reconciler) rehearse(ctx context.Context, mgr *apply.Manager, prev *ber
 // points at fromCommit. A release crossed on the way whose pre-sync hook
 // took a snapshot is restored first with its restore hook, or the rollback
 // is refused (ErrNoRestorePath). request is the `berth rollback` token
-// being answered, "" for an automatic rollback.
+// being answered, "" for an automatic rollback. A failure once a restore
+// ran is errFailedAfterRestore.
 func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, target *berthv1.Release, fromCommit, reason, request string) error {
 	all, err := r.freshReleases().Manifests(ctx, target)
 	if err != nil {
@@ -201,7 +202,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	for _, c := range covered {
 		rs := *restore
 		if err := r.freshReleases().UpdateStatus(ctx, c, func(st *berthv1.ReleaseStatus) { st.Restored = &rs }); err != nil {
-			return err
+			return failedAfter(restore, err)
 		}
 	}
 	helmVersion := 0
@@ -209,12 +210,12 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 		// A later rollback to this rollback release goes through Helm too.
 		v, err := helmrelease.Rollback(ctx, r.impersonatedConfig(app), app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion)
 		if err != nil {
-			return err
+			return failedAfter(restore, err)
 		}
 		helmVersion = v
 	}
 	if _, err := mgr.Apply(ctx, objs); err != nil {
-		return err
+		return failedAfter(restore, err)
 	}
 	next := inventoryOf(objs)
 	if gone := subtract(app.Status.Inventory, next); len(gone) > 0 {
@@ -222,7 +223,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
 			PruneAnnotation: berthv1.PruneAnnotation,
 		}); err != nil {
-			return err
+			return failedAfter(restore, err)
 		}
 	}
 	failpoint.Inject(failpoint.RollbackApplied)
@@ -233,7 +234,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	store.Trimmed = func(old berthv1.Release) { r.pruneHookJobs(ctx, app, old) }
 	rel, err := store.Create(ctx, app, in)
 	if err != nil && rel == nil {
-		return err
+		return failedAfter(restore, err)
 	}
 	// Recorded: from here on nothing fails the rollback (a retry would
 	// record it again).
@@ -259,6 +260,20 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	r.Recorder.Eventf(app, corev1.EventTypeWarning, "RolledBack", "rolled back to release %d (commit %s) as release %d: %s; pinned while Git is at %s",
 		target.Spec.Number, short(target.Spec.Commit), rel.Spec.Number, reason, short(fromCommit))
 	return nil
+}
+
+// errFailedAfterRestore marks a rollback that failed once its restore hook
+// had run: the data is back at the target's, the code is not, and the
+// rollback must be retried, not left for the next sync to re-apply the
+// release rolled away from (see retryRollback).
+var errFailedAfterRestore = errors.New("failed after its data restore")
+
+// failedAfter marks err as errFailedAfterRestore when restore ran.
+func failedAfter(restore *berthv1.DataRestore, err error) error {
+	if restore == nil || err == nil {
+		return err
+	}
+	return fmt.Errorf("%w: %w", errFailedAfterRestore, err)
 }
 
 // pinTo points app's status at rollback release rel (whose workload is
@@ -328,6 +343,8 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 		return nil, nil
 	}
 	app.Status.LastHandledRollback = tok
+	// A new request replaces a rollback being retried.
+	r.pendingRollback.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	numStr, _, _ := strings.Cut(tok, "@")
 	n, err := strconv.ParseInt(numStr, 10, 64)
 	if err != nil {
@@ -340,6 +357,10 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 		return nil, nil
 	}
 	if err := r.rollbackTo(ctx, app, mgr, target, gitRevision, "berth rollback", tok); err != nil {
+		if errors.Is(err, errFailedAfterRestore) {
+			r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackFailed", "rollback to release %d failed after its data restore: %v; retrying", n, err)
+			return r.manualRollbackFailed(app, n, gitRevision, tok, err), nil
+		}
 		msg := fmt.Sprintf("rollback to release %d refused: %v", n, err)
 		if errors.Is(err, release.ErrDigestMismatch) {
 			msg = fmt.Sprintf("rollback to release %d refused: its manifests no longer match their recorded digest", n)

@@ -72,14 +72,19 @@ func (r *Reconciler) resume(ctx context.Context, app *berthv1.Application, mgr *
 	return nil, nil
 }
 
-// pendingRollback is an automatic rollback of release (at commit) that
-// failed.
+// pendingRollback is a rollback away from release (at commit) that
+// failed: an automatic one, or a `berth rollback` to target that failed
+// after its data restore (manual).
 type pendingRollback struct {
 	release int64
 	commit  string
 	// hold: the failure cannot change by trying again (see rollbackFailed).
 	hold bool
 	msg  string
+	// manual: a `berth rollback` (request) to release target.
+	manual  bool
+	target  int64
+	request string
 }
 
 // pinRecorded pins app to the newest release, a rollback recorded by
@@ -140,9 +145,12 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 	p := v.(pendingRollback)
 	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
-	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || !autoRollback(app) || syncRequested {
+	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || (!p.manual && !autoRollback(app)) || syncRequested {
 		r.pendingRollback.Delete(key)
 		return ctrl.Result{}, false
+	}
+	if p.manual {
+		return r.retryManualRollback(ctx, app, mgr, p), true
 	}
 	if p.hold {
 		// Neither retried nor replaced by the failed commit.
@@ -186,4 +194,54 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 	_ = store.SetOutcome(ctx, failed, berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", failed.Status.Reason, target.Spec.Number))
 	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackRetried", "the rollback of release %d to release %d failed earlier and succeeded on retry", failed.Spec.Number, target.Spec.Number)
 	return ctrl.Result{RequeueAfter: 2 * time.Second}, true
+}
+
+// manualRollbackFailed keeps a `berth rollback` to target that failed after
+// its data restore pending: the next passes retry it instead of letting
+// the sync re-apply the release rolled away from over the restored data.
+// A new commit, a new `berth rollback` or `berth sync` ends it.
+func (r *Reconciler) manualRollbackFailed(app *berthv1.Application, target int64, fromCommit, request string, err error) *ctrl.Result {
+	msg := fmt.Sprintf("rollback to release %d failed after its data restore: %v; retried while Git points at %s (a new commit, `berth rollback` or `berth sync` ends it)", target, err, short(fromCommit))
+	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
+		pendingRollback{release: app.Status.CurrentRelease, commit: fromCommit, manual: true, target: target, request: request, msg: msg})
+	r.stall(app, "RollbackFailed", msg)
+	return &ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
+}
+
+// retryManualRollback retries pending `berth rollback` p.
+func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, p pendingRollback) ctrl.Result {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	store := r.freshReleases()
+	rels, err := store.List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		r.stall(app, "RollbackFailed", fmt.Sprintf("retrying the rollback to release %d: %v", p.target, err))
+		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
+	}
+	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
+		// The last attempt recorded its rollback before it failed.
+		r.pendingRollback.Delete(key)
+		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
+		if err != nil {
+			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
+			return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
+		}
+		return *res
+	}
+	var target *berthv1.Release
+	for i := range rels {
+		if rels[i].Spec.Number == p.target {
+			target = &rels[i]
+		}
+	}
+	if target == nil {
+		r.pendingRollback.Delete(key)
+		r.stall(app, "RollbackFailed", fmt.Sprintf("the rollback to release %d cannot be retried: the release is gone", p.target))
+		return ctrl.Result{RequeueAfter: r.interval(app)}
+	}
+	if err := r.rollbackTo(ctx, app, mgr, target, p.commit, "berth rollback (retried)", p.request); err != nil {
+		return *r.manualRollbackFailed(app, p.target, p.commit, p.request, err)
+	}
+	r.pendingRollback.Delete(key)
+	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackRetried", "the rollback to release %d failed after its data restore and succeeded on retry", p.target)
+	return ctrl.Result{RequeueAfter: 2 * time.Second}
 }
