@@ -7,12 +7,18 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/install"
+	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/testenv"
 )
 
@@ -31,8 +37,22 @@ func TestApplyInstallsTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install: %v", err)
 	}
-	if n := cs.Count(apply.Created); n < 12 {
-		t.Fatalf("install created %d objects (%s), want every object of the manifests", n, cs.Summary())
+	data, err := install.Manifests(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := manifest.Parse("install.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sandbox may be shared with other packages: take away what the
+	// install created, except the CRDs (which may have been there, and
+	// others use).
+	t.Cleanup(func() { uninstall(t, env, objs) })
+	// The CRDs may be there already; the rest is new.
+	applied := cs.Count(apply.Created) + cs.Count(apply.Unchanged) + cs.Count(apply.Configured)
+	if len(cs.Entries) != len(objs) || applied != len(objs) || cs.Count(apply.Created) < len(objs)-2 {
+		t.Fatalf("install: %s for %d objects in the manifests", cs.Summary(), len(objs))
 	}
 	kc, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
@@ -74,5 +94,34 @@ func TestApplyInstallsTheAgent(t *testing.T) {
 	again, err := install.Apply(ctx, env.Config, o)
 	if err != nil || again.Changed() {
 		t.Errorf("applying the install again: %s, %v; want nothing changed", again.Summary(), err)
+	}
+}
+
+// uninstall deletes objs from the sandbox, CRDs excepted.
+func uninstall(t *testing.T, env *testenv.Env, objs []manifest.Object) {
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
+	for _, o := range objs {
+		u := o.Object
+		if u.GetKind() == "CustomResourceDefinition" {
+			continue
+		}
+		gvk := u.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Errorf("uninstall %s: %v", o.ID(), err)
+			continue
+		}
+		ri := dyn.Resource(m.Resource).Namespace(u.GetNamespace())
+		if m.Scope.Name() != meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(m.Resource)
+		}
+		if err := ri.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("uninstall %s: %v", o.ID(), err)
+		}
 	}
 }
