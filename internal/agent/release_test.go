@@ -9,7 +9,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apps"
@@ -280,7 +282,11 @@ func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 	if rs := f.releases("demo")[0].Status.Restored; rs == nil {
 		t.Fatal("release 2 is not marked restored: the test does not test a failure after the restore")
 	}
-	// Passes come every 2 s: none may put v2 back over the restored data.
+	// Passes come every 2 s: none may put v2 back over the restored data,
+	// not even after a request that is refused (no release 99).
+	refused := []byte(`{"metadata":{"annotations":{"` + berthv1.RollbackAnnotation + `":"99@refused"}}}`)
+	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "demo"}},
+		client.RawPatch(types.MergePatchType, refused)))
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		if g := f.greeting(); g != "v1" {
 			t.Fatalf("greeting = %q after the failed rollback: v2 was re-applied over restored data", g)
@@ -297,6 +303,51 @@ func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 	if got := f.hookJobs("restore-"); len(got) != 1 {
 		t.Errorf("restore Jobs = %v, want one: the retries must not restore again", got)
 	}
+	if g := f.greeting(); g != "v1" {
+		t.Errorf("greeting = %q", g)
+	}
+}
+
+// The same while pinned: a `berth rollback` from a pinned release that
+// fails after its restore is retried, and the pinned release is not
+// re-applied over the restored data meanwhile.
+func TestPinnedManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
+	f := newFixture(t)
+	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore"))
+	v1 := f.wt.CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	for i, g := range []string{"v2", "v3"} {
+		sha := f.wt.Write("app/cm.yaml", cm("settings", g)).CommitAndPush(g)
+		f.waitApp("demo", 60*time.Second, g, appliedReady(sha))
+		f.waitReleasesHealthy("demo", i+2)
+	}
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 2)
+	must(t, err)
+	f.waitApp("demo", 60*time.Second, "pinned to release 4 (release 2's manifests)", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.CurrentRelease == 4 && ready(a)
+	})
+
+	// From the pin, back to release 1: release 2's backup is restored, then
+	// the record fails.
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
+	_, err = apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.waitApp("demo", 60*time.Second, "rollback failed after its restore", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "retried")
+	})
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if g := f.greeting(); g != "v1" {
+			t.Fatalf("greeting = %q after the failed rollback: the pinned release was re-applied over restored data", g)
+		}
+	}
+	thaw()
+	f.waitApp("demo", 60*time.Second, "rolled back to release 1 on retry", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.CurrentRelease == 5 && ready(a)
+	})
 	if g := f.greeting(); g != "v1" {
 		t.Errorf("greeting = %q", g)
 	}

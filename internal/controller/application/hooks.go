@@ -234,9 +234,8 @@ var errUnrecordedData = errors.New("a revision's data changes are live and not r
 // cross them. It is refused rather than restored: a restore recorded
 // nowhere could run again, or be skipped, on a retry. Once the record
 // lands, the rollback crosses that release and restores its snapshot as
-// usual. The agent keeps this in memory: after a restart it applies the
-// revision again (finding its hook's Job by name) before it handles the
-// request.
+// usual. The agent keeps this in memory: a request handled by a restarted
+// agent before its first sync of the revision is not refused.
 func (r *Reconciler) unrecordedLive(app *berthv1.Application, target *berthv1.Release) error {
 	v, ok := r.unrecorded.Load(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	if !ok {
@@ -247,7 +246,7 @@ func (r *Reconciler) unrecordedLive(app *berthv1.Application, target *berthv1.Re
 		return nil
 	}
 	return fmt.Errorf("%w: revision %s was applied after pre-sync hook %s took snapshot %s, and its release could not be recorded yet (see the ReleaseNotRecorded event); "+
-		"rolling back to release %d now would leave its data changes in place; once the record lands, request the rollback again and it restores %s",
+		"rolling back to release %d now would leave its data changes in place; once the record lands, request the rollback again: it restores %s with the revision's restore hook, or is refused if it has none",
 		errUnrecordedData, short(u.sha), u.snapshot.Job, u.snapshot.ID, target.Spec.Number, u.snapshot.ID)
 }
 

@@ -306,6 +306,12 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	if res, err := r.handleRequests(ctx, app, mgr, snap.Revision); err != nil || res != nil {
 		return deref(res), err
 	}
+	// A `berth rollback` that failed after its data restore is retried
+	// before anything else, pinned or not: neither the pinned release nor
+	// Git's commit may be re-applied over the restored data.
+	if res, retried := r.retryManualRollback(ctx, app, mgr, snap.Revision); retried {
+		return res, nil
+	}
 	if pin := app.Status.Pin; pin != nil {
 		if snap.Revision == pin.FromCommit {
 			return r.holdPin(ctx, app, mgr, drift, fullDue)

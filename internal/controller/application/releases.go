@@ -194,6 +194,11 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	if err != nil {
 		return err
 	}
+	if restore != nil {
+		// The restore undid a release at or before the current one, and
+		// with it a revision applied after it but not recorded yet.
+		r.unrecorded.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	}
 	// The restore is recorded on the releases it covered before anything
 	// else can fail: a rollback that fails later (and is retried, or
 	// abandoned for a new commit) must not restore the same snapshot again
@@ -333,6 +338,8 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, gitRevision string) (*ctrl.Result, error) {
 	if tok := app.Annotations[berthv1.UnpinAnnotation]; tok != "" && tok != app.Status.LastHandledUnpin {
 		app.Status.LastHandledUnpin = tok
+		// Follow Git again: a rollback being retried or held ends.
+		r.pendingRollback.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 		if app.Status.Pin != nil {
 			r.Recorder.Eventf(app, corev1.EventTypeNormal, "Unpinned", "following Git again (was pinned to release %d)", app.Status.Pin.Release)
 			app.Status.Pin = nil
@@ -343,8 +350,6 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 		return nil, nil
 	}
 	app.Status.LastHandledRollback = tok
-	// A new request replaces a rollback being retried.
-	r.pendingRollback.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	numStr, _, _ := strings.Cut(tok, "@")
 	n, err := strconv.ParseInt(numStr, 10, 64)
 	if err != nil {

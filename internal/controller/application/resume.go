@@ -115,7 +115,7 @@ func (r *Reconciler) pinRecorded(ctx context.Context, app *berthv1.Application, 
 // cannot change (no restore path, tampered manifests, a failed hook Job)
 // is held, not retried.
 func (r *Reconciler) rollbackFailed(app *berthv1.Application, failed, target *berthv1.Release, err error) *ctrl.Result {
-	hold := errors.Is(err, ErrNoRestorePath) || errors.Is(err, release.ErrDigestMismatch) || errors.Is(err, errHookFailed)
+	hold := unchangeable(err)
 	then := fmt.Sprintf("retried while Git points at %s", short(failed.Spec.Commit))
 	if hold {
 		then = fmt.Sprintf("not retried; release %d stays as it is until a new commit or `berth rollback`", failed.Spec.Number)
@@ -143,14 +143,14 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 		return ctrl.Result{}, false
 	}
 	p := v.(pendingRollback)
+	if p.manual {
+		return ctrl.Result{}, false // see retryManualRollback
+	}
 	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
-	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || (!p.manual && !autoRollback(app)) || syncRequested {
+	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || !autoRollback(app) || syncRequested {
 		r.pendingRollback.Delete(key)
 		return ctrl.Result{}, false
-	}
-	if p.manual {
-		return r.retryManualRollback(ctx, app, mgr, p), true
 	}
 	if p.hold {
 		// Neither retried nor replaced by the failed commit.
@@ -196,26 +196,63 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 	return ctrl.Result{RequeueAfter: 2 * time.Second}, true
 }
 
+// unchangeable reports whether a rollback failed for a reason trying again
+// cannot change: no restore path, tampered manifests, a hook Job that
+// failed, a revision whose release is not recorded yet.
+func unchangeable(err error) bool {
+	return errors.Is(err, ErrNoRestorePath) || errors.Is(err, release.ErrDigestMismatch) || errors.Is(err, errHookFailed) || errors.Is(err, errUnrecordedData)
+}
+
 // manualRollbackFailed keeps a `berth rollback` to target that failed after
 // its data restore pending: the next passes retry it instead of letting
-// the sync re-apply the release rolled away from over the restored data.
-// A new commit, a new `berth rollback` or `berth sync` ends it.
+// the sync re-apply the release rolled away from, or the pinned one, over
+// the restored data. A failure trying again cannot change is held instead:
+// nothing is applied until a new commit, `berth sync`, `berth unpin` or a
+// successful `berth rollback` ends it.
 func (r *Reconciler) manualRollbackFailed(app *berthv1.Application, target int64, fromCommit, request string, err error) *ctrl.Result {
-	msg := fmt.Sprintf("rollback to release %d failed after its data restore: %v; retried while Git points at %s (a new commit, `berth rollback` or `berth sync` ends it)", target, err, short(fromCommit))
+	hold := unchangeable(err)
+	then := fmt.Sprintf("retried while Git points at %s", short(fromCommit))
+	if hold {
+		then = "not retried; nothing is applied"
+	}
+	msg := fmt.Sprintf("rollback to release %d failed after its data restore: %v; %s (a new commit, `berth sync`, `berth unpin` or a successful `berth rollback` ends it)", target, err, then)
 	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
-		pendingRollback{release: app.Status.CurrentRelease, commit: fromCommit, manual: true, target: target, request: request, msg: msg})
+		pendingRollback{release: app.Status.CurrentRelease, commit: fromCommit, manual: true, target: target, request: request, hold: hold, msg: msg})
 	r.stall(app, "RollbackFailed", msg)
+	if hold {
+		return &ctrl.Result{RequeueAfter: r.interval(app)}
+	}
 	return &ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
 }
 
-// retryManualRollback retries pending `berth rollback` p.
-func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, p pendingRollback) ctrl.Result {
+// retryManualRollback retries the pending `berth rollback` of app (see
+// manualRollbackFailed) while Git still points at the commit it rolled
+// away from and the same release runs; a new commit or `berth sync` drops
+// it. It reports whether it took the pass.
+func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, revision string) (ctrl.Result, bool) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	v, ok := r.pendingRollback.Load(key)
+	if !ok || !v.(pendingRollback).manual {
+		return ctrl.Result{}, false
+	}
+	p := v.(pendingRollback)
+	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
+		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
+	if revision != p.commit || app.Status.CurrentRelease != p.release || syncRequested {
+		r.pendingRollback.Delete(key)
+		return ctrl.Result{}, false
+	}
+	if p.hold {
+		setCondition(app, berthv1.ConditionStalled, metav1.ConditionTrue, "RollbackFailed", p.msg)
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackFailed", p.msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "RollbackFailed", p.msg)
+		return ctrl.Result{RequeueAfter: r.interval(app)}, true
+	}
 	store := r.freshReleases()
 	rels, err := store.List(ctx, app.Namespace, app.Name)
 	if err != nil {
 		r.stall(app, "RollbackFailed", fmt.Sprintf("retrying the rollback to release %d: %v", p.target, err))
-		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
+		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
 	}
 	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
 		// The last attempt recorded its rollback before it failed.
@@ -223,9 +260,9 @@ func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Appli
 		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
 		if err != nil {
 			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
-			return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
+			return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
 		}
-		return *res
+		return *res, true
 	}
 	var target *berthv1.Release
 	for i := range rels {
@@ -234,14 +271,13 @@ func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Appli
 		}
 	}
 	if target == nil {
-		r.pendingRollback.Delete(key)
-		r.stall(app, "RollbackFailed", fmt.Sprintf("the rollback to release %d cannot be retried: the release is gone", p.target))
-		return ctrl.Result{RequeueAfter: r.interval(app)}
+		err := fmt.Errorf("%w: release %d is gone from the history", ErrNoRestorePath, p.target)
+		return *r.manualRollbackFailed(app, p.target, p.commit, p.request, err), true
 	}
 	if err := r.rollbackTo(ctx, app, mgr, target, p.commit, "berth rollback (retried)", p.request); err != nil {
-		return *r.manualRollbackFailed(app, p.target, p.commit, p.request, err)
+		return *r.manualRollbackFailed(app, p.target, p.commit, p.request, err), true
 	}
 	r.pendingRollback.Delete(key)
 	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackRetried", "the rollback to release %d failed after its data restore and succeeded on retry", p.target)
-	return ctrl.Result{RequeueAfter: 2 * time.Second}
+	return ctrl.Result{RequeueAfter: 2 * time.Second}, true
 }
