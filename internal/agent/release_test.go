@@ -330,6 +330,12 @@ func TestPinnedManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 		return a.Status.Pin != nil && a.Status.CurrentRelease == 4 && ready(a)
 	})
 
+	// A `berth sync` asked while pinned stays standing (the pin holds): it
+	// must not end the retry below.
+	standing := []byte(`{"metadata":{"annotations":{"` + berthv1.SyncRequestedAnnotation + `":"standing"}}}`)
+	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "demo"}},
+		client.RawPatch(types.MergePatchType, standing)))
+
 	// From the pin, back to release 1: release 2's backup is restored, then
 	// the record fails.
 	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)

@@ -260,6 +260,11 @@ func (r *Reconciler) runRestore(ctx context.Context, app *berthv1.Application, m
 	deadline := time.Now().Add(r.healthTimeout(app))
 	for {
 		done, err := runHook(ctx, mgr, job)
+		if errors.Is(err, errHookFailed) {
+			// A restore that ran and failed may have changed the data
+			// part-way: nothing may be re-applied over it (held).
+			return nil, fmt.Errorf("restoring snapshot %s: %w: %w", snap, errFailedAfterRestore, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("restoring snapshot %s: %w", snap, err)
 		}

@@ -81,10 +81,13 @@ type pendingRollback struct {
 	// hold: the failure cannot change by trying again (see rollbackFailed).
 	hold bool
 	msg  string
-	// manual: a `berth rollback` (request) to release target.
-	manual  bool
-	target  int64
-	request string
+	// manual: a `berth rollback` (request) to release target. syncToken
+	// is the `berth sync` request standing when it failed: only a newer
+	// one ends it (a request left standing while pinned must not).
+	manual    bool
+	target    int64
+	request   string
+	syncToken string
 }
 
 // pinRecorded pins app to the newest release, a rollback recorded by
@@ -118,7 +121,7 @@ func (r *Reconciler) rollbackFailed(app *berthv1.Application, failed, target *be
 	hold := unchangeable(err)
 	then := fmt.Sprintf("retried while Git points at %s", short(failed.Spec.Commit))
 	if hold {
-		then = fmt.Sprintf("not retried; release %d stays as it is until a new commit or `berth rollback`", failed.Spec.Number)
+		then = fmt.Sprintf("not retried; release %d stays as it is until a new commit, `berth sync`, `berth unpin` or a `berth rollback` that succeeds", failed.Spec.Number)
 	}
 	msg := fmt.Sprintf("automatic rollback of release %d to release %d failed: %v; %s", failed.Spec.Number, target.Spec.Number, err, then)
 	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
@@ -215,9 +218,10 @@ func (r *Reconciler) manualRollbackFailed(app *berthv1.Application, target int64
 	if hold {
 		then = "not retried; nothing is applied"
 	}
-	msg := fmt.Sprintf("rollback to release %d failed after its data restore: %v; %s (a new commit, `berth sync`, `berth unpin` or a successful `berth rollback` ends it)", target, err, then)
+	msg := fmt.Sprintf("rollback to release %d failed after its data restore: %v; %s (a new commit, `berth sync`, `berth unpin` or a `berth rollback` that succeeds ends it; a failed restore Job must be deleted before the same rollback is asked again)", target, err, then)
 	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
-		pendingRollback{release: app.Status.CurrentRelease, commit: fromCommit, manual: true, target: target, request: request, hold: hold, msg: msg})
+		pendingRollback{release: app.Status.CurrentRelease, commit: fromCommit, manual: true, target: target, request: request, hold: hold, msg: msg,
+			syncToken: app.Annotations[berthv1.SyncRequestedAnnotation]})
 	r.stall(app, "RollbackFailed", msg)
 	if hold {
 		return &ctrl.Result{RequeueAfter: r.interval(app)}
@@ -236,8 +240,8 @@ func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Appli
 		return ctrl.Result{}, false
 	}
 	p := v.(pendingRollback)
-	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
-		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
+	tok := app.Annotations[berthv1.SyncRequestedAnnotation]
+	syncRequested := tok != "" && tok != app.Status.LastHandledSyncRequest && tok != p.syncToken
 	if revision != p.commit || app.Status.CurrentRelease != p.release || syncRequested {
 		r.pendingRollback.Delete(key)
 		return ctrl.Result{}, false
