@@ -155,27 +155,8 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 		r.pendingRollback.Delete(key)
 		return ctrl.Result{}, false
 	}
-	if p.hold {
-		// Neither retried nor replaced by the failed commit.
-		setCondition(app, berthv1.ConditionStalled, metav1.ConditionTrue, "RollbackFailed", p.msg)
-		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackFailed", p.msg)
-		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "RollbackFailed", p.msg)
-		return ctrl.Result{RequeueAfter: r.interval(app)}, true
-	}
-	store := r.freshReleases()
-	rels, err := store.List(ctx, app.Namespace, app.Name)
-	if err != nil {
-		r.stall(app, "RollbackFailed", fmt.Sprintf("retrying the rollback of release %d: %v", p.release, err))
-		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
-	}
-	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
-		// The last attempt recorded its rollback before it failed.
-		r.pendingRollback.Delete(key)
-		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
-		if err != nil {
-			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
-			return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
-		}
+	store, rels, res := r.retryStart(ctx, app, p, fmt.Sprintf("the rollback of release %d", p.release))
+	if res != nil {
 		return *res, true
 	}
 	var failed *berthv1.Release
@@ -197,6 +178,39 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 	_ = store.SetOutcome(ctx, failed, berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", failed.Status.Reason, target.Spec.Number))
 	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackRetried", "the rollback of release %d to release %d failed earlier and succeeded on retry", failed.Spec.Number, target.Spec.Number)
 	return ctrl.Result{RequeueAfter: 2 * time.Second}, true
+}
+
+// retryStart is how every retry of pending rollback p begins: a held one
+// is reported, not retried; the history is read fresh; a rollback that an
+// earlier attempt recorded before it failed is pinned. It returns the
+// history to retry with, or the pass's result when it took the pass. what
+// names the rollback in messages.
+func (r *Reconciler) retryStart(ctx context.Context, app *berthv1.Application, p pendingRollback, what string) (*release.Store, []berthv1.Release, *ctrl.Result) {
+	if p.hold {
+		// Neither retried nor replaced by the commit rolled away from.
+		setCondition(app, berthv1.ConditionStalled, metav1.ConditionTrue, "RollbackFailed", p.msg)
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackFailed", p.msg)
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "RollbackFailed", p.msg)
+		return nil, nil, &ctrl.Result{RequeueAfter: r.interval(app)}
+	}
+	retry := &ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}
+	store := r.freshReleases()
+	rels, err := store.List(ctx, app.Namespace, app.Name)
+	if err != nil {
+		r.stall(app, "RollbackFailed", fmt.Sprintf("retrying %s: %v", what, err))
+		return nil, nil, retry
+	}
+	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
+		// The last attempt recorded its rollback before it failed.
+		r.pendingRollback.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
+		if err != nil {
+			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
+			return nil, nil, retry
+		}
+		return nil, nil, res
+	}
+	return store, rels, nil
 }
 
 // unchangeable reports whether a rollback failed for a reason trying again
@@ -246,26 +260,8 @@ func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Appli
 		r.pendingRollback.Delete(key)
 		return ctrl.Result{}, false
 	}
-	if p.hold {
-		setCondition(app, berthv1.ConditionStalled, metav1.ConditionTrue, "RollbackFailed", p.msg)
-		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackFailed", p.msg)
-		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "RollbackFailed", p.msg)
-		return ctrl.Result{RequeueAfter: r.interval(app)}, true
-	}
-	store := r.freshReleases()
-	rels, err := store.List(ctx, app.Namespace, app.Name)
-	if err != nil {
-		r.stall(app, "RollbackFailed", fmt.Sprintf("retrying the rollback to release %d: %v", p.target, err))
-		return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
-	}
-	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
-		// The last attempt recorded its rollback before it failed.
-		r.pendingRollback.Delete(key)
-		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
-		if err != nil {
-			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
-			return ctrl.Result{RequeueAfter: min(r.interval(app), 30*time.Second)}, true
-		}
+	_, rels, res := r.retryStart(ctx, app, p, fmt.Sprintf("the rollback to release %d", p.target))
+	if res != nil {
 		return *res, true
 	}
 	var target *berthv1.Release
