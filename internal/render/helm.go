@@ -109,36 +109,6 @@ func checkSymlinks(dir, bound string) error {
 	})
 }
 
-// within reports whether p is root or below it (both resolved).
-func within(root, p string) bool {
-	r, err := filepath.Rel(root, p)
-	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) && !filepath.IsAbs(r)
-}
-
-// RepoRoot returns the Git work tree holding dir (the nearest directory
-// with a .git entry, symlinks resolved first), or "" outside Git. The CLI
-// confines rendering to it, as the agent confines it to the fetched
-// revision.
-func RepoRoot(dir string) string {
-	d, err := filepath.Abs(dir)
-	if err != nil {
-		return ""
-	}
-	if resolved, err := filepath.EvalSymlinks(d); err == nil {
-		d = resolved
-	}
-	for {
-		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
-			return d
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return ""
-		}
-		d = parent
-	}
-}
-
 // renderHelm templates the chart client-side, like `helm template`.
 func renderHelm(ctx context.Context, dir string, opts Options) (*Result, error) {
 	hc, err := loadHelm(dir, opts)

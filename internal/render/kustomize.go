@@ -196,7 +196,7 @@ func checkKustomization(dir string, opts Options) error {
 				if err != nil {
 					continue // missing: kustomize says so
 				}
-				if resolved != root && !strings.HasPrefix(resolved, root+string(filepath.Separator)) {
+				if !within(root, resolved) {
 					return refuse("%q leaves the repository", p)
 				}
 			}
