@@ -51,6 +51,17 @@ func (f *fixture) settingsApp() string {
 	return v1
 }
 
+// hookedSettingsApp is settingsApp with a pre-sync (backup) and a restore
+// hook in every revision; mutate adjusts the Application.
+func (f *fixture) hookedSettingsApp(mutate ...func(*berthv1.Application)) {
+	f.t.Helper()
+	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/restore.yaml", hook("restore", "restore"))
+	v1 := f.wt.CommitAndPush("v1")
+	f.createApp("demo", "app", mutate...)
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+}
+
 // greeting returns the greeting of ConfigMap "settings".
 func (f *fixture) greeting() string {
 	f.t.Helper()
@@ -362,11 +373,7 @@ func TestPreSyncHookRunsAgainWhenACommitReturns(t *testing.T) {
 // Application's service account) and the kept releases' Jobs stay.
 func TestTrimmedReleasesTakeTheirHookJobs(t *testing.T) {
 	f := newFixture(t)
-	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
-		Write("app/restore.yaml", hook("restore", "restore"))
-	v1 := f.wt.CommitAndPush("v1")
-	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.Rollback.HistoryLimit = 2 })
-	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	f.hookedSettingsApp(func(a *berthv1.Application) { a.Spec.Rollback.HistoryLimit = 2 })
 	jobOf := map[int64]string{}
 	for i, g := range []string{"v2", "v3"} {
 		sha := f.wt.Write("app/cm.yaml", cm("settings", g)).CommitAndPush(g)

@@ -168,11 +168,7 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 // with its restore hook.
 func TestRollbackWhileARevisionIsUnrecordedIsRefused(t *testing.T) {
 	f := newFixture(t)
-	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
-		Write("app/restore.yaml", hook("restore", "restore"))
-	v1 := f.wt.CommitAndPush("v1")
-	f.createApp("demo", "app")
-	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	f.hookedSettingsApp()
 	f.waitReleasesHealthy("demo", 1)
 
 	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit) // a rollback could record itself

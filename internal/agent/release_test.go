@@ -34,6 +34,15 @@ func (f *fixture) waitReleasesHealthy(app string, n int) {
 	})
 }
 
+// annotate sets annotation k to v on Application app, as a user's request
+// would (one the CLI would not send, such as a rollback to no release).
+func (f *fixture) annotate(app, k, v string) {
+	f.t.Helper()
+	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, k, v))
+	must(f.t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: app}},
+		client.RawPatch(types.MergePatchType, patch)))
+}
+
 func releaseSummary(rels []berthv1.Release) string {
 	var parts []string
 	for _, r := range rels {
@@ -262,11 +271,7 @@ func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
 // it. Refusals before any restore stay refusals.
 func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 	f := newFixture(t)
-	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
-		Write("app/restore.yaml", hook("restore", "restore"))
-	v1 := f.wt.CommitAndPush("v1")
-	f.createApp("demo", "app")
-	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	f.hookedSettingsApp()
 	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2, with a migration")
 	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
 	f.waitReleasesHealthy("demo", 2)
@@ -284,9 +289,7 @@ func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 	}
 	// Passes come every 2 s: none may put v2 back over the restored data,
 	// not even after a request that is refused (no release 99).
-	refused := []byte(`{"metadata":{"annotations":{"` + berthv1.RollbackAnnotation + `":"99@refused"}}}`)
-	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "demo"}},
-		client.RawPatch(types.MergePatchType, refused)))
+	f.annotate("demo", berthv1.RollbackAnnotation, "99@refused")
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 		if g := f.greeting(); g != "v1" {
 			t.Fatalf("greeting = %q after the failed rollback: v2 was re-applied over restored data", g)
@@ -313,11 +316,7 @@ func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 // re-applied over the restored data meanwhile.
 func TestPinnedManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 	f := newFixture(t)
-	f.wt.Write("app/cm.yaml", cm("settings", "v1")).Write("app/backup.yaml", hook("backup", "pre-sync")).
-		Write("app/restore.yaml", hook("restore", "restore"))
-	v1 := f.wt.CommitAndPush("v1")
-	f.createApp("demo", "app")
-	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	f.hookedSettingsApp()
 	for i, g := range []string{"v2", "v3"} {
 		sha := f.wt.Write("app/cm.yaml", cm("settings", g)).CommitAndPush(g)
 		f.waitApp("demo", 60*time.Second, g, appliedReady(sha))
@@ -332,9 +331,7 @@ func TestPinnedManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 
 	// A `berth sync` asked while pinned stays standing (the pin holds): it
 	// must not end the retry below.
-	standing := []byte(`{"metadata":{"annotations":{"` + berthv1.SyncRequestedAnnotation + `":"standing"}}}`)
-	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "demo"}},
-		client.RawPatch(types.MergePatchType, standing)))
+	f.annotate("demo", berthv1.SyncRequestedAnnotation, "standing")
 
 	// From the pin, back to release 1: release 2's backup is restored, then
 	// the record fails.
