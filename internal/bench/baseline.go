@@ -45,7 +45,7 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 	}
 	defer os.RemoveAll(dir)
 	sbDir := filepath.Join(dir, "sandbox")
-	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3})
+	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3, ExtraArgs: profileArgs()})
 	if err != nil {
 		return 0, err
 	}
@@ -85,6 +85,7 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 	}
 	pids := processes(st, 0)
 	cpu0 := readCPU(pids)
+	profiled := profileAPIServer(ctx, cfg, fmt.Sprintf("baseline-%d", n), o.Out)
 	start := time.Now()
 	err = fanOut(len(objs), baselineWorkers, func(i int) error {
 		obj := objs[i]
@@ -105,6 +106,7 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 	}
 	took := time.Since(start)
 	printCPU(o.Out, fmt.Sprintf("%d apps, baseline", n), cpu0, readCPU(pids), n, took, runtime.NumCPU())
+	profiled()
 	if o.Requests {
 		after, err := requestCounts(ctx, cfg)
 		if err != nil {

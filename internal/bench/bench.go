@@ -136,6 +136,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 	pids := processes(e.sandbox, e.agentPID)
 	pids["git-server"] = e.gitPID
 	cpu0 := readCPU(pids)
+	profiled := profileAPIServer(ctx, e.cfg, fmt.Sprintf("agent-%d", n), o.Out)
 	start := time.Now()
 	for i := range n {
 		app := &berthv1.Application{
@@ -154,6 +155,7 @@ func runSize(ctx context.Context, o Options, bins sandbox.Binaries, n int) (Resu
 	}
 	res.ReadyIn = time.Since(start)
 	printCPU(o.Out, fmt.Sprintf("%d apps, agent", n), cpu0, readCPU(pids), n, res.ReadyIn, runtime.NumCPU())
+	profiled()
 	if o.Requests {
 		after, err := requestCounts(ctx, e.cfg)
 		if err != nil {
@@ -416,7 +418,7 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 	}
 	e.cleanups = append(e.cleanups, func() { _ = os.RemoveAll(dir) })
 	sbDir := filepath.Join(dir, "sandbox")
-	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3})
+	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3, ExtraArgs: profileArgs()})
 	if err != nil {
 		return e, err
 	}
