@@ -222,9 +222,14 @@ func (m *Manager) patch(ctx context.Context, u *unstructured.Unstructured, dryRu
 	if err != nil {
 		return nil, fmt.Errorf("encoding: %w", err)
 	}
-	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true), FieldValidation: "Strict"}
+	// The dry run rejects unknown and duplicate fields. The write that
+	// follows it sends the same bytes (plan, then write, in one Apply), so
+	// it skips that check: strict validation parses the YAML body a second
+	// time on the API server.
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true), FieldValidation: "Ignore"}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
+		opts.FieldValidation = "Strict"
 	}
 	return ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
 }
