@@ -136,14 +136,22 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 }
 
 // rootUsage describes the --root flag of render and check.
-const rootUsage = "repository root: Kustomize bases and files, and Helm chart symlinks, must stay inside it (default: the Git work tree holding PATH; outside Git, Kustomize is not confined and a chart's symlinks must stay in the chart)"
+const rootUsage = "repository root: Kustomize bases and files, and Helm chart symlinks, must stay inside it (default: the Git work tree holding PATH; outside Git, PATH itself)"
 
-// rootOf is the --root of path: flag, else the Git work tree holding path.
+// rootOf is the --root of path: the flag, else the Git work tree holding
+// path, else (outside Git) path itself: a checkout without .git, or a
+// directory unpacked from an archive, is confined too.
 func rootOf(flag, path string) string {
 	if flag != "" {
 		return flag
 	}
-	return render.RepoRoot(path)
+	if root := render.RepoRoot(path); root != "" {
+		return root
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		return filepath.Dir(path)
+	}
+	return path
 }
 
 // loadRevision renders the objects under path the way the agent does:

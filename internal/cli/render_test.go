@@ -10,7 +10,7 @@ import (
 // `berth render` and `berth check` confine Kustomize to the Git work tree
 // holding PATH, as the agent confines it to the fetched revision: a pull
 // request cannot make CI print files from outside the repository. --root
-// widens it.
+// widens it. Outside Git, PATH itself is the bound.
 func TestRenderConfinedToTheRepository(t *testing.T) {
 	parent := t.TempDir()
 	repo := filepath.Join(parent, "repo")
@@ -54,5 +54,18 @@ func TestRenderConfinedToTheRepository(t *testing.T) {
 	}
 	if code, out, errOut := run(t, parent, "render", "apps/x"); code == 0 || strings.Contains(out, "stolen") {
 		t.Errorf("render apps/x from the repository root: exit %d, out %q, err %q; want refused", code, out, errOut)
+	}
+	// Outside Git (an archive unpacked without .git): PATH is the bound.
+	if err := os.Rename(filepath.Join(repo, ".git"), filepath.Join(parent, "git-moved")); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"render", "check"} {
+		code, out, errOut := run(t, parent, cmd, filepath.Join(repo, "apps/ok"))
+		if code == 0 || strings.Contains(out, "name: base") || !strings.Contains(out+errOut, "leaves the repository") {
+			t.Errorf("%s outside Git of an overlay whose base is outside PATH: exit %d, out %q, err %q; want refused", cmd, code, out, errOut)
+		}
+	}
+	if code, out, errOut := run(t, parent, "render", "--root", repo, filepath.Join(repo, "apps/ok")); code != 0 || !strings.Contains(out, "name: base") {
+		t.Errorf("render --root REPO outside Git: exit %d, out %q, err %q; want the base rendered", code, out, errOut)
 	}
 }
