@@ -189,6 +189,31 @@ type Pin struct {
 	Since metav1.Time `json:"since"`
 }
 
+// UnfinishedRollback is a `berth rollback` that failed after its restore
+// hook had run. A new commit, a `berth sync` asked after the failure,
+// `berth unpin` or a `berth rollback` that succeeds ends it.
+type UnfinishedRollback struct {
+	// Target is the release the rollback goes back to.
+	Target int64 `json:"target"`
+	// FromRelease is the release that ran when it failed.
+	FromRelease int64 `json:"fromRelease"`
+	// FromCommit is the commit Git pointed at when it failed.
+	FromCommit string `json:"fromCommit"`
+	// Request is the berth.dev/rollback value it answered.
+	// +optional
+	Request string `json:"request,omitempty"`
+	// SyncRequest is the berth.dev/sync-requested value standing when it
+	// failed: only another one ends it.
+	// +optional
+	SyncRequest string `json:"syncRequest,omitempty"`
+	// Held: trying again cannot change the failure, so it is not retried
+	// and nothing is applied.
+	// +optional
+	Held bool `json:"held,omitempty"`
+	// Message says why it failed and what happens next.
+	Message string `json:"message"`
+}
+
 // ObjectRef identifies one object owned by an Application.
 type ObjectRef struct {
 	Group     string `json:"group,omitempty"`
@@ -266,6 +291,12 @@ type ApplicationStatus struct {
 	// Pin, when set, holds the Application on a release (see Pin).
 	// +optional
 	Pin *Pin `json:"pin,omitempty"`
+	// UnfinishedRollback, when set, is a `berth rollback` that failed
+	// after its data restore: it is retried (or the Application is held)
+	// instead of re-applying the release it rolled away from over the
+	// restored data, by this agent or one restarted in between.
+	// +optional
+	UnfinishedRollback *UnfinishedRollback `json:"unfinishedRollback,omitempty"`
 	// LastHandledRollback and LastHandledUnpin echo the berth.dev/rollback
 	// and berth.dev/unpin annotations once handled.
 	// +optional

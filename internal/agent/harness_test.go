@@ -51,6 +51,9 @@ type fixture struct {
 	secretFile string
 
 	agentStops []context.CancelFunc
+	// agentDone yields, per agent started, what its Run returned (kept
+	// there once read, for the next reader).
+	agentDone []chan error
 	// agentConfig, when set, is the agent's identity instead of the
 	// sandbox's admin (see TestAgentRunsWithItsInstalledRBAC).
 	agentConfig *rest.Config
@@ -142,6 +145,7 @@ func (f *fixture) startAgentIn(pod string, leaderElect bool, elected chan<- stru
 		cancel()
 		select {
 		case err := <-done:
+			done <- err
 			if err != nil && !errors.Is(err, context.Canceled) {
 				t.Logf("agent stopped with: %v", err)
 			}
@@ -166,7 +170,21 @@ func (f *fixture) startAgentIn(pod string, leaderElect bool, elected chan<- stru
 		t.Fatal("agent not ready after 30s")
 	}
 	f.agentStops = append(f.agentStops, cancel)
+	f.agentDone = append(f.agentDone, done)
 	return "http://" + opts.WebhookAddr
+}
+
+// stopAgent stops the i-th agent started and waits until it has stopped:
+// nothing of it acts after this returns.
+func (f *fixture) stopAgent(i int) {
+	f.t.Helper()
+	f.agentStops[i]()
+	select {
+	case err := <-f.agentDone[i]:
+		f.agentDone[i] <- err
+	case <-time.After(30 * time.Second):
+		f.t.Fatal("agent did not stop within 30s")
+	}
 }
 
 func freePort(t *testing.T) int {

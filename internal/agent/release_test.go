@@ -311,6 +311,46 @@ func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 	}
 }
 
+// A `berth rollback` that failed after its restore outlives the agent: one
+// started afterwards neither re-applies the release rolled away from over
+// the restored data nor restores again, and finishes the rollback.
+func TestManualRollbackFailingAfterItsRestoreSurvivesARestart(t *testing.T) {
+	f := newFixture(t)
+	f.hookedSettingsApp()
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2, with a migration")
+	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
+	f.waitReleasesHealthy("demo", 2)
+
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.waitApp("demo", 60*time.Second, "rollback failed after its restore, recorded in status", func(a *berthv1.Application) bool {
+		u := a.Status.UnfinishedRollback
+		return u != nil && u.Target == 1 && u.FromRelease == 2 && u.FromCommit == v2 && !u.Held
+	})
+	f.stopAgent(0)
+	f.startAgent(false, nil)
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if g := f.greeting(); g != "v1" {
+			t.Fatalf("greeting = %q after the restart: v2 was re-applied over restored data", g)
+		}
+	}
+	thaw()
+	app := f.waitApp("demo", 60*time.Second, "rolled back by the restarted agent and pinned", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && a.Status.CurrentRelease == 3 && ready(a)
+	})
+	if app.Status.UnfinishedRollback != nil {
+		t.Errorf("unfinishedRollback = %+v after the rollback succeeded", app.Status.UnfinishedRollback)
+	}
+	if got := f.hookJobs("restore-"); len(got) != 1 {
+		t.Errorf("restore Jobs = %v, want one: the restarted agent must not restore again", got)
+	}
+	if g := f.greeting(); g != "v1" {
+		t.Errorf("greeting = %q", g)
+	}
+}
+
 // The same while pinned: a `berth rollback` from a pinned release that
 // fails after its restore is retried, and the pinned release is not
 // re-applied over the restored data meanwhile.

@@ -339,7 +339,7 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 	if tok := app.Annotations[berthv1.UnpinAnnotation]; tok != "" && tok != app.Status.LastHandledUnpin {
 		app.Status.LastHandledUnpin = tok
 		// Follow Git again: a rollback being retried or held ends.
-		r.pendingRollback.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+		r.dropPending(app)
 		if app.Status.Pin != nil {
 			r.Recorder.Eventf(app, corev1.EventTypeNormal, "Unpinned", "following Git again (was pinned to release %d)", app.Status.Pin.Release)
 			app.Status.Pin = nil
@@ -374,5 +374,7 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackRefused", msg)
 		return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
 	}
+	// A rollback that succeeds ends one being retried or held.
+	r.dropPending(app)
 	return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 }

@@ -124,8 +124,7 @@ func (r *Reconciler) rollbackFailed(app *berthv1.Application, failed, target *be
 		then = fmt.Sprintf("not retried; release %d stays as it is until a new commit, `berth sync`, `berth unpin` or a `berth rollback` that succeeds", failed.Spec.Number)
 	}
 	msg := fmt.Sprintf("automatic rollback of release %d to release %d failed: %v; %s", failed.Spec.Number, target.Spec.Number, err, then)
-	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
-		pendingRollback{release: failed.Spec.Number, commit: failed.Spec.Commit, hold: hold, msg: msg})
+	r.keepPending(app, pendingRollback{release: failed.Spec.Number, commit: failed.Spec.Commit, hold: hold, msg: msg})
 	r.stall(app, "RollbackFailed", msg)
 	if hold {
 		return &ctrl.Result{RequeueAfter: r.interval(app)}
@@ -152,7 +151,7 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
 	if revision != p.commit || app.Status.Pin != nil || app.Status.CurrentRelease != p.release || !autoRollback(app) || syncRequested {
-		r.pendingRollback.Delete(key)
+		r.dropPending(app)
 		return ctrl.Result{}, false
 	}
 	store, rels, res := r.retryStart(ctx, app, p, fmt.Sprintf("the rollback of release %d", p.release))
@@ -167,14 +166,14 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 	}
 	target := release.LastHealthy(rels, p.release)
 	if failed == nil || target == nil || failed.Status.Health != berthv1.ReleaseFailed {
-		r.pendingRollback.Delete(key)
+		r.dropPending(app)
 		return ctrl.Result{}, false
 	}
 	reason := fmt.Sprintf("release %d (commit %s) failed: %s (rollback retried)", failed.Spec.Number, short(failed.Spec.Commit), failed.Status.Reason)
 	if err := r.rollbackTo(ctx, app, mgr, target, failed.Spec.Commit, reason, ""); err != nil {
 		return *r.rollbackFailed(app, failed, target, err), true
 	}
-	r.pendingRollback.Delete(key)
+	r.dropPending(app)
 	_ = store.SetOutcome(ctx, failed, berthv1.ReleaseRolledBack, fmt.Sprintf("%s; rolled back to release %d", failed.Status.Reason, target.Spec.Number))
 	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackRetried", "the rollback of release %d to release %d failed earlier and succeeded on retry", failed.Spec.Number, target.Spec.Number)
 	return ctrl.Result{RequeueAfter: 2 * time.Second}, true
@@ -202,7 +201,7 @@ func (r *Reconciler) retryStart(ctx context.Context, app *berthv1.Application, p
 	}
 	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
 		// The last attempt recorded its rollback before it failed.
-		r.pendingRollback.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+		r.dropPending(app)
 		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
 		if err != nil {
 			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
@@ -233,9 +232,8 @@ func (r *Reconciler) manualRollbackFailed(app *berthv1.Application, target int64
 		then = "not retried; nothing is applied"
 	}
 	msg := fmt.Sprintf("rollback to release %d failed after its data restore: %v; %s (a new commit, `berth sync`, `berth unpin` or a `berth rollback` that succeeds ends it; a failed restore Job must be deleted before the same rollback is asked again)", target, err, then)
-	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name},
-		pendingRollback{release: app.Status.CurrentRelease, commit: fromCommit, manual: true, target: target, request: request, hold: hold, msg: msg,
-			syncToken: app.Annotations[berthv1.SyncRequestedAnnotation]})
+	r.keepPending(app, pendingRollback{release: app.Status.CurrentRelease, commit: fromCommit, manual: true, target: target, request: request, hold: hold, msg: msg,
+		syncToken: app.Annotations[berthv1.SyncRequestedAnnotation]})
 	r.stall(app, "RollbackFailed", msg)
 	if hold {
 		return &ctrl.Result{RequeueAfter: r.interval(app)}
@@ -248,16 +246,14 @@ func (r *Reconciler) manualRollbackFailed(app *berthv1.Application, target int64
 // away from and the same release runs; a new commit or `berth sync` drops
 // it. It reports whether it took the pass.
 func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, revision string) (ctrl.Result, bool) {
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	v, ok := r.pendingRollback.Load(key)
-	if !ok || !v.(pendingRollback).manual {
+	p, ok := r.pendingManual(ctx, app)
+	if !ok {
 		return ctrl.Result{}, false
 	}
-	p := v.(pendingRollback)
 	tok := app.Annotations[berthv1.SyncRequestedAnnotation]
 	syncRequested := tok != "" && tok != app.Status.LastHandledSyncRequest && tok != p.syncToken
 	if revision != p.commit || app.Status.CurrentRelease != p.release || syncRequested {
-		r.pendingRollback.Delete(key)
+		r.dropPending(app)
 		return ctrl.Result{}, false
 	}
 	_, rels, res := r.retryStart(ctx, app, p, fmt.Sprintf("the rollback to release %d", p.target))
@@ -277,7 +273,49 @@ func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Appli
 	if err := r.rollbackTo(ctx, app, mgr, target, p.commit, "berth rollback (retried)", p.request); err != nil {
 		return *r.manualRollbackFailed(app, p.target, p.commit, p.request, err), true
 	}
-	r.pendingRollback.Delete(key)
+	r.dropPending(app)
 	r.Recorder.Eventf(app, corev1.EventTypeNormal, "RollbackRetried", "the rollback to release %d failed after its data restore and succeeded on retry", p.target)
 	return ctrl.Result{RequeueAfter: 2 * time.Second}, true
+}
+
+// keepPending keeps rollback p pending for app. A manual one is also
+// written to the Application's status (unfinishedRollback, with the pass's
+// status write): an agent restarted before it ends carries on with it
+// instead of re-applying the release it rolled away from over the restored
+// data. An automatic one needs no copy: its failed release is the journal
+// (see resume).
+func (r *Reconciler) keepPending(app *berthv1.Application, p pendingRollback) {
+	r.pendingRollback.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, p)
+	app.Status.UnfinishedRollback = nil
+	if p.manual {
+		app.Status.UnfinishedRollback = &berthv1.UnfinishedRollback{Target: p.target, FromRelease: p.release, FromCommit: p.commit,
+			Request: p.request, SyncRequest: p.syncToken, Held: p.hold, Message: p.msg}
+	}
+}
+
+// dropPending ends app's pending rollback, and its copy in status.
+func (r *Reconciler) dropPending(app *berthv1.Application) {
+	r.pendingRollback.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	app.Status.UnfinishedRollback = nil
+}
+
+// pendingManual returns app's pending `berth rollback`: this process's,
+// or, when it has none, the one the status records (an agent that stopped
+// before it ended).
+func (r *Reconciler) pendingManual(ctx context.Context, app *berthv1.Application) (pendingRollback, bool) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	if v, ok := r.pendingRollback.Load(key); ok {
+		p := v.(pendingRollback)
+		return p, p.manual
+	}
+	u := app.Status.UnfinishedRollback
+	if u == nil {
+		return pendingRollback{}, false
+	}
+	p := pendingRollback{release: u.FromRelease, commit: u.FromCommit, manual: true, target: u.Target, request: u.Request,
+		syncToken: u.SyncRequest, hold: u.Held, msg: u.Message}
+	r.pendingRollback.Store(key, p)
+	ctrl.LoggerFrom(ctx).Info("carrying on with a rollback that failed after its data restore before this agent started",
+		"target", u.Target, "fromRelease", u.FromRelease, "held", u.Held)
+	return p, true
 }
