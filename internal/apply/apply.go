@@ -60,13 +60,19 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 			stage2 = append(stage2, p)
 		}
 	}
-	if err := m.write(ctx, stage1); err != nil {
+	if err := m.write(ctx, stage1, nil); err != nil {
 		return changeSet(plans), err
 	}
 	var crds []*unstructured.Unstructured
+	// Custom resources of a CRD written in stage 1 were dry-run against
+	// its old schema (or deferred): their write stays strict.
+	crdKinds := sets.New[schema.GroupKind]()
 	for _, p := range stage1 {
-		if p.obj.Object.GetKind() == "CustomResourceDefinition" {
-			crds = append(crds, p.obj.Object)
+		if u := p.obj.Object; u.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, u)
+			if p.action != Unchanged {
+				crdKinds.Insert(crdKind(u))
+			}
 		}
 	}
 	if err := m.waitEstablished(ctx, crds); err != nil {
@@ -81,7 +87,7 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 	}
 	if len(deferred) > 0 {
 		m.mapper.Reset()
-		again, err := m.plan(ctx, deferred, false)
+		again, err := m.replan(ctx, deferred)
 		if err != nil {
 			return changeSet(plans), err
 		}
@@ -96,7 +102,7 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 			}
 		}
 	}
-	if err := m.write(ctx, stage2); err != nil {
+	if err := m.write(ctx, stage2, crdKinds); err != nil {
 		return changeSet(plans), err
 	}
 	return changeSet(plans), nil
@@ -111,15 +117,18 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 		u := o.Object
 		switch {
 		case u.GetKind() == "CustomResourceDefinition":
-			group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
-			kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
-			newKinds.Insert(schema.GroupKind{Group: group, Kind: kind})
+			newKinds.Insert(crdKind(u))
 		case u.GetKind() == "Namespace" && u.GroupVersionKind().Group == "":
 			newNamespaces.Insert(u.GetName())
 		}
 	}
 	var plans []*planned
 	var problems []Problem
+	type crRefusal struct {
+		p       *planned
+		problem Problem
+	}
+	var refused []crRefusal
 	for _, o := range objs {
 		p := &planned{obj: o}
 		plans = append(plans, p)
@@ -133,10 +142,18 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 			problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: err})
 			continue
 		}
-		res, err := m.patch(ctx, u, true)
+		res, err := m.patch(ctx, u, dryRun)
 		if err != nil {
 			if allowDefer && newNamespaces.Has(u.GetNamespace()) && apierrors.IsNotFound(err) {
 				p.deferred, p.action = true, Created
+				continue
+			}
+			// A custom resource refused by the schema its CRD has now, in
+			// a revision that changes that CRD (a field it adds): checked
+			// again once stage 1 has written the CRD (decided below, once
+			// the CRD's own plan is known).
+			if allowDefer && newKinds.Has(u.GroupVersionKind().GroupKind()) && schemaRefusal(err) {
+				refused = append(refused, crRefusal{p: p, problem: Problem{ID: o.ID(), Source: o.Source, Err: describe(err)}})
 				continue
 			}
 			problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: describe(err)})
@@ -167,19 +184,79 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 			p.action = Configured
 		}
 	}
+	// Deferred only when the revision changes that CRD; against a CRD
+	// it leaves as it is, the refusal stands before anything is written.
+	changed := sets.New[schema.GroupKind]()
+	for _, p := range plans {
+		if u := p.obj.Object; u.GetKind() == "CustomResourceDefinition" && p.action != Unchanged {
+			changed.Insert(crdKind(u))
+		}
+	}
+	for _, r := range refused {
+		if changed.Has(r.p.obj.Object.GroupVersionKind().GroupKind()) {
+			r.p.deferred, r.p.action = true, Created
+			continue
+		}
+		problems = append(problems, r.problem)
+	}
 	if len(problems) > 0 {
 		return plans, &ValidationError{Problems: problems}
 	}
 	return plans, nil
 }
 
-func (m *Manager) write(ctx context.Context, plans []*planned) error {
+// schemaRefusal reports whether err can come from a custom resource's
+// schema: a strict decoding error (400), a validation error (422), or
+// server-side apply's "field not declared in schema" (500).
+func schemaRefusal(err error) bool {
+	return apierrors.IsBadRequest(err) || apierrors.IsInvalid(err) || apierrors.IsInternalError(err)
+}
+
+// crdKind is the kind CustomResourceDefinition u defines.
+func crdKind(u *unstructured.Unstructured) schema.GroupKind {
+	group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+	kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+	return schema.GroupKind{Group: group, Kind: kind}
+}
+
+// replanWait bounds how long replan waits for the API server to serve a
+// CRD's new schema: an update keeps the CRD Established, so nothing says
+// when its custom resources are validated against the new schema.
+const replanWait = 5 * time.Second
+
+// replan dry-runs objects deferred until stage 1 was written. A refusal is
+// asked again for up to replanWait, in case it came from a CRD's old
+// schema.
+func (m *Manager) replan(ctx context.Context, objs []manifest.Object) ([]*planned, error) {
+	deadline := time.Now().Add(replanWait)
+	for {
+		plans, err := m.plan(ctx, objs, false)
+		var verr *ValidationError
+		if err == nil || !errors.As(err, &verr) || time.Now().After(deadline) {
+			return plans, err
+		}
+		select {
+		case <-ctx.Done():
+			return plans, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// write applies plans. Each was dry-run strictly with the same bytes, so
+// the write skips strict field validation, except for objects of strict
+// kinds (a CRD changed since their dry run).
+func (m *Manager) write(ctx context.Context, plans []*planned, strict sets.Set[schema.GroupKind]) error {
 	var problems []Problem
 	for _, p := range plans {
 		if p.action == Unchanged {
 			continue
 		}
-		res, err := m.patch(ctx, p.obj.Object, false)
+		mode := writeLax
+		if strict.Has(p.obj.Object.GroupVersionKind().GroupKind()) {
+			mode = writeStrict
+		}
+		res, err := m.patch(ctx, p.obj.Object, mode)
 		if err != nil {
 			problems = append(problems, Problem{ID: p.obj.ID(), Source: p.obj.Source, Err: describe(err)})
 			continue
@@ -209,7 +286,19 @@ func (e *WriteError) Error() string {
 	return msg
 }
 
-func (m *Manager) patch(ctx context.Context, u *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+// patchMode is how patch sends an apply.
+type patchMode int
+
+const (
+	// dryRun: a server-side dry run, rejecting unknown and duplicate fields.
+	dryRun patchMode = iota
+	// writeLax: a write of bytes that passed a dry run.
+	writeLax
+	// writeStrict: a write validated as strictly as a dry run.
+	writeStrict
+)
+
+func (m *Manager) patch(ctx context.Context, u *unstructured.Unstructured, mode patchMode) (*unstructured.Unstructured, error) {
 	ri, _, err := m.resource(u)
 	if err != nil {
 		return nil, err
@@ -226,10 +315,14 @@ func (m *Manager) patch(ctx context.Context, u *unstructured.Unstructured, dryRu
 	// follows it sends the same bytes (plan, then write, in one Apply), so
 	// it skips that check: strict validation parses the YAML body a second
 	// time on the API server.
-	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true), FieldValidation: "Ignore"}
-	if dryRun {
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: ptr(true), FieldValidation: "Strict"}
+	switch mode {
+	case dryRun:
 		opts.DryRun = []string{metav1.DryRunAll}
-		opts.FieldValidation = "Strict"
+	case writeLax:
+		opts.FieldValidation = "Ignore"
+	case writeStrict:
+		// strict, as set above
 	}
 	return ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
 }

@@ -102,6 +102,37 @@ metadata:
 	if err != nil || cs.Count(apply.Unchanged) != 4 {
 		t.Errorf("second apply = %s, %v; want 4 unchanged", cs.Summary(), err)
 	}
+
+	// A revision whose CRD adds a field its custom resource sets: the
+	// resource's dry run against the old schema refuses it, so it is
+	// checked again once the CRD is written, and applied.
+	v2 := strings.Replace(y, "size: {type: integer}", "size: {type: integer}\n              color: {type: string}", 1)
+	v2 = strings.Replace(v2, "  size: 3\n", "  size: 3\n  color: blue\n", 1)
+	if _, err := m.Apply(context.Background(), parse(t, "all.yaml", v2)); err != nil {
+		t.Fatalf("apply of a CRD that adds a field with a resource that sets it: %v", err)
+	}
+	widgets := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}
+	w, err := dynamic.NewForConfigOrDie(env.Config).Resource(widgets).Namespace(ns).Get(context.Background(), "w1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _, _ := unstructured.NestedString(w.Object, "spec", "color"); c != "blue" {
+		t.Errorf("widget spec = %v, want color blue", w.Object["spec"])
+	}
+
+	// With the CRD unchanged, an unknown field is refused before anything
+	// is written.
+	v3 := strings.Replace(v2, "  color: blue\n", "  color: blue\n  shape: round\n", 1)
+	v3 = strings.Replace(v3, "  name: c\n  namespace: "+ns+"\n", "  name: c\n  namespace: "+ns+"\ndata: {changed: \"yes\"}\n", 1)
+	_, err = m.Apply(context.Background(), parse(t, "all.yaml", v3))
+	var verr *apply.ValidationError
+	if !errors.As(err, &verr) || !strings.Contains(err.Error(), "shape") {
+		t.Fatalf("apply with an unknown field: %v, want a validation error naming it", err)
+	}
+	c, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), "c", metav1.GetOptions{})
+	if err != nil || c.Data["changed"] != "" {
+		t.Errorf("ConfigMap c = %v, %v: written by a refused revision", c.Data, err)
+	}
 }
 
 func TestValidationRejectsWholeRevision(t *testing.T) {
