@@ -55,8 +55,11 @@ func (r *Reconciler) resume(ctx context.Context, app *berthv1.Application, mgr *
 	case newest.Spec.Trigger == berthv1.TriggerRollback && newest.Spec.Number > app.Status.CurrentRelease:
 		return r.pinRecorded(ctx, app, store, rels, "an agent that stopped before pinning it")
 
+	// A `berth rollback` that failed after its restore (recorded in
+	// status) comes first: its retry or hold, not an automatic rollback to
+	// another release over the data it restored (see pendingManual).
 	case newest.Status.Health == berthv1.ReleaseFailed && newest.Spec.Trigger != berthv1.TriggerRollback &&
-		app.Status.Pin == nil && autoRollback(app):
+		app.Status.Pin == nil && autoRollback(app) && app.Status.UnfinishedRollback == nil:
 		target := release.LastHealthy(rels, newest.Spec.Number)
 		if target == nil {
 			return nil, nil
@@ -200,13 +203,15 @@ func (r *Reconciler) retryStart(ctx context.Context, app *berthv1.Application, p
 		return nil, nil, retry
 	}
 	if len(rels) > 0 && rels[0].Spec.Trigger == berthv1.TriggerRollback && rels[0].Spec.Number > p.release {
-		// The last attempt recorded its rollback before it failed.
-		r.dropPending(app)
+		// The last attempt recorded its rollback before it failed. It
+		// stays pending until the pin is set: a pass in between must not
+		// apply the release rolled away from.
 		res, err := r.pinRecorded(ctx, app, store, rels, "an earlier attempt that failed after recording it")
 		if err != nil {
 			r.stall(app, "RollbackFailed", fmt.Sprintf("pinning rollback release %d: %v", rels[0].Spec.Number, err))
 			return nil, nil, retry
 		}
+		r.dropPending(app)
 		return nil, nil, res
 	}
 	return store, rels, nil
