@@ -11,7 +11,9 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/helmrelease"
@@ -156,6 +158,36 @@ func TestDriftHealAndDetect(t *testing.T) {
 			t.Fatal("deleted object not re-created after 30s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Drift watches run as the Application's service account: one that may
+// write a kind but not list and watch it is told so (the full pass finds
+// drift there instead), and the Application is applied all the same.
+func TestDriftWatchForbiddenIsReported(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "writer", Namespace: f.ns}}))
+	must(t, f.c.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "writer", Namespace: f.ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "patch"}}}}))
+	must(t, f.c.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "writer", Namespace: f.ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "writer"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "writer", Namespace: f.ns}}}))
+	sha := f.wt.Write("cfg/cm.yaml", cm("settings", "git")).CommitAndPush("settings")
+	f.createApp("cfg", "cfg", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "writer" })
+	f.waitApp("cfg", 60*time.Second, "applied", appliedReady(sha))
+	var msg string
+	for deadline := time.Now().Add(30 * time.Second); msg == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		var evs corev1.EventList
+		must(t, f.c.List(ctx, &evs, client.InNamespace(f.ns)))
+		for _, e := range evs.Items {
+			if e.Reason == "DriftWatchForbidden" && e.InvolvedObject.Name == "cfg" {
+				msg = e.Message
+			}
+		}
+	}
+	if !strings.Contains(msg, "configmaps") || !strings.Contains(msg, "system:serviceaccount:"+f.ns+":writer") {
+		t.Fatalf("DriftWatchForbidden event = %q, want the kind and the account named", msg)
 	}
 }
 

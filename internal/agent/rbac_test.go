@@ -103,9 +103,17 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 	if _, err := asAgent.CoreV1().Secrets(f.ns).Create(ctx, manifests, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 		t.Fatalf("the agent may not create a release-manifests Secret: %v", err)
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: f.ns}}
-	if _, err := asAgent.CoreV1().ConfigMaps(f.ns).Create(ctx, cm, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+	direct := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "direct", Namespace: f.ns}}
+	if _, err := asAgent.CoreV1().ConfigMaps(f.ns).Create(ctx, direct, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("the agent wrote a ConfigMap as itself: %v", err)
+	}
+	// Nor does it read, as itself, any Secret it is not given by name, or
+	// any workload: what Applications own is read as their accounts.
+	if _, err := asAgent.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("the agent may list every Secret: %v", err)
+	}
+	if _, err := asAgent.AppsV1().Deployments(f.ns).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("the agent may list Deployments as itself: %v", err)
 	}
 
 	// It runs "in" a pod, which it labels as leader with the install's Role.
@@ -149,5 +157,25 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 	}
 	if got := image(f); got != "example.test/web:2" {
 		t.Errorf("image after the rollback = %q", got)
+	}
+
+	// Drift is seen at once under these rights: an app polled hourly is
+	// healed through its watch (made as its account).
+	healSHA := f.wt.Write("heal/cm.yaml", cm("healed", "git")).CommitAndPush("heal")
+	f.createApp("heal", "heal", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
+	f.waitApp("heal", 60*time.Second, "applied", appliedReady(healSHA))
+	var edited corev1.ConfigMap
+	f.get(&edited, "healed")
+	edited.Data["greeting"] = "kubectl edit"
+	must(t, f.c.Update(ctx, &edited))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var c corev1.ConfigMap
+		f.get(&c, "healed")
+		if c.Data["greeting"] == "git" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("manual edit not healed after 30s under the installed RBAC: %v", c.Data)
+		}
 	}
 }

@@ -23,9 +23,8 @@ const DefaultAgentServiceAccount = "berth-system/berth-agent"
 // agentRBAC describes the agent's own footprint: every binding of its
 // ServiceAccount, failing on cluster-admin, wildcard verbs, escalate and
 // bind, and anything beyond what `berth install` grants the agent (see
-// install.AgentRules). The install's own grants — reading every kind to
-// watch what Applications own, impersonating service accounts, its release
-// records — pass.
+// install.AgentRules). The install's own grants — impersonating service
+// accounts, its release records, getting Secrets by name — pass.
 func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, error) {
 	c := Check{ID: CheckAgentRBAC, Method: "RBAC bindings of the agent's ServiceAccount"}
 	if sa == "" {

@@ -3,9 +3,11 @@
 // RBAC, the Deployment and the webhook Service — and applies them.
 //
 // The agent's own RBAC is deliberately narrow: it reads Applications and
-// writes their status, reads the Secrets that hold Git credentials, records
-// events, holds its leader-election Lease, watches the objects it manages
-// (read-only), and impersonates service accounts. It has no write access to
-// workloads at all: every write happens as the Application's own service
-// account, so a namespace's RBAC decides what its Applications may change.
+// writes their status, gets the Secrets that hold Git credentials by name,
+// records events, holds its leader-election Lease, and impersonates
+// service accounts. It can neither read nor write workloads, and cannot
+// list Secrets: every write, and every read of what an Application owns
+// (drift watches, health, dry runs), happens as the Application's own
+// service account, so a namespace's RBAC decides what its Applications
+// may change and what the agent sees there.
 package install

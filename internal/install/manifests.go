@@ -96,10 +96,8 @@ rules:
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# Drift detection and health: read-only watches of what Applications own.
-- apiGroups: ["*"]
-  resources: ["*"]
-  verbs: ["get", "list", "watch"]
+# No read of workloads or Secrets beyond these: drift watches, health,
+# dry runs and hook Jobs are read as each Application's service account.
 # Every write happens as the Application's service account.
 - apiGroups: [""]
   resources: ["serviceaccounts"]

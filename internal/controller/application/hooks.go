@@ -324,12 +324,15 @@ func (r *Reconciler) pruneHookJobs(ctx context.Context, app *berthv1.Application
 func (r *Reconciler) pruneAbandonedHooks(ctx context.Context, app *berthv1.Application, rev *revision) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	_, ran := r.hookRan.LoadAndDelete(key)
-	if _, hooked := rev.hooks[hookPreSync]; (!hooked && !ran) || r.APIReader == nil {
+	if _, hooked := rev.hooks[hookPreSync]; !hooked && !ran {
 		return
 	}
 	var jobs batchv1.JobList
-	err := r.APIReader.List(ctx, &jobs, client.InNamespace(app.Spec.Namespace),
-		client.MatchingLabels{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace})
+	reader, err := r.reader(app)
+	if err == nil {
+		err = reader.List(ctx, &jobs, client.InNamespace(app.Spec.Namespace),
+			client.MatchingLabels{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace})
+	}
 	var rels []berthv1.Release
 	if err == nil {
 		rels, err = r.freshReleases().List(ctx, app.Namespace, app.Name)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -59,6 +60,10 @@ type Reconciler struct {
 	triggers chan trigger
 	mu       sync.Mutex
 	managers map[string]*applyManager // by impersonated user
+	// metadataClients (drift watches) and readers (hook Jobs), by
+	// impersonated user.
+	metadataClients map[string]metadata.Interface
+	readers         map[string]client.Reader
 
 	// suspectDrift holds Applications whose owned objects changed since
 	// their last full sync (set by the watches).
@@ -487,7 +492,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(0)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
-	r.watcher.ensure(ctx, app.Status.Inventory)
+	r.watcher.ensure(ctx, app, app.Status.Inventory)
 	seed := r.seedHealth(app, cs)
 	defer ph.mark("health")
 	return r.health(ctx, app, mgr, seed)
@@ -548,6 +553,27 @@ func (r *Reconciler) manager(app *berthv1.Application) (*apply.Manager, error) {
 	m := apply.NewManager(dyn, r.Mapper)
 	r.managers[user] = m
 	return m, nil
+}
+
+// reader returns a client that reads as app's user (uncached): what the
+// agent lists in an Application's namespace, it lists with the rights of
+// the Application's account, not its own.
+func (r *Reconciler) reader(app *berthv1.Application) (client.Reader, error) {
+	user := r.impersonatedUser(app)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.readers[user]; ok {
+		return c, nil
+	}
+	c, err := client.New(r.impersonatedConfig(app), client.Options{Scheme: r.Scheme(), Mapper: r.Mapper})
+	if err != nil {
+		return nil, fmt.Errorf("creating client for %s: %w", user, err)
+	}
+	if r.readers == nil {
+		r.readers = map[string]client.Reader{}
+	}
+	r.readers[user] = c
+	return c, nil
 }
 
 // impersonatedConfig is the agent's configuration acting as app's user.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,14 +28,18 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.digests = &policy.DigestCache{TTL: time.Minute, NegativeTTL: 15 * time.Second}
 	r.managers = map[string]*applyManager{}
 	r.triggers = make(chan trigger, 4096)
-	mc, err := metadata.NewForConfig(r.Config)
-	if err != nil {
-		return fmt.Errorf("creating metadata client: %w", err)
-	}
-	r.watcher = newWatcher(mc, r.Mapper, func(ns, name string) {
+	r.watcher = newWatcher(r.Mapper, r.metadataClient, func(ns, name string) {
 		r.suspectDrift.Store(types.NamespacedName{Namespace: ns, Name: name}, struct{}{})
 		r.Enqueue(ns, name)
 	})
+	r.watcher.forbidden = func(key types.NamespacedName, w watchKey, err error) {
+		app := &berthv1.Application{}
+		if r.Get(context.Background(), key, app) != nil {
+			return
+		}
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "DriftWatchForbidden",
+			"cannot watch %s: %v; drift there is found by the full pass every %s instead of at once (grant list and watch to see it at once)", w, err, r.interval(app))
+	}
 	r.watcher.status = func(ns, name string) {
 		if r.awaitingHealth(ns, name) {
 			r.enqueue(ns, name, priorityNormal)
@@ -54,6 +59,26 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrent, SkipNameValidation: &skip}).
 		Named("application").
 		Complete(r)
+}
+
+// metadataClient returns a metadata-only client acting as app's service
+// account (one per account), for the drift watches.
+func (r *Reconciler) metadataClient(app *berthv1.Application) (metadata.Interface, string, error) {
+	user := r.impersonatedUser(app)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.metadataClients[user]; ok {
+		return c, user, nil
+	}
+	c, err := metadata.NewForConfig(r.impersonatedConfig(app))
+	if err != nil {
+		return nil, user, fmt.Errorf("creating metadata client for %s: %w", user, err)
+	}
+	if r.metadataClients == nil {
+		r.metadataClients = map[string]metadata.Interface{}
+	}
+	r.metadataClients[user] = c
+	return c, user, nil
 }
 
 // Enqueue asks for a reconcile of the Application namespace/name.

@@ -2,11 +2,15 @@ package application
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
@@ -15,24 +19,62 @@ import (
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 )
 
-// watcher keeps one metadata-only informer per kind that Applications own,
-// selected by berth's ownership label, and enqueues the owning Application
-// on every change or deletion: that is how drift is seen within seconds.
+// watcher keeps metadata-only informers on the kinds that Applications
+// own, selected by berth's ownership label, and enqueues the owning
+// Application on every change or deletion: that is how drift is seen
+// within seconds. Each informer watches as an Application's service
+// account, in one namespace (or cluster-wide for a cluster-scoped kind),
+// never as the agent: the agent's own role reads no workload, and no
+// Secret, of any namespace.
 type watcher struct {
-	client  metadata.Interface
-	mapper  meta.RESTMapper
-	enqueue func(namespace, name string)
+	mapper meta.RESTMapper
+	// clientFor returns the metadata client acting as app's service
+	// account, and that account's user name.
+	clientFor func(app *berthv1.Application) (metadata.Interface, string, error)
+	enqueue   func(namespace, name string)
 	// status, when set, is called on status-only updates.
 	status func(namespace, name string)
+	// forbidden, when set, is told once when an account may not watch a
+	// kind: drift in it is then found by the periodic full pass only.
+	forbidden func(app types.NamespacedName, w watchKey, err error)
 
 	mu      sync.Mutex
 	ctx     context.Context
-	started map[schema.GroupVersionResource]bool
-	pending []schema.GroupVersionResource
+	started map[watchKey]bool
+	// denied holds when an account was refused a watch: it is asked
+	// again after deniedRetry, not on every sync.
+	denied  map[watchKey]time.Time
+	pending []pendingWatch
 }
 
-func newWatcher(c metadata.Interface, mapper meta.RESTMapper, enqueue func(namespace, name string)) *watcher {
-	return &watcher{client: c, mapper: mapper, enqueue: enqueue, started: map[schema.GroupVersionResource]bool{}}
+// deniedRetry is how long a refused watch is not asked for again.
+const deniedRetry = 10 * time.Minute
+
+// watchKey is one informer: a kind, a namespace ("" for a cluster-scoped
+// kind) and the account it watches as.
+type watchKey struct {
+	gvr       schema.GroupVersionResource
+	namespace string
+	user      string
+}
+
+func (k watchKey) String() string {
+	where := "cluster-wide"
+	if k.namespace != "" {
+		where = "in namespace " + k.namespace
+	}
+	return fmt.Sprintf("%s %s as %s", k.gvr.String(), where, k.user)
+}
+
+// pendingWatch is an informer asked for before run started.
+type pendingWatch struct {
+	key    watchKey
+	client metadata.Interface
+	app    types.NamespacedName
+}
+
+func newWatcher(mapper meta.RESTMapper, clientFor func(*berthv1.Application) (metadata.Interface, string, error), enqueue func(namespace, name string)) *watcher {
+	return &watcher{mapper: mapper, clientFor: clientFor, enqueue: enqueue, started: map[watchKey]bool{}, denied: map[watchKey]time.Time{}}
 }
 
 // run starts the informers requested so far and those requested later,
@@ -43,41 +85,72 @@ func (w *watcher) run(ctx context.Context) error {
 	pending := w.pending
 	w.pending = nil
 	w.mu.Unlock()
-	for _, gvr := range pending {
-		w.startInformer(ctx, gvr)
+	for _, p := range pending {
+		w.startInformer(ctx, p)
 	}
 	<-ctx.Done()
 	return nil
 }
 
-// ensure makes sure every kind in inv is watched.
-func (w *watcher) ensure(_ context.Context, inv []berthv1.ObjectRef) {
+// ensure makes sure every kind in app's inventory inv is watched, in the
+// namespaces inv names, as app's service account.
+func (w *watcher) ensure(ctx context.Context, app *berthv1.Application, inv []berthv1.ObjectRef) {
+	var mc metadata.Interface
+	var user string
 	for _, r := range inv {
 		mapping, err := w.mapper.RESTMapping(schema.GroupKind{Group: r.Group, Kind: r.Kind}, r.Version)
 		if err != nil {
 			continue
 		}
-		gvr := mapping.Resource
+		if mc == nil {
+			if mc, user, err = w.clientFor(app); err != nil {
+				ctrl.LoggerFrom(ctx).Info("no client to watch owned objects with", "error", err.Error())
+				return
+			}
+		}
+		key := watchKey{gvr: mapping.Resource, user: user}
+		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+			key.namespace = r.Namespace
+		}
 		w.mu.Lock()
-		if w.started[gvr] {
+		if at, ok := w.denied[key]; w.started[key] || ok && time.Since(at) < deniedRetry {
 			w.mu.Unlock()
 			continue
 		}
-		w.started[gvr] = true
-		ctx := w.ctx
-		if ctx == nil {
-			w.pending = append(w.pending, gvr)
+		w.started[key] = true
+		p := pendingWatch{key: key, client: mc, app: types.NamespacedName{Namespace: app.Namespace, Name: app.Name}}
+		runCtx := w.ctx
+		if runCtx == nil {
+			w.pending = append(w.pending, p)
 		}
 		w.mu.Unlock()
-		if ctx != nil {
-			w.startInformer(ctx, gvr)
+		if runCtx != nil {
+			w.startInformer(runCtx, p)
 		}
 	}
 }
 
-func (w *watcher) startInformer(ctx context.Context, gvr schema.GroupVersionResource) {
-	inf := metadatainformer.NewFilteredMetadataInformer(w.client, gvr, metav1.NamespaceAll, 0, cache.Indexers{},
+func (w *watcher) startInformer(ctx context.Context, p pendingWatch) {
+	ctx, stop := context.WithCancel(ctx)
+	inf := metadatainformer.NewFilteredMetadataInformer(p.client, p.key.gvr, p.key.namespace, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.LabelSelector = berthv1.OwnerNameLabel }).Informer()
+	// An account that may not list or watch the kind: stop (the reflector
+	// would retry forever) and say so once; the next sync of an
+	// Application that owns the kind asks again.
+	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		if !apierrors.IsForbidden(err) {
+			return
+		}
+		w.mu.Lock()
+		first := w.started[p.key]
+		delete(w.started, p.key)
+		w.denied[p.key] = time.Now()
+		w.mu.Unlock()
+		stop()
+		if first && w.forbidden != nil {
+			w.forbidden(p.app, p.key, err)
+		}
+	})
 	owner := func(obj any) (string, string) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
@@ -104,8 +177,8 @@ func (w *watcher) startInformer(ctx context.Context, gvr schema.GroupVersionReso
 		},
 		DeleteFunc: notify,
 	})
-	ctrl.LoggerFrom(ctx).Info("watching owned objects", "resource", gvr.String())
-	go inf.Run(ctx.Done())
+	ctrl.LoggerFrom(ctx).Info("watching owned objects", "resource", p.key.gvr.String(), "namespace", p.key.namespace, "as", p.key.user)
+	go inf.RunWithContext(ctx)
 }
 
 // specChanged reports whether an update can be drift: a new generation
