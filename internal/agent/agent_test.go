@@ -191,6 +191,21 @@ func TestDriftWatchForbiddenIsReported(t *testing.T) {
 	}
 }
 
+// An Application whose path is not in Git yet (created a moment before
+// the push that adds it, or read from a reference listing a moment old)
+// says so and picks the path up soon, not at its next poll.
+func TestApplicationPathPushedAfterItIsCreated(t *testing.T) {
+	f := newFixture(t)
+	f.wt.Write("other/cm.yaml", cm("other", "x")).CommitAndPush("other")
+	f.createApp("late", "late", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
+	f.waitApp("late", 30*time.Second, "path reported missing", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "RenderFailed" && strings.Contains(s.Message, `"late" does not exist at commit`)
+	})
+	sha := f.wt.Write("late/cm.yaml", cm("late", "here")).CommitAndPush("late")
+	f.waitApp("late", 30*time.Second, "path applied without a webhook, long before the 1h poll", appliedReady(sha))
+}
+
 func TestInvalidRevisionsAreRejectedWhole(t *testing.T) {
 	f := newFixture(t)
 	good := f.wt.Write("app/a.yaml", cm("a", "v1")).Write("app/b.yaml", cm("b", "v1")).CommitAndPush("good")

@@ -298,6 +298,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	ph.mark("render")
 	if err != nil {
 		r.reject(app, snap.Revision, "RenderFailed", err)
+		if errors.Is(err, errPathMissing) {
+			return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}, nil
+		}
 		return poll, nil
 	}
 	app.Status.Renderer = string(rev.kind)

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-dev/berth/internal/release"
-	"k8s.io/apimachinery/pkg/api/meta"
+	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+
+	"github.com/berth-dev/berth/internal/release"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -87,6 +91,9 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 	if err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %q does not exist at commit %s", errPathMissing, app.Spec.Source.Path, short(snap.Revision))
+	}
 	opts, err := RenderOptions(app)
 	if err != nil {
 		return nil, err
@@ -105,6 +112,12 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 	Prepare(res.Objects, app, NamespacedFunc(r.Mapper, res.Objects))
 	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm}, nil
 }
+
+// errPathMissing: the Application's path is not in the commit fetched. The
+// commit may be older than the push that adds the path (a reference
+// listing is reused for a moment), so it is fetched again soon, not at
+// the next poll.
+var errPathMissing = errors.New("path not found")
 
 // prefixErr names the file of a manifest error from the repository root.
 func prefixErr(p string, err error) error {
