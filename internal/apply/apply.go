@@ -65,7 +65,8 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 	}
 	var crds []*unstructured.Unstructured
 	// Custom resources of a CRD written in stage 1 were dry-run against
-	// its old schema (or deferred): their write stays strict.
+	// its old schema (or deferred): they are dry-run again below, and
+	// their write stays strict.
 	crdKinds := sets.New[schema.GroupKind]()
 	for _, p := range stage1 {
 		if u := p.obj.Object; u.GetKind() == "CustomResourceDefinition" {
@@ -78,10 +79,12 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 	if err := m.waitEstablished(ctx, crds); err != nil {
 		return changeSet(plans), err
 	}
-	// Validate what had to wait for stage 1, before writing any of stage 2.
+	// Validate what had to wait for stage 1, before writing any of stage 2:
+	// objects of new kinds or in new namespaces, and custom resources of a
+	// CRD stage 1 changed (their dry run saw its old schema).
 	var deferred []manifest.Object
 	for _, p := range stage2 {
-		if p.deferred {
+		if p.deferred || crdKinds.Has(p.obj.Object.GroupVersionKind().GroupKind()) {
 			deferred = append(deferred, p.obj)
 		}
 	}
@@ -148,11 +151,9 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 				p.deferred, p.action = true, Created
 				continue
 			}
-			// A custom resource refused by the schema its CRD has now, in
-			// a revision that changes that CRD (a field it adds): checked
-			// again once stage 1 has written the CRD (decided below, once
-			// the CRD's own plan is known).
-			if allowDefer && newKinds.Has(u.GroupVersionKind().GroupKind()) && schemaRefusal(err) {
+			// Kept for below: a refusal of a custom resource whose CRD the
+			// revision changes gets a hint.
+			if newKinds.Has(u.GroupVersionKind().GroupKind()) {
 				refused = append(refused, crRefusal{p: p, problem: Problem{ID: o.ID(), Source: o.Source, Err: describe(err)}})
 				continue
 			}
@@ -184,8 +185,9 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 			p.action = Configured
 		}
 	}
-	// Deferred only when the revision changes that CRD; against a CRD
-	// it leaves as it is, the refusal stands before anything is written.
+	// Every object is dry-run against the cluster as it is, CRDs included:
+	// a custom resource that needs the revision's own change to its CRD
+	// (a field it adds) is refused, like the rest of the revision. Say why.
 	changed := sets.New[schema.GroupKind]()
 	for _, p := range plans {
 		if u := p.obj.Object; u.GetKind() == "CustomResourceDefinition" && p.action != Unchanged {
@@ -193,9 +195,8 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 		}
 	}
 	for _, r := range refused {
-		if changed.Has(r.p.obj.Object.GroupVersionKind().GroupKind()) {
-			r.p.deferred, r.p.action = true, Created
-			continue
+		if gk := r.p.obj.Object.GroupVersionKind().GroupKind(); changed.Has(gk) {
+			r.problem.Err = fmt.Errorf("%w (checked against the %s CRD in the cluster: the revision changes it too, and nothing is written before every object passes; commit the CRD change on its own first)", r.problem.Err, gk)
 		}
 		problems = append(problems, r.problem)
 	}
@@ -203,13 +204,6 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 		return plans, &ValidationError{Problems: problems}
 	}
 	return plans, nil
-}
-
-// schemaRefusal reports whether err can come from a custom resource's
-// schema: a strict decoding error (400), a validation error (422), or
-// server-side apply's "field not declared in schema" (500).
-func schemaRefusal(err error) bool {
-	return apierrors.IsBadRequest(err) || apierrors.IsInvalid(err) || apierrors.IsInternalError(err)
 }
 
 // crdKind is the kind CustomResourceDefinition u defines.

@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -103,13 +104,30 @@ metadata:
 		t.Errorf("second apply = %s, %v; want 4 unchanged", cs.Summary(), err)
 	}
 
-	// A revision whose CRD adds a field its custom resource sets: the
-	// resource's dry run against the old schema refuses it, so it is
-	// checked again once the CRD is written, and applied.
+	// A revision whose CRD adds a field its custom resource sets: every
+	// object is dry-run before anything is written, the resource against
+	// the CRD in the cluster, so the revision is refused whole, and says
+	// why. With the CRD committed first, the same revision applies.
 	v2 := strings.Replace(y, "size: {type: integer}", "size: {type: integer}\n              color: {type: string}", 1)
+	crdFirst := v2
 	v2 = strings.Replace(v2, "  size: 3\n", "  size: 3\n  color: blue\n", 1)
+	_, err = m.Apply(context.Background(), parse(t, "all.yaml", v2))
+	if !errors.As(err, new(*apply.ValidationError)) || !strings.Contains(err.Error(), "commit the CRD change on its own first") {
+		t.Fatalf("apply of a CRD that adds a field with a resource that sets it: %v, want refused with the hint", err)
+	}
+	crd, err := dynamic.NewForConfigOrDie(env.Config).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+		Get(context.Background(), "widgets."+group, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(fmt.Sprint(crd.Object["spec"]), "color") {
+		t.Fatal("the refused revision wrote its CRD")
+	}
+	if _, err := m.Apply(context.Background(), parse(t, "all.yaml", crdFirst)); err != nil {
+		t.Fatalf("apply of the CRD change alone: %v", err)
+	}
 	if _, err := m.Apply(context.Background(), parse(t, "all.yaml", v2)); err != nil {
-		t.Fatalf("apply of a CRD that adds a field with a resource that sets it: %v", err)
+		t.Fatalf("apply of the resource once its CRD has the field: %v", err)
 	}
 	widgets := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"}
 	w, err := dynamic.NewForConfigOrDie(env.Config).Resource(widgets).Namespace(ns).Get(context.Background(), "w1", metav1.GetOptions{})
