@@ -192,6 +192,9 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan} {
 		m.Delete(key)
 	}
+	if r.watcher != nil {
+		r.watcher.release(key)
+	}
 }
 
 // unrecordedSync is a sync applied without its release record: its
@@ -298,7 +301,11 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	ph.mark("render")
 	if err != nil {
 		r.reject(app, snap.Revision, "RenderFailed", err)
-		if errors.Is(err, errPathMissing) {
+		// A new Application on a branch, whose path is not there yet
+		// (pushed a moment later, or read from a listing a moment old),
+		// looks again soon; a wrong path costs one listing per 10 s
+		// until it is fixed or the Application has applied once.
+		if errors.Is(err, errPathMissing) && app.Status.LastAppliedRevision == "" && app.Spec.Source.Commit == "" && app.Spec.Source.Tag == "" {
 			return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}, nil
 		}
 		return poll, nil

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
@@ -34,17 +35,28 @@ type watcher struct {
 	enqueue   func(namespace, name string)
 	// status, when set, is called on status-only updates.
 	status func(namespace, name string)
-	// forbidden, when set, is told once when an account may not watch a
-	// kind: drift in it is then found by the periodic full pass only.
+	// forbidden, when set, is told, for each Application that needs it,
+	// when an account may not watch a kind: drift in it is then found by
+	// the periodic full pass only.
 	forbidden func(app types.NamespacedName, w watchKey, err error)
 
-	mu      sync.Mutex
-	ctx     context.Context
-	started map[watchKey]bool
+	mu  sync.Mutex
+	ctx context.Context
+	// informers are those running (or asked for before run), by key.
+	informers map[watchKey]*informer
+	// byApp holds the keys each Application's inventory needs.
+	byApp map[types.NamespacedName]sets.Set[watchKey]
 	// denied holds when an account was refused a watch: it is asked
 	// again after deniedRetry, not on every sync.
-	denied  map[watchKey]time.Time
-	pending []pendingWatch
+	denied map[watchKey]time.Time
+}
+
+// informer is one running (or pending) informer and the Applications
+// that need it; it stops when the last of them no longer does.
+type informer struct {
+	client metadata.Interface
+	users  sets.Set[types.NamespacedName]
+	stop   context.CancelFunc // nil until started
 }
 
 // deniedRetry is how long a refused watch is not asked for again.
@@ -66,15 +78,9 @@ func (k watchKey) String() string {
 	return fmt.Sprintf("%s %s as %s", k.gvr.String(), where, k.user)
 }
 
-// pendingWatch is an informer asked for before run started.
-type pendingWatch struct {
-	key    watchKey
-	client metadata.Interface
-	app    types.NamespacedName
-}
-
 func newWatcher(mapper meta.RESTMapper, clientFor func(*berthv1.Application) (metadata.Interface, string, error), enqueue func(namespace, name string)) *watcher {
-	return &watcher{mapper: mapper, clientFor: clientFor, enqueue: enqueue, started: map[watchKey]bool{}, denied: map[watchKey]time.Time{}}
+	return &watcher{mapper: mapper, clientFor: clientFor, enqueue: enqueue,
+		informers: map[watchKey]*informer{}, byApp: map[types.NamespacedName]sets.Set[watchKey]{}, denied: map[watchKey]time.Time{}}
 }
 
 // run starts the informers requested so far and those requested later,
@@ -82,73 +88,150 @@ func newWatcher(mapper meta.RESTMapper, clientFor func(*berthv1.Application) (me
 func (w *watcher) run(ctx context.Context) error {
 	w.mu.Lock()
 	w.ctx = ctx
-	pending := w.pending
-	w.pending = nil
+	var pending []watchKey
+	for key, inf := range w.informers {
+		if inf.stop == nil {
+			pending = append(pending, key)
+		}
+	}
 	w.mu.Unlock()
-	for _, p := range pending {
-		w.startInformer(ctx, p)
+	for _, key := range pending {
+		w.startInformer(ctx, key)
 	}
 	<-ctx.Done()
 	return nil
 }
 
 // ensure makes sure every kind in app's inventory inv is watched, in the
-// namespaces inv names, as app's service account.
+// namespaces inv names, as app's service account, and lets go of the
+// informers app needed before and no longer does (an object kind it
+// dropped, a namespace or service account it left).
 func (w *watcher) ensure(ctx context.Context, app *berthv1.Application, inv []berthv1.ObjectRef) {
-	var mc metadata.Interface
-	var user string
+	id := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	mc, user, err := w.clientFor(app)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Info("no client to watch owned objects with", "error", err.Error())
+		return
+	}
+	want := sets.New[watchKey]()
 	for _, r := range inv {
 		mapping, err := w.mapper.RESTMapping(schema.GroupKind{Group: r.Group, Kind: r.Kind}, r.Version)
 		if err != nil {
 			continue
 		}
-		if mc == nil {
-			if mc, user, err = w.clientFor(app); err != nil {
-				ctrl.LoggerFrom(ctx).Info("no client to watch owned objects with", "error", err.Error())
-				return
-			}
-		}
 		key := watchKey{gvr: mapping.Resource, user: user}
 		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
 			key.namespace = r.Namespace
 		}
-		w.mu.Lock()
-		if at, ok := w.denied[key]; w.started[key] || ok && time.Since(at) < deniedRetry {
-			w.mu.Unlock()
-			continue
+		want.Insert(key)
+	}
+	w.mu.Lock()
+	for key := range want {
+		if at, ok := w.denied[key]; ok && time.Since(at) < deniedRetry {
+			want.Delete(key)
 		}
-		w.started[key] = true
-		p := pendingWatch{key: key, client: mc, app: types.NamespacedName{Namespace: app.Namespace, Name: app.Name}}
-		runCtx := w.ctx
-		if runCtx == nil {
-			w.pending = append(w.pending, p)
+	}
+	var start []watchKey
+	for key := range want {
+		inf, ok := w.informers[key]
+		if !ok {
+			inf = &informer{client: mc, users: sets.New[types.NamespacedName]()}
+			w.informers[key] = inf
+			if w.ctx != nil {
+				start = append(start, key)
+			}
 		}
-		w.mu.Unlock()
-		if runCtx != nil {
-			w.startInformer(runCtx, p)
-		}
+		inf.users.Insert(id)
+	}
+	stop := w.releaseLocked(id, want)
+	runCtx := w.ctx
+	w.mu.Unlock()
+	for _, s := range stop {
+		s()
+	}
+	for _, key := range start {
+		w.startInformer(runCtx, key)
 	}
 }
 
-func (w *watcher) startInformer(ctx context.Context, p pendingWatch) {
+// release lets go of every informer app needed (it was deleted).
+func (w *watcher) release(app types.NamespacedName) {
+	w.mu.Lock()
+	stop := w.releaseLocked(app, nil)
+	w.mu.Unlock()
+	for _, s := range stop {
+		s()
+	}
+}
+
+// releaseLocked records that app now needs the informers in keep only,
+// and returns the stop functions of those nobody needs any more.
+func (w *watcher) releaseLocked(app types.NamespacedName, keep sets.Set[watchKey]) []context.CancelFunc {
+	var stop []context.CancelFunc
+	for key := range w.byApp[app] {
+		if keep.Has(key) {
+			continue
+		}
+		inf, ok := w.informers[key]
+		if !ok {
+			continue
+		}
+		inf.users.Delete(app)
+		if inf.users.Len() == 0 {
+			delete(w.informers, key)
+			if inf.stop != nil {
+				stop = append(stop, inf.stop)
+			}
+		}
+	}
+	if keep.Len() == 0 {
+		delete(w.byApp, app)
+	} else {
+		w.byApp[app] = keep
+	}
+	return stop
+}
+
+func (w *watcher) startInformer(ctx context.Context, key watchKey) {
+	w.mu.Lock()
+	ent, ok := w.informers[key]
+	if !ok || ent.stop != nil {
+		w.mu.Unlock()
+		return // released before it started, or started already
+	}
 	ctx, stop := context.WithCancel(ctx)
-	inf := metadatainformer.NewFilteredMetadataInformer(p.client, p.key.gvr, p.key.namespace, 0, cache.Indexers{},
+	ent.stop = stop
+	w.mu.Unlock()
+	inf := metadatainformer.NewFilteredMetadataInformer(ent.client, key.gvr, key.namespace, 0, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.LabelSelector = berthv1.OwnerNameLabel }).Informer()
 	// An account that may not list or watch the kind: stop (the reflector
-	// would retry forever) and say so once; the next sync of an
-	// Application that owns the kind asks again.
-	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+	// would retry forever) and tell the Applications that need it; their
+	// syncs ask again after deniedRetry. Other errors are logged and
+	// retried, as by default.
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
 		if !apierrors.IsForbidden(err) {
+			cache.DefaultWatchErrorHandler(ctx, r, err)
 			return
 		}
 		w.mu.Lock()
-		first := w.started[p.key]
-		delete(w.started, p.key)
-		w.denied[p.key] = time.Now()
+		if w.informers[key] != ent {
+			w.mu.Unlock()
+			return // already stopped
+		}
+		delete(w.informers, key)
+		w.denied[key] = time.Now()
+		users := ent.users.UnsortedList()
+		for _, u := range users {
+			if keys, ok := w.byApp[u]; ok {
+				keys.Delete(key)
+			}
+		}
 		w.mu.Unlock()
 		stop()
-		if first && w.forbidden != nil {
-			w.forbidden(p.app, p.key, err)
+		if w.forbidden != nil {
+			for _, u := range users {
+				w.forbidden(u, key, err)
+			}
 		}
 	})
 	owner := func(obj any) (string, string) {
@@ -177,7 +260,7 @@ func (w *watcher) startInformer(ctx context.Context, p pendingWatch) {
 		},
 		DeleteFunc: notify,
 	})
-	ctrl.LoggerFrom(ctx).Info("watching owned objects", "resource", p.key.gvr.String(), "namespace", p.key.namespace, "as", p.key.user)
+	ctrl.LoggerFrom(ctx).Info("watching owned objects", "resource", key.gvr.String(), "namespace", key.namespace, "as", key.user)
 	go inf.RunWithContext(ctx)
 }
 
