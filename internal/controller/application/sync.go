@@ -113,10 +113,10 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm}, nil
 }
 
-// errPathMissing: the Application's path is not in the commit fetched. The
-// commit may be older than the push that adds the path (a reference
-// listing is reused for a moment), so it is fetched again soon, not at
-// the next poll.
+// errPathMissing: the Application's path is not in the commit fetched. For
+// a new Application the commit may be older than the push that adds the
+// path (a reference listing is reused for a moment), so it is fetched
+// again soon, not at the next poll.
 var errPathMissing = errors.New("path not found")
 
 // prefixErr names the file of a manifest error from the repository root.
