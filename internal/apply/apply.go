@@ -92,6 +92,9 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 		m.mapper.Reset()
 		again, err := m.replan(ctx, deferred)
 		if err != nil {
+			if verr, ok := errors.AsType[*ValidationError](err); ok && writtenAny(stage1) {
+				verr.AfterStage1 = true
+			}
 			return changeSet(plans), err
 		}
 		byID := map[string]*planned{}
@@ -190,12 +193,13 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 	// (a field it adds) is refused, like the rest of the revision. Say why.
 	changed := sets.New[schema.GroupKind]()
 	for _, p := range plans {
-		if u := p.obj.Object; u.GetKind() == "CustomResourceDefinition" && p.action != Unchanged {
+		if u := p.obj.Object; u.GetKind() == "CustomResourceDefinition" && p.action == Configured {
 			changed.Insert(crdKind(u))
 		}
 	}
 	for _, r := range refused {
-		if gk := r.p.obj.Object.GroupVersionKind().GroupKind(); changed.Has(gk) {
+		err := r.problem.Err
+		if gk := r.p.obj.Object.GroupVersionKind().GroupKind(); changed.Has(gk) && !apierrors.IsForbidden(err) && !apierrors.IsNotFound(err) {
 			r.problem.Err = fmt.Errorf("%w (checked against the %s CRD in the cluster: the revision changes it too, and nothing is written before every object passes; commit the CRD change on its own first)", r.problem.Err, gk)
 		}
 		problems = append(problems, r.problem)
@@ -204,6 +208,16 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 		return plans, &ValidationError{Problems: problems}
 	}
 	return plans, nil
+}
+
+// writtenAny reports whether write wrote any of plans.
+func writtenAny(plans []*planned) bool {
+	for _, p := range plans {
+		if p.written != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // crdKind is the kind CustomResourceDefinition u defines.

@@ -193,6 +193,28 @@ spec:
 	if _, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), "good", metav1.GetOptions{}); err == nil {
 		t.Error("the valid object of a rejected revision was applied")
 	}
+
+	// An object in a namespace the revision creates can only be checked
+	// once that namespace exists: its refusal says the namespace was
+	// applied, not "nothing applied".
+	fresh := "fresh-" + strings.ToLower(strings.ReplaceAll(ns, "-", ""))[:12]
+	t.Cleanup(func() { _ = env.Client.CoreV1().Namespaces().Delete(context.Background(), fresh, metav1.DeleteOptions{}) })
+	_, err = m.Apply(context.Background(), parse(t, "fresh.yaml", `apiVersion: v1
+kind: Namespace
+metadata:
+  name: `+fresh+`
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: bad-key
+  namespace: `+fresh+`
+data:
+  "not a key!": "x"
+`))
+	if !errors.As(err, &ve) || !ve.AfterStage1 || !strings.Contains(err.Error(), "after its CRDs and Namespaces were applied") {
+		t.Fatalf("err = %v, want a ValidationError saying stage 1 was applied", err)
+	}
 }
 
 func TestPruneProtectsDataAndForeignObjects(t *testing.T) {

@@ -86,14 +86,21 @@ type Problem struct {
 }
 
 // ValidationError lists every object of a revision that failed validation.
-// Nothing was written when it is returned from Validate or Apply.
+// Nothing was written when it is returned from Validate or Apply, unless
+// AfterStage1: objects that could only be checked once the revision's
+// CRDs and Namespaces were written failed, after those were written.
 type ValidationError struct {
-	Problems []Problem
+	Problems    []Problem
+	AfterStage1 bool
 }
 
 func (e *ValidationError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "revision rejected, nothing applied: %d invalid object(s)", len(e.Problems))
+	if e.AfterStage1 {
+		fmt.Fprintf(&b, "revision rejected after its CRDs and Namespaces were applied, nothing else: %d invalid object(s)", len(e.Problems))
+	} else {
+		fmt.Fprintf(&b, "revision rejected, nothing applied: %d invalid object(s)", len(e.Problems))
+	}
 	for i, p := range e.Problems {
 		if i == 10 {
 			fmt.Fprintf(&b, "; and %d more", len(e.Problems)-10)
