@@ -114,9 +114,11 @@ func (w *watcher) ensure(ctx context.Context, app *berthv1.Application, inv []be
 		return
 	}
 	want := sets.New[watchKey]()
+	complete := true
 	for _, r := range inv {
 		mapping, err := w.mapper.RESTMapping(schema.GroupKind{Group: r.Group, Kind: r.Kind}, r.Version)
 		if err != nil {
+			complete = false // a kind not mapped now (stale discovery): keep what runs
 			continue
 		}
 		key := watchKey{gvr: mapping.Resource, user: user}
@@ -143,7 +145,11 @@ func (w *watcher) ensure(ctx context.Context, app *berthv1.Application, inv []be
 		}
 		inf.users.Insert(id)
 	}
-	stop := w.releaseLocked(id, want)
+	keep := want
+	if !complete {
+		keep = want.Union(w.byApp[id])
+	}
+	stop := w.releaseLocked(id, keep)
 	runCtx := w.ctx
 	w.mu.Unlock()
 	for _, s := range stop {
