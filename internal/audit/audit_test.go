@@ -303,7 +303,7 @@ func TestAuditAgentRBACAgainstTheInstall(t *testing.T) {
 		t.Fatalf("installed agent RBAC = %+v, want pass", c)
 	}
 
-	clusterRole(ns+"-deployer", []rbacv1.PolicyRule{{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "create"}}})
+	clusterRole(ns+"-deployer", []rbacv1.PolicyRule{{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"create"}}})
 	clusterBind(t, env.Client, ns+"-deployer", ns+"-deployer", sub)
 	rep, err = Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
 	if err != nil {
