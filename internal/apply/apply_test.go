@@ -198,7 +198,9 @@ spec:
 	// once that namespace exists: its refusal says the namespace was
 	// applied, not "nothing applied".
 	fresh := "fresh-" + strings.ToLower(strings.ReplaceAll(ns, "-", ""))[:12]
-	t.Cleanup(func() { _ = env.Client.CoreV1().Namespaces().Delete(context.Background(), fresh, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), fresh, metav1.DeleteOptions{})
+	})
 	_, err = m.Apply(context.Background(), parse(t, "fresh.yaml", `apiVersion: v1
 kind: Namespace
 metadata:
