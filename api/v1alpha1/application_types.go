@@ -214,6 +214,17 @@ type UnfinishedRollback struct {
 	Message string `json:"message"`
 }
 
+// UnrecordedSync is a revision applied without its release record.
+type UnrecordedSync struct {
+	// Commit and Digest are the revision's commit and manifest digest.
+	Commit string `json:"commit"`
+	Digest string `json:"digest"`
+	// Snapshot is what its pre-sync hook took; the retried record reuses it.
+	Snapshot DataSnapshot `json:"snapshot"`
+	// FromRelease is the release that ran when it was applied.
+	FromRelease int64 `json:"fromRelease"`
+}
+
 // ObjectRef identifies one object owned by an Application.
 type ObjectRef struct {
 	Group     string `json:"group,omitempty"`
@@ -297,6 +308,12 @@ type ApplicationStatus struct {
 	// restored data, by this agent or one restarted in between.
 	// +optional
 	UnfinishedRollback *UnfinishedRollback `json:"unfinishedRollback,omitempty"`
+	// UnrecordedSync, when set, is a revision applied after its pre-sync
+	// hook took a snapshot, whose release could not be recorded yet: its
+	// data changes are live and no release says so. A rollback is refused
+	// meanwhile, by this agent or one restarted in between.
+	// +optional
+	UnrecordedSync *UnrecordedSync `json:"unrecordedSync,omitempty"`
 	// LastHandledRollback and LastHandledUnpin echo the berth.dev/rollback
 	// and berth.dev/unpin annotations once handled.
 	// +optional

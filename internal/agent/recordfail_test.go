@@ -161,6 +161,48 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	}
 }
 
+// The same refusal from an agent restarted before the record lands: the
+// rollback asked while no agent ran is the first thing the new one
+// handles, before it applies (and fails to record) the revision again.
+func TestRollbackWhileARevisionIsUnrecordedIsRefusedAfterARestart(t *testing.T) {
+	f := newFixture(t)
+	f.hookedSettingsApp()
+	f.waitReleasesHealthy("demo", 1)
+
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit)
+	defer thaw()
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	f.waitApp("demo", 60*time.Second, "v2 applied, not recorded, in status", func(a *berthv1.Application) bool {
+		r := condition(a, berthv1.ConditionReady)
+		u := a.Status.UnrecordedSync
+		return r != nil && r.Reason == "ReleaseNotRecorded" && u != nil && u.Commit == v2 && u.FromRelease == 1
+	})
+	f.stopAgent(0)
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.startAgent(false, nil)
+	var refusal string
+	for deadline := time.Now().Add(30 * time.Second); refusal == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		var evs corev1.EventList
+		must(t, f.c.List(context.Background(), &evs, client.InNamespace(f.ns)))
+		for _, e := range evs.Items {
+			if e.Reason == "RollbackRefused" && e.InvolvedObject.Name == "demo" {
+				refusal = e.Message
+			}
+		}
+	}
+	if !strings.Contains(refusal, "could not be recorded yet") {
+		t.Fatalf("RollbackRefused event = %q, want the unrecorded revision named", refusal)
+	}
+	if g := f.greeting(); g != "v2" {
+		t.Errorf("greeting = %q: the restarted agent rolled back over v2's live data changes", g)
+	}
+	if got := f.hookJobs("restore-"); len(got) != 0 {
+		t.Errorf("restore Jobs = %v after a refused rollback", got)
+	}
+}
+
 // A revision applied after its pre-sync hook whose release cannot be
 // recorded has its data changes live, and no release says so: a rollback
 // then would cross nothing and restore nothing. It is refused, saying why;

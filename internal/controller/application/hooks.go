@@ -234,14 +234,13 @@ var errUnrecordedData = errors.New("a revision's data changes are live and not r
 // cross them. It is refused rather than restored: a restore recorded
 // nowhere could run again, or be skipped, on a retry. Once the record
 // lands, the rollback crosses that release and restores its snapshot as
-// usual. The agent keeps this in memory: a request handled by a restarted
-// agent before its first sync of the revision is not refused.
+// usual. The Application's status keeps it too (unrecordedSync), so a
+// restarted agent refuses the same.
 func (r *Reconciler) unrecordedLive(app *berthv1.Application, target *berthv1.Release) error {
-	v, ok := r.unrecorded.Load(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	u, ok := r.unrecordedOf(app)
 	if !ok {
 		return nil
 	}
-	u := v.(unrecordedSync)
 	if u.snapshot == nil || u.from != app.Status.CurrentRelease {
 		return nil
 	}

@@ -90,7 +90,8 @@ type Reconciler struct {
 	// last for each Application (see read).
 	written sync.Map
 	// unrecorded holds, per Application, the sync that was applied but
-	// whose release record failed (see reconcile).
+	// whose release record failed (see reconcile; keepUnrecorded also
+	// writes it to status when it has a snapshot).
 	unrecorded sync.Map
 	// pendingRollback holds, per Application, the automatic rollback that
 	// failed in this process (see retryRollback).
@@ -205,6 +206,38 @@ type unrecordedSync struct {
 	// from is the release that ran when it was applied: once another runs
 	// (a rollback came between), the snapshot is stale.
 	from int64
+}
+
+// keepUnrecorded remembers u for app. One with a snapshot is also written
+// to the Application's status (unrecordedSync, with the pass's status
+// write): a rollback asked of an agent restarted before the record lands
+// is refused too, and the retried record reuses the snapshot.
+func (r *Reconciler) keepUnrecorded(app *berthv1.Application, u unrecordedSync) {
+	r.unrecorded.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, u)
+	app.Status.UnrecordedSync = nil
+	if u.snapshot != nil {
+		app.Status.UnrecordedSync = &berthv1.UnrecordedSync{Commit: u.sha, Digest: u.digest, Snapshot: *u.snapshot, FromRelease: u.from}
+	}
+}
+
+// dropUnrecorded forgets app's unrecorded sync, and its copy in status.
+func (r *Reconciler) dropUnrecorded(app *berthv1.Application) {
+	r.unrecorded.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	app.Status.UnrecordedSync = nil
+}
+
+// unrecordedOf returns app's unrecorded sync: this process's, or, when it
+// has none, the one the status records (an agent that stopped before the
+// record landed).
+func (r *Reconciler) unrecordedOf(app *berthv1.Application) (unrecordedSync, bool) {
+	if v, ok := r.unrecorded.Load(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}); ok {
+		return v.(unrecordedSync), true
+	}
+	if u := app.Status.UnrecordedSync; u != nil {
+		snap := u.Snapshot
+		return unrecordedSync{sha: u.Commit, digest: u.Digest, snapshot: &snap, from: u.FromRelease}, true
+	}
+	return unrecordedSync{}, false
 }
 
 // maxNameLength is the longest Application name berth accepts: the name
@@ -390,9 +423,8 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 5. The pre-sync data hook, before a release with new manifests.
 	// A sync whose release record failed already ran its hook: the retry
 	// reuses that snapshot rather than take one of data already migrated.
-	if u, ok := r.unrecorded.Load(key); ok && u.(unrecordedSync).sha == snap.Revision && u.(unrecordedSync).digest == digest &&
-		u.(unrecordedSync).from == app.Status.CurrentRelease {
-		rev.snapshot = u.(unrecordedSync).snapshot
+	if u, ok := r.unrecordedOf(app); ok && u.sha == snap.Revision && u.digest == digest && u.from == app.Status.CurrentRelease {
+		rev.snapshot = u.snapshot
 	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
 		// The hook Job is a write: a revision the API server would refuse
 		// is rejected before it starts a backup, like any other write.
@@ -484,10 +516,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			// The retry must come back here: a manual sync stays unhandled,
 			// and the hook's snapshot is kept for it.
 			app.Status.LastHandledSyncRequest = handledBefore
-			r.unrecorded.Store(key, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, from: app.Status.CurrentRelease})
+			r.keepUnrecorded(app, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, from: app.Status.CurrentRelease})
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
-		r.unrecorded.Delete(key)
+		r.dropUnrecorded(app)
 		r.webhookTriggered.Delete(key)
 	}
 	if newRevision {

@@ -197,7 +197,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	if restore != nil {
 		// The restore undid a release at or before the current one, and
 		// with it a revision applied after it but not recorded yet.
-		r.unrecorded.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+		r.dropUnrecorded(app)
 	}
 	// The restore is recorded on the releases it covered before anything
 	// else can fail: a rollback that fails later (and is retried, or
