@@ -161,6 +161,51 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	}
 }
 
+// A later revision whose record fails too, with no pre-sync hook of its
+// own, keeps the snapshot of the first: that revision's data changes are
+// still live and unrecorded, and a rollback is still refused.
+func TestUnrecordedSnapshotOutlivesAHooklessRevision(t *testing.T) {
+	f := newFixture(t)
+	f.hookedSettingsApp()
+	f.waitReleasesHealthy("demo", 1)
+
+	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit)
+	defer thaw()
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	f.waitApp("demo", 60*time.Second, "v2 applied, not recorded", func(a *berthv1.Application) bool {
+		u := a.Status.UnrecordedSync
+		return u != nil && u.Commit == v2
+	})
+	backup := f.hookJobs("backup-" + v2[:8])
+	if len(backup) != 1 {
+		t.Fatalf("backup Jobs of v2 = %v, want one", backup)
+	}
+	v3 := f.wt.Remove("app/backup.yaml").Write("app/cm.yaml", cm("settings", "v3")).CommitAndPush("v3, no pre-sync hook")
+	app := f.waitApp("demo", 60*time.Second, "v3 applied, not recorded", func(a *berthv1.Application) bool {
+		u := a.Status.UnrecordedSync
+		return u != nil && u.Commit == v3
+	})
+	if snap := app.Status.UnrecordedSync.Snapshot; snap.Job != backup[0] {
+		t.Fatalf("unrecorded snapshot = %+v, want v2's backup %s kept", snap, backup[0])
+	}
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	var refusal string
+	for deadline := time.Now().Add(30 * time.Second); refusal == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		var evs corev1.EventList
+		must(t, f.c.List(context.Background(), &evs, client.InNamespace(f.ns)))
+		for _, e := range evs.Items {
+			if e.Reason == "RollbackRefused" && e.InvolvedObject.Name == "demo" {
+				refusal = e.Message
+			}
+		}
+	}
+	if !strings.Contains(refusal, "could not be recorded yet") || !strings.Contains(refusal, backup[0]) {
+		t.Fatalf("RollbackRefused event = %q, want v2's backup named", refusal)
+	}
+}
+
 // The same refusal from an agent restarted before the record lands: the
 // rollback asked while no agent ran is the first thing the new one
 // handles, before it applies (and fails to record) the revision again.

@@ -212,7 +212,15 @@ type unrecordedSync struct {
 // to the Application's status (unrecordedSync, with the pass's status
 // write): a rollback asked of an agent restarted before the record lands
 // is refused too, and the retried record reuses the snapshot.
+//
+// A snapshot already held for the same running release is kept: the
+// revision it was taken for is live and unrecorded too, and only that
+// snapshot has the data from before either (a later hook, if any, saw data
+// already migrated).
 func (r *Reconciler) keepUnrecorded(app *berthv1.Application, u unrecordedSync) {
+	if prev, ok := r.unrecordedOf(app); ok && prev.snapshot != nil && prev.from == u.from {
+		u.snapshot = prev.snapshot
+	}
 	r.unrecorded.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, u)
 	app.Status.UnrecordedSync = nil
 	if u.snapshot != nil {
