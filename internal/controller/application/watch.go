@@ -147,7 +147,13 @@ func (w *watcher) ensure(ctx context.Context, app *berthv1.Application, inv []be
 	}
 	keep := want
 	if !complete {
-		keep = want.Union(w.byApp[id])
+		// Only what runs as the same account: one the Application left
+		// is let go even so.
+		for key := range w.byApp[id] {
+			if key.user == user {
+				keep.Insert(key)
+			}
+		}
 	}
 	stop := w.releaseLocked(id, keep)
 	runCtx := w.ctx
