@@ -323,6 +323,16 @@ func (s *Store) SetOutcome(ctx context.Context, rel *berthv1.Release, health, re
 	})
 }
 
+// Numbered returns the release numbered n in rels, or nil.
+func Numbered(rels []berthv1.Release, n int64) *berthv1.Release {
+	for i := range rels {
+		if rels[i].Spec.Number == n {
+			return &rels[i]
+		}
+	}
+	return nil
+}
+
 // LastHealthy returns the newest release before n that ended Healthy (or
 // was Superseded after being Healthy), or nil.
 func LastHealthy(rels []berthv1.Release, before int64) *berthv1.Release {

@@ -161,12 +161,7 @@ func (r *Reconciler) retryRollback(ctx context.Context, app *berthv1.Application
 	if res != nil {
 		return *res, true
 	}
-	var failed *berthv1.Release
-	for i := range rels {
-		if rels[i].Spec.Number == p.release {
-			failed = &rels[i]
-		}
-	}
+	failed := release.Numbered(rels, p.release)
 	target := release.LastHealthy(rels, p.release)
 	if failed == nil || target == nil || failed.Status.Health != berthv1.ReleaseFailed {
 		r.dropPending(app)
@@ -265,12 +260,7 @@ func (r *Reconciler) retryManualRollback(ctx context.Context, app *berthv1.Appli
 	if res != nil {
 		return *res, true
 	}
-	var target *berthv1.Release
-	for i := range rels {
-		if rels[i].Spec.Number == p.target {
-			target = &rels[i]
-		}
-	}
+	target := release.Numbered(rels, p.target)
 	if target == nil {
 		err := fmt.Errorf("%w: release %d is gone from the history", ErrNoRestorePath, p.target)
 		return *r.manualRollbackFailed(app, p.target, p.commit, p.request, err), true
