@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/helmrelease"
@@ -111,25 +110,12 @@ func TestDriftHealAndDetect(t *testing.T) {
 	f.waitApp("detect", 60*time.Second, "applied", appliedReady(sha))
 	ctx := context.Background()
 
-	for _, name := range []string{"healed", "detected"} {
-		var c corev1.ConfigMap
-		f.get(&c, name)
-		c.Data["greeting"] = "kubectl edit"
-		must(t, f.c.Update(ctx, &c))
-	}
+	var edited corev1.ConfigMap
+	f.get(&edited, "detected")
+	edited.Data["greeting"] = "kubectl edit"
+	must(t, f.c.Update(ctx, &edited))
 	// heal: the watch brings the agent back long before the 1h poll.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var c corev1.ConfigMap
-		f.get(&c, "healed")
-		if c.Data["greeting"] == "git" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("manual edit not healed after 30s: %v", c.Data)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	f.editAndWaitHealed("healed", "git")
 	app := f.waitApp("heal", 10*time.Second, "heal recorded", func(a *berthv1.Application) bool { return a.Status.Drift != nil && a.Status.Drift.Healed > 0 })
 	if app.Status.Drift.Objects[0] != "ConfigMap "+f.ns+"/healed" {
 		t.Errorf("drift objects = %v", app.Status.Drift.Objects)
@@ -152,7 +138,7 @@ func TestDriftHealAndDetect(t *testing.T) {
 	// A deleted object is re-created in heal mode.
 	f.get(&c, "healed")
 	must(t, f.c.Delete(ctx, &c))
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !f.get(&corev1.ConfigMap{}, "healed") {
 		if time.Now().After(deadline) {
 			t.Fatal("deleted object not re-created after 30s")
@@ -176,17 +162,7 @@ func TestDriftWatchForbiddenIsReported(t *testing.T) {
 	sha := f.wt.Write("cfg/cm.yaml", cm("settings", "git")).CommitAndPush("settings")
 	f.createApp("cfg", "cfg", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "writer" })
 	f.waitApp("cfg", 60*time.Second, "applied", appliedReady(sha))
-	var msg string
-	for deadline := time.Now().Add(30 * time.Second); msg == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		var evs corev1.EventList
-		must(t, f.c.List(ctx, &evs, client.InNamespace(f.ns)))
-		for _, e := range evs.Items {
-			if e.Reason == "DriftWatchForbidden" && e.InvolvedObject.Name == "cfg" {
-				msg = e.Message
-			}
-		}
-	}
-	if !strings.Contains(msg, "configmaps") || !strings.Contains(msg, "system:serviceaccount:"+f.ns+":writer") {
+	if msg := f.waitEvent("cfg", "DriftWatchForbidden"); !strings.Contains(msg, "configmaps") || !strings.Contains(msg, "system:serviceaccount:"+f.ns+":writer") {
 		t.Fatalf("DriftWatchForbidden event = %q, want the kind and the account named", msg)
 	}
 }

@@ -187,6 +187,41 @@ func (f *fixture) stopAgent(i int) {
 	}
 }
 
+// waitEvent waits up to 30 s for an event with reason on Application app
+// and returns its message ("" if none came).
+func (f *fixture) waitEvent(app, reason string) string {
+	f.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		var evs corev1.EventList
+		must(f.t, f.c.List(context.Background(), &evs, client.InNamespace(f.ns)))
+		for _, e := range evs.Items {
+			if e.Reason == reason && e.InvolvedObject.Name == app {
+				return e.Message
+			}
+		}
+	}
+	return ""
+}
+
+// editAndWaitHealed changes the greeting of ConfigMap name by hand and
+// waits up to 30 s for Git's value, want, to be back.
+func (f *fixture) editAndWaitHealed(name, want string) {
+	f.t.Helper()
+	var c corev1.ConfigMap
+	f.get(&c, name)
+	c.Data["greeting"] = "kubectl edit"
+	must(f.t, f.c.Update(context.Background(), &c))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		f.get(&c, name)
+		if c.Data["greeting"] == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("manual edit of %s not healed after 30s: %v", name, c.Data)
+		}
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	var lc net.ListenConfig

@@ -164,18 +164,5 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 	healSHA := f.wt.Write("heal/cm.yaml", cm("healed", "git")).CommitAndPush("heal")
 	f.createApp("heal", "heal", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
 	f.waitApp("heal", 60*time.Second, "applied", appliedReady(healSHA))
-	var edited corev1.ConfigMap
-	f.get(&edited, "healed")
-	edited.Data["greeting"] = "kubectl edit"
-	must(t, f.c.Update(ctx, &edited))
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		var c corev1.ConfigMap
-		f.get(&c, "healed")
-		if c.Data["greeting"] == "git" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("manual edit not healed after 30s under the installed RBAC: %v", c.Data)
-		}
-	}
+	f.editAndWaitHealed("healed", "git")
 }

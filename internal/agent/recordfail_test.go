@@ -8,7 +8,6 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -161,128 +160,79 @@ func TestReleaseThatCannotBeRecordedKeepsTheAppNotReady(t *testing.T) {
 	}
 }
 
-// A later revision whose record fails too, with no pre-sync hook of its
-// own, keeps the snapshot of the first: that revision's data changes are
-// still live and unrecorded, and a rollback is still refused.
-func TestUnrecordedSnapshotOutlivesAHooklessRevision(t *testing.T) {
-	f := newFixture(t)
+// unrecordedV2 sets up the hooked settings app, freezes the records of
+// commits, pushes v2 and waits until v2 is applied after its backup but
+// not recorded (in status too). It returns v2, its backup Job, and thaw.
+func (f *fixture) unrecordedV2() (v2, backup string, thaw func()) {
+	t := f.t
+	t.Helper()
 	f.hookedSettingsApp()
 	f.waitReleasesHealthy("demo", 1)
-
-	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit)
-	defer thaw()
-	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
-	f.waitApp("demo", 60*time.Second, "v2 applied, not recorded", func(a *berthv1.Application) bool {
-		u := a.Status.UnrecordedSync
-		return u != nil && u.Commit == v2
-	})
-	backup := f.hookJobs("backup-" + v2[:8])
-	if len(backup) != 1 {
-		t.Fatalf("backup Jobs of v2 = %v, want one", backup)
-	}
-	v3 := f.wt.Remove("app/backup.yaml").Write("app/cm.yaml", cm("settings", "v3")).CommitAndPush("v3, no pre-sync hook")
-	app := f.waitApp("demo", 60*time.Second, "v3 applied, not recorded", func(a *berthv1.Application) bool {
-		u := a.Status.UnrecordedSync
-		return u != nil && u.Commit == v3
-	})
-	if snap := app.Status.UnrecordedSync.Snapshot; snap.Job != backup[0] {
-		t.Fatalf("unrecorded snapshot = %+v, want v2's backup %s kept", snap, backup[0])
-	}
-	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
-	must(t, err)
-	var refusal string
-	for deadline := time.Now().Add(30 * time.Second); refusal == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		var evs corev1.EventList
-		must(t, f.c.List(context.Background(), &evs, client.InNamespace(f.ns)))
-		for _, e := range evs.Items {
-			if e.Reason == "RollbackRefused" && e.InvolvedObject.Name == "demo" {
-				refusal = e.Message
-			}
-		}
-	}
-	if !strings.Contains(refusal, "could not be recorded yet") || !strings.Contains(refusal, backup[0]) {
-		t.Fatalf("RollbackRefused event = %q, want v2's backup named", refusal)
-	}
-}
-
-// The same refusal from an agent restarted before the record lands: the
-// rollback asked while no agent ran is the first thing the new one
-// handles, before it applies (and fails to record) the revision again.
-func TestRollbackWhileARevisionIsUnrecordedIsRefusedAfterARestart(t *testing.T) {
-	f := newFixture(t)
-	f.hookedSettingsApp()
-	f.waitReleasesHealthy("demo", 1)
-
-	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit)
-	defer thaw()
-	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	thaw = freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit) // a rollback could record itself
+	v2 = f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
 	f.waitApp("demo", 60*time.Second, "v2 applied, not recorded, in status", func(a *berthv1.Application) bool {
 		r := condition(a, berthv1.ConditionReady)
 		u := a.Status.UnrecordedSync
 		return r != nil && r.Reason == "ReleaseNotRecorded" && u != nil && u.Commit == v2 && u.FromRelease == 1
 	})
-	f.stopAgent(0)
-	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	jobs := f.hookJobs("backup-" + v2[:8])
+	if len(jobs) != 1 {
+		t.Fatalf("backup Jobs of v2 = %v, want one", jobs)
+	}
+	return v2, jobs[0], thaw
+}
+
+// A later revision whose record fails too, with no pre-sync hook of its
+// own, keeps the snapshot of the first: that revision's data changes are
+// still live and unrecorded, and a rollback is still refused.
+func TestUnrecordedSnapshotOutlivesAHooklessRevision(t *testing.T) {
+	f := newFixture(t)
+	_, backup, _ := f.unrecordedV2()
+	v3 := f.wt.Remove("app/backup.yaml").Write("app/cm.yaml", cm("settings", "v3")).CommitAndPush("v3, no pre-sync hook")
+	app := f.waitApp("demo", 60*time.Second, "v3 applied, not recorded", func(a *berthv1.Application) bool {
+		u := a.Status.UnrecordedSync
+		return u != nil && u.Commit == v3
+	})
+	if snap := app.Status.UnrecordedSync.Snapshot; snap.Job != backup {
+		t.Fatalf("unrecorded snapshot = %+v, want v2's backup %s kept", snap, backup)
+	}
+	_, err := apps.RequestRollback(context.Background(), f.c, types.NamespacedName{Namespace: f.ns, Name: "demo"}, 1)
 	must(t, err)
-	f.startAgent(false, nil)
-	var refusal string
-	for deadline := time.Now().Add(30 * time.Second); refusal == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		var evs corev1.EventList
-		must(t, f.c.List(context.Background(), &evs, client.InNamespace(f.ns)))
-		for _, e := range evs.Items {
-			if e.Reason == "RollbackRefused" && e.InvolvedObject.Name == "demo" {
-				refusal = e.Message
-			}
-		}
-	}
-	if !strings.Contains(refusal, "could not be recorded yet") {
-		t.Fatalf("RollbackRefused event = %q, want the unrecorded revision named", refusal)
-	}
-	if g := f.greeting(); g != "v2" {
-		t.Errorf("greeting = %q: the restarted agent rolled back over v2's live data changes", g)
-	}
-	if got := f.hookJobs("restore-"); len(got) != 0 {
-		t.Errorf("restore Jobs = %v after a refused rollback", got)
+	if refusal := f.waitEvent("demo", "RollbackRefused"); !strings.Contains(refusal, "could not be recorded yet") || !strings.Contains(refusal, backup) {
+		t.Fatalf("RollbackRefused event = %q, want v2's backup named", refusal)
 	}
 }
 
 // A revision applied after its pre-sync hook whose release cannot be
 // recorded has its data changes live, and no release says so: a rollback
-// then would cross nothing and restore nothing. It is refused, saying why;
-// once the record lands the same rollback restores that revision's backup
-// with its restore hook.
+// then would cross nothing and restore nothing. It is refused, saying why,
+// also by an agent restarted before the record lands (the rollback, asked
+// while no agent ran, is the first thing the new one handles); once the
+// record lands the same rollback restores that revision's backup with its
+// restore hook.
 func TestRollbackWhileARevisionIsUnrecordedIsRefused(t *testing.T) {
-	f := newFixture(t)
-	f.hookedSettingsApp()
-	f.waitReleasesHealthy("demo", 1)
-
-	thaw := freezeReleasesOf(t, f, berthv1.TriggerCommit, berthv1.TriggerCommit) // a rollback could record itself
-	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
-	f.waitApp("demo", 60*time.Second, "v2 applied, not recorded", func(a *berthv1.Application) bool {
-		r := condition(a, berthv1.ConditionReady)
-		return r != nil && r.Reason == "ReleaseNotRecorded"
-	})
-	backup := f.hookJobs("backup-" + v2[:8])
-	if len(backup) != 1 {
-		t.Fatalf("backup Jobs of v2 = %v, want one", backup)
+	for _, restart := range []bool{false, true} {
+		name := "same agent"
+		if restart {
+			name = "restarted agent"
+		}
+		t.Run(name, func(t *testing.T) { rollbackWhileUnrecorded(t, restart) })
 	}
+}
 
+func rollbackWhileUnrecorded(t *testing.T, restart bool) {
+	f := newFixture(t)
+	v2, backup, thaw := f.unrecordedV2()
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	if restart {
+		f.stopAgent(0)
+	}
 	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
-	var refusal string
-	for deadline := time.Now().Add(30 * time.Second); refusal == "" && time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
-		var evs corev1.EventList
-		must(t, f.c.List(context.Background(), &evs, client.InNamespace(f.ns)))
-		for _, e := range evs.Items {
-			if e.Reason == "RollbackRefused" && e.InvolvedObject.Name == "demo" {
-				refusal = e.Message
-			}
-		}
+	if restart {
+		f.startAgent(false, nil)
 	}
-	if !strings.Contains(refusal, "could not be recorded yet") || !strings.Contains(refusal, backup[0]) {
+	if refusal := f.waitEvent("demo", "RollbackRefused"); !strings.Contains(refusal, "could not be recorded yet") || !strings.Contains(refusal, backup) {
 		t.Fatalf("RollbackRefused event = %q, want the unrecorded revision and its backup named", refusal)
 	}
 	if g := f.greeting(); g != "v2" {
@@ -298,8 +248,8 @@ func TestRollbackWhileARevisionIsUnrecordedIsRefused(t *testing.T) {
 		return a.Status.CurrentRelease == 2 && appliedReady(v2)(a)
 	})
 	rels := f.releases("demo")
-	if snap := rels[0].Spec.Snapshot; snap == nil || snap.Job != backup[0] {
-		t.Fatalf("release 2 snapshot = %+v, want the backup that ran before the apply (%s)", snap, backup[0])
+	if snap := rels[0].Spec.Snapshot; snap == nil || snap.Job != backup {
+		t.Fatalf("release 2 snapshot = %+v, want the backup that ran before the apply (%s)", snap, backup)
 	}
 	_, err = apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)

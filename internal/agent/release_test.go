@@ -240,11 +240,7 @@ func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
 	}
 	// The rollback re-applied release 1 before its record failed. Passes
 	// come every 2 s: none may put the failed commit back.
-	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		if got := image(f); got != "example.test/web:1" {
-			t.Fatalf("image = %q after the failed rollback: the failed commit was re-applied", got)
-		}
-	}
+	staysFor8s(t, "image", func() string { return image(f) }, "example.test/web:1", "the failed commit was re-applied")
 	thaw()
 	app := f.waitApp("demo", 60*time.Second, "rolled back on retry and pinned", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.Pin.FromCommit == badSHA && ready(a)
@@ -268,53 +264,20 @@ func TestFailedAutomaticRollbackIsRetriedNotDropped(t *testing.T) {
 // A `berth rollback` that fails after its data restore (here: its release
 // cannot be recorded) is retried until it lands: the data is back at the
 // target's, and the commit rolled away from must not be re-applied over
-// it. Refusals before any restore stay refusals.
+// it. Refusals before any restore stay refusals. The rollback outlives the
+// agent (status.unfinishedRollback): one started afterwards neither
+// re-applies the release rolled away from nor restores again.
 func TestManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
-	f := newFixture(t)
-	f.hookedSettingsApp()
-	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2, with a migration")
-	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
-	f.waitReleasesHealthy("demo", 2)
-
-	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
-	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
-	must(t, err)
-	f.waitApp("demo", 60*time.Second, "rollback failed after its restore", func(a *berthv1.Application) bool {
-		s := condition(a, berthv1.ConditionStalled)
-		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "retried")
-	})
-	if rs := f.releases("demo")[0].Status.Restored; rs == nil {
-		t.Fatal("release 2 is not marked restored: the test does not test a failure after the restore")
-	}
-	// Passes come every 2 s: none may put v2 back over the restored data,
-	// not even after a request that is refused (no release 99).
-	f.annotate("demo", berthv1.RollbackAnnotation, "99@refused")
-	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		if g := f.greeting(); g != "v1" {
-			t.Fatalf("greeting = %q after the failed rollback: v2 was re-applied over restored data", g)
+	for _, restart := range []bool{false, true} {
+		name := "same agent"
+		if restart {
+			name = "restarted agent"
 		}
-	}
-	thaw()
-	f.waitApp("demo", 60*time.Second, "rolled back on retry and pinned", func(a *berthv1.Application) bool {
-		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && a.Status.CurrentRelease == 3 && ready(a)
-	})
-	rels := f.releases("demo")
-	if len(rels) != 3 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.RollbackOf != 1 {
-		t.Fatalf("releases = %s", releaseSummary(rels))
-	}
-	if got := f.hookJobs("restore-"); len(got) != 1 {
-		t.Errorf("restore Jobs = %v, want one: the retries must not restore again", got)
-	}
-	if g := f.greeting(); g != "v1" {
-		t.Errorf("greeting = %q", g)
+		t.Run(name, func(t *testing.T) { manualRollbackFailingAfterRestore(t, restart) })
 	}
 }
 
-// A `berth rollback` that failed after its restore outlives the agent: one
-// started afterwards neither re-applies the release rolled away from over
-// the restored data nor restores again, and finishes the rollback.
-func TestManualRollbackFailingAfterItsRestoreSurvivesARestart(t *testing.T) {
+func manualRollbackFailingAfterRestore(t *testing.T, restart bool) {
 	f := newFixture(t)
 	f.hookedSettingsApp()
 	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2, with a migration")
@@ -326,25 +289,36 @@ func TestManualRollbackFailingAfterItsRestoreSurvivesARestart(t *testing.T) {
 	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	f.waitApp("demo", 60*time.Second, "rollback failed after its restore, recorded in status", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
 		u := a.Status.UnfinishedRollback
-		return u != nil && u.Target == 1 && u.FromRelease == 2 && u.FromCommit == v2 && !u.Held
+		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "retried") &&
+			u != nil && u.Target == 1 && u.FromRelease == 2 && u.FromCommit == v2 && !u.Held
 	})
-	f.stopAgent(0)
-	f.startAgent(false, nil)
-	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		if g := f.greeting(); g != "v1" {
-			t.Fatalf("greeting = %q after the restart: v2 was re-applied over restored data", g)
-		}
+	if rs := f.releases("demo")[0].Status.Restored; rs == nil {
+		t.Fatal("release 2 is not marked restored: the test does not test a failure after the restore")
 	}
+	if restart {
+		f.stopAgent(0)
+		f.startAgent(false, nil)
+	} else {
+		// A request that is refused (no release 99) leaves it in place.
+		f.annotate("demo", berthv1.RollbackAnnotation, "99@refused")
+	}
+	// Passes come every 2 s: none may put v2 back over the restored data.
+	staysFor8s(t, "greeting", f.greeting, "v1", "v2 was re-applied over restored data")
 	thaw()
-	app := f.waitApp("demo", 60*time.Second, "rolled back by the restarted agent and pinned", func(a *berthv1.Application) bool {
+	app := f.waitApp("demo", 60*time.Second, "rolled back on retry and pinned", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && a.Status.CurrentRelease == 3 && ready(a)
 	})
 	if app.Status.UnfinishedRollback != nil {
 		t.Errorf("unfinishedRollback = %+v after the rollback succeeded", app.Status.UnfinishedRollback)
 	}
+	rels := f.releases("demo")
+	if len(rels) != 3 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.RollbackOf != 1 {
+		t.Fatalf("releases = %s", releaseSummary(rels))
+	}
 	if got := f.hookJobs("restore-"); len(got) != 1 {
-		t.Errorf("restore Jobs = %v, want one: the restarted agent must not restore again", got)
+		t.Errorf("restore Jobs = %v, want one: the retries must not restore again", got)
 	}
 	if g := f.greeting(); g != "v1" {
 		t.Errorf("greeting = %q", g)
@@ -382,11 +356,7 @@ func TestPinnedManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 		s := condition(a, berthv1.ConditionStalled)
 		return s != nil && s.Status == "True" && s.Reason == "RollbackFailed" && strings.Contains(s.Message, "retried")
 	})
-	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		if g := f.greeting(); g != "v1" {
-			t.Fatalf("greeting = %q after the failed rollback: the pinned release was re-applied over restored data", g)
-		}
-	}
+	staysFor8s(t, "greeting", f.greeting, "v1", "the pinned release was re-applied over restored data")
 	thaw()
 	f.waitApp("demo", 60*time.Second, "rolled back to release 1 on retry", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.CurrentRelease == 5 && ready(a)
@@ -414,5 +384,17 @@ func TestRollbackRecordedWithoutTrimIsPinned(t *testing.T) {
 	rels := f.releases("demo")
 	if len(rels) != 3 || rels[0].Spec.Trigger != berthv1.TriggerRollback || rels[0].Spec.Number != 3 {
 		t.Fatalf("releases = %s, want release 1 kept (the trim was refused) and one rollback", releaseSummary(rels))
+	}
+}
+
+// staysFor8s checks, every 500 ms for 8 s (four 2 s passes of the agent),
+// that get still returns want after a failed rollback; why says what a
+// change would mean.
+func staysFor8s(t *testing.T, what string, get func() string, want, why string) {
+	t.Helper()
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if got := get(); got != want {
+			t.Fatalf("%s = %q after the failed rollback: %s", what, got, why)
+		}
 	}
 }
