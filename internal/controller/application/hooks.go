@@ -327,9 +327,9 @@ func (r *Reconciler) pruneAbandonedHooks(ctx context.Context, app *berthv1.Appli
 		return
 	}
 	var jobs batchv1.JobList
-	reader, err := r.reader(app)
+	acct, err := r.accountOf(app)
 	if err == nil {
-		err = reader.List(ctx, &jobs, client.InNamespace(app.Spec.Namespace),
+		err = acct.reader.List(ctx, &jobs, client.InNamespace(app.Spec.Namespace),
 			client.MatchingLabels{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace})
 	}
 	var rels []berthv1.Release

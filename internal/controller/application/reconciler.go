@@ -59,11 +59,7 @@ type Reconciler struct {
 	watcher  *watcher
 	triggers chan trigger
 	mu       sync.Mutex
-	managers map[string]*applyManager // by impersonated user
-	// metadataClients (drift watches) and readers (hook Jobs), by
-	// impersonated user.
-	metadataClients map[string]metadata.Interface
-	readers         map[string]client.Reader
+	accounts map[string]*account // by impersonated user
 
 	// suspectDrift holds Applications whose owned objects changed since
 	// their last full sync (set by the watches).
@@ -561,9 +557,6 @@ func (r *Reconciler) credentials(ctx context.Context, app *berthv1.Application) 
 	return source.AuthFromSecretData(s.Data), nil
 }
 
-// applyManager is the apply.Manager type, named for the managers map.
-type applyManager = apply.Manager
-
 // impersonatedUser is the user every write for app is made as (see
 // ImpersonatedUser).
 func (r *Reconciler) impersonatedUser(app *berthv1.Application) string {
@@ -588,42 +581,51 @@ func ImpersonatedUser(app *berthv1.Application, defaultSA string) string {
 	return "system:serviceaccount:" + app.Spec.Namespace + ":" + sa
 }
 
-// manager returns the apply.Manager impersonating app's user.
-func (r *Reconciler) manager(app *berthv1.Application) (*apply.Manager, error) {
-	user := r.impersonatedUser(app)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if m, ok := r.managers[user]; ok {
-		return m, nil
-	}
-	dyn, err := dynamic.NewForConfig(r.impersonatedConfig(app))
-	if err != nil {
-		return nil, fmt.Errorf("creating client for %s: %w", user, err)
-	}
-	m := apply.NewManager(dyn, r.Mapper)
-	r.managers[user] = m
-	return m, nil
+// account is what the agent uses to act as one Application's user:
+// everything it writes, and everything it reads of what Applications own,
+// goes through these.
+type account struct {
+	apply    *apply.Manager     // dry runs, applies, health, prune
+	metadata metadata.Interface // drift watches
+	reader   client.Reader      // hook Jobs (uncached)
 }
 
-// reader returns a client that reads as app's user (uncached): what the
-// agent lists in an Application's namespace, it lists with the rights of
-// the Application's account, not its own.
-func (r *Reconciler) reader(app *berthv1.Application) (client.Reader, error) {
+// accountOf returns app's account, made once per user.
+func (r *Reconciler) accountOf(app *berthv1.Application) (*account, error) {
 	user := r.impersonatedUser(app)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c, ok := r.readers[user]; ok {
-		return c, nil
+	if a, ok := r.accounts[user]; ok {
+		return a, nil
 	}
-	c, err := client.New(r.impersonatedConfig(app), client.Options{Scheme: r.Scheme(), Mapper: r.Mapper})
+	cfg := r.impersonatedConfig(app)
+	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating client for %s: %w", user, err)
 	}
-	if r.readers == nil {
-		r.readers = map[string]client.Reader{}
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating metadata client for %s: %w", user, err)
 	}
-	r.readers[user] = c
-	return c, nil
+	rc, err := client.New(cfg, client.Options{Scheme: r.Scheme(), Mapper: r.Mapper})
+	if err != nil {
+		return nil, fmt.Errorf("creating client for %s: %w", user, err)
+	}
+	a := &account{apply: apply.NewManager(dyn, r.Mapper), metadata: mc, reader: rc}
+	if r.accounts == nil {
+		r.accounts = map[string]*account{}
+	}
+	r.accounts[user] = a
+	return a, nil
+}
+
+// manager returns the apply.Manager impersonating app's user.
+func (r *Reconciler) manager(app *berthv1.Application) (*apply.Manager, error) {
+	a, err := r.accountOf(app)
+	if err != nil {
+		return nil, err
+	}
+	return a.apply, nil
 }
 
 // impersonatedConfig is the agent's configuration acting as app's user.

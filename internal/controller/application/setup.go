@@ -26,7 +26,6 @@ import (
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.metrics = defaultMetrics
 	r.digests = &policy.DigestCache{TTL: time.Minute, NegativeTTL: 15 * time.Second}
-	r.managers = map[string]*applyManager{}
 	r.triggers = make(chan trigger, 4096)
 	r.watcher = newWatcher(r.Mapper, r.metadataClient, func(ns, name string) {
 		r.suspectDrift.Store(types.NamespacedName{Namespace: ns, Name: name}, struct{}{})
@@ -61,24 +60,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// metadataClient returns a metadata-only client acting as app's service
-// account (one per account), for the drift watches.
+// metadataClient returns the metadata-only client acting as app's user,
+// and that user, for the drift watches.
 func (r *Reconciler) metadataClient(app *berthv1.Application) (metadata.Interface, string, error) {
-	user := r.impersonatedUser(app)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.metadataClients[user]; ok {
-		return c, user, nil
-	}
-	c, err := metadata.NewForConfig(r.impersonatedConfig(app))
+	a, err := r.accountOf(app)
 	if err != nil {
-		return nil, user, fmt.Errorf("creating metadata client for %s: %w", user, err)
+		return nil, "", err
 	}
-	if r.metadataClients == nil {
-		r.metadataClients = map[string]metadata.Interface{}
-	}
-	r.metadataClients[user] = c
-	return c, user, nil
+	return a.metadata, r.impersonatedUser(app), nil
 }
 
 // Enqueue asks for a reconcile of the Application namespace/name.
