@@ -16,6 +16,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/helmrelease"
+	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/internal/webhook"
 )
 
@@ -172,11 +173,20 @@ func TestDriftWatchForbiddenIsReported(t *testing.T) {
 // says so and picks the path up soon, not at its next poll.
 func TestApplicationPathPushedAfterItIsCreated(t *testing.T) {
 	f := newFixture(t)
-	f.wt.Write("other/cm.yaml", cm("other", "x")).CommitAndPush("other")
+	f.wt.Write("other/cm.yaml", cm("other", "x")).
+		Write(".gitmodules", "[submodule \"shared\"]\n\tpath = vendor/shared\n\turl = https://git.example.test/org/shared.git\n")
+	testenv.Git(t, f.wt.Dir, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("ab", 20)+",vendor/shared")
+	f.wt.CommitAndPush("other")
 	f.createApp("late", "late", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
+	f.createApp("insub", "vendor/shared/app")
 	f.waitApp("late", 30*time.Second, "path reported missing", func(a *berthv1.Application) bool {
 		s := condition(a, berthv1.ConditionStalled)
 		return s != nil && s.Reason == "RenderFailed" && strings.Contains(s.Message, `"late" does not exist at commit`)
+	})
+	// A path in a submodule says so, and names where its content lives.
+	f.waitApp("insub", 30*time.Second, "submodule named", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Reason == "RenderFailed" && strings.Contains(s.Message, `in the Git submodule "vendor/shared" (https://git.example.test/org/shared.git)`)
 	})
 	sha := f.wt.Write("late/cm.yaml", cm("late", "here")).CommitAndPush("late")
 	f.waitApp("late", 30*time.Second, "path applied without a webhook, long before the 1h poll", appliedReady(sha))

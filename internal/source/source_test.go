@@ -207,3 +207,34 @@ func TestFetchOverSSH(t *testing.T) {
 		t.Errorf("fetch without a key: %v", err)
 	}
 }
+
+func TestSubmoduleAtNamesTheSubmoduleOfAPath(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "withsub")
+	wt := g.Clone(t, "withsub")
+	wt.Write("apps/ok.yaml", "ok\n")
+	wt.Write(".gitmodules", "[submodule \"shared\"]\n\tpath = vendor/shared\n\turl = https://bot:s3cret@git.example.test/org/shared.git\n")
+	// A gitlink: the tree entry a submodule is, pointing at a commit of
+	// another repository.
+	testenv.Git(t, wt.Dir, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("ab", 20)+",vendor/shared")
+	wt.CommitAndPush("submodule")
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+	s, err := f.Fetch(context.Background(), g.RepoURL("withsub"), source.Ref{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "vendor", "shared")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the submodule has content in the snapshot: %v", err)
+	}
+	want := source.Submodule{Path: "vendor/shared", URL: "https://git.example.test/org/shared.git"}
+	for _, p := range []string{"vendor/shared", "vendor/shared/app", "/vendor/shared/app/", "vendor/./shared/app"} {
+		if got, ok := s.SubmoduleAt(p); !ok || got != want {
+			t.Errorf("SubmoduleAt(%q) = %+v, %v; want %+v", p, got, ok, want)
+		}
+	}
+	for _, p := range []string{"vendor/sharedx", "vendor", "apps", "", "missing/app"} {
+		if got, ok := s.SubmoduleAt(p); ok {
+			t.Errorf("SubmoduleAt(%q) = %+v, want none", p, got)
+		}
+	}
+}

@@ -92,6 +92,10 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 		return nil, err
 	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if sm, ok := snap.SubmoduleAt(app.Spec.Source.Path); ok {
+			// Not errPathMissing: fetching again will not bring it.
+			return nil, fmt.Errorf("%q is in the Git submodule %q (%s) at commit %s, and berth does not fetch submodules: point the Application at that repository instead", app.Spec.Source.Path, sm.Path, sm.URL, short(snap.Revision))
+		}
 		return nil, fmt.Errorf("%w: %q does not exist at commit %s", errPathMissing, app.Spec.Source.Path, short(snap.Revision))
 	}
 	opts, err := RenderOptions(app)

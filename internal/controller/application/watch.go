@@ -128,8 +128,15 @@ func (w *watcher) ensure(ctx context.Context, app *berthv1.Application, inv []be
 		want.Insert(key)
 	}
 	w.mu.Lock()
+	// Refusals past deniedRetry are forgotten, whoever they were for: a
+	// kind or account nobody asks for again leaves no entry behind.
+	for key, at := range w.denied {
+		if time.Since(at) >= deniedRetry {
+			delete(w.denied, key)
+		}
+	}
 	for key := range want {
-		if at, ok := w.denied[key]; ok && time.Since(at) < deniedRetry {
+		if _, ok := w.denied[key]; ok {
 			want.Delete(key)
 		}
 	}

@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -57,5 +58,36 @@ func TestWatcherLetsGoOfInformersNobodyNeeds(t *testing.T) {
 	w.release(types.NamespacedName{Namespace: "team", Name: "a"})
 	if got := keys(); len(got) != 0 || len(w.byApp) != 0 {
 		t.Fatalf("after both apps were deleted: informers = %v, byApp = %v", got, w.byApp)
+	}
+}
+
+// A refused watch is not asked for again before deniedRetry; after it,
+// the refusal is forgotten even when nobody asks for that watch again.
+func TestWatcherForgetsOldRefusals(t *testing.T) {
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
+	w := newWatcher(mapper, func(app *berthv1.Application) (metadata.Interface, string, error) {
+		return nil, "system:serviceaccount:team:deployer", nil
+	}, func(string, string) {})
+	a := &berthv1.Application{}
+	a.Namespace, a.Name = "team", "a"
+	cm := berthv1.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "team", Name: "c"}
+	user := "system:serviceaccount:team:deployer"
+	recent := watchKey{gvr: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, namespace: "team", user: user}
+	stale := watchKey{gvr: schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}, namespace: "gone", user: user}
+	w.denied[recent] = time.Now()
+	w.denied[stale] = time.Now().Add(-deniedRetry - time.Second)
+
+	w.ensure(context.Background(), a, []berthv1.ObjectRef{cm})
+	if len(w.informers) != 0 {
+		t.Errorf("a watch refused a moment ago was asked for again: %v", w.informers)
+	}
+	if _, ok := w.denied[stale]; ok {
+		t.Errorf("a refusal older than %s is still held", deniedRetry)
+	}
+	w.denied[recent] = time.Now().Add(-deniedRetry - time.Second)
+	w.ensure(context.Background(), a, []berthv1.ObjectRef{cm})
+	if _, ok := w.informers[recent]; !ok || len(w.denied) != 0 {
+		t.Errorf("after %s: informers %v, denied %v; want the watch asked for again", deniedRetry, w.informers, w.denied)
 	}
 }
