@@ -18,7 +18,11 @@ const (
 	// to a monorepo also enqueues every other Application of the
 	// repository; the one that changed must not wait behind them.
 	priorityPush = 10
-	// priorityNormal: drift, polls, health rechecks.
+	// priorityDrift: an Application whose owned object was changed or
+	// deleted by hand. It is healed within seconds even while hundreds
+	// of polls are due.
+	priorityDrift = 5
+	// priorityNormal: polls, health rechecks, Application changes.
 	priorityNormal = 0
 	// priorityLow: the unchanged rest of a pushed repository.
 	priorityLow = handler.LowPriority

@@ -27,10 +27,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.metrics = defaultMetrics
 	r.digests = &policy.DigestCache{TTL: time.Minute, NegativeTTL: 15 * time.Second}
 	r.triggers = make(chan trigger, 4096)
-	r.watcher = newWatcher(r.Mapper, r.metadataClient, func(ns, name string) {
-		r.suspectDrift.Store(types.NamespacedName{Namespace: ns, Name: name}, struct{}{})
-		r.Enqueue(ns, name)
-	})
+	r.watcher = newWatcher(r.Mapper, r.metadataClient, r.driftSeen)
 	r.watcher.forbidden = func(key types.NamespacedName, w watchKey, err error) {
 		app := &berthv1.Application{}
 		if r.Get(context.Background(), key, app) != nil {
@@ -60,6 +57,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// driftSeen marks the Application namespace/name as possibly drifted (an
+// object it owns changed or was deleted) and asks for a reconcile ahead of
+// polls.
+func (r *Reconciler) driftSeen(namespace, name string) {
+	r.suspectDrift.Store(types.NamespacedName{Namespace: namespace, Name: name}, struct{}{})
+	r.enqueue(namespace, name, priorityDrift)
+}
+
 // metadataClient returns the metadata-only client acting as app's user,
 // and that user, for the drift watches.
 func (r *Reconciler) metadataClient(app *berthv1.Application) (metadata.Interface, string, error) {
@@ -68,11 +73,6 @@ func (r *Reconciler) metadataClient(app *berthv1.Application) (metadata.Interfac
 		return nil, "", err
 	}
 	return a.metadata, r.impersonatedUser(app), nil
-}
-
-// Enqueue asks for a reconcile of the Application namespace/name.
-func (r *Reconciler) Enqueue(namespace, name string) {
-	r.enqueue(namespace, name, priorityNormal)
 }
 
 // TriggerURL fetches Git now for every Application whose source URL matches

@@ -66,7 +66,7 @@ func TestWatcherLetsGoOfInformersNobodyNeeds(t *testing.T) {
 func TestWatcherForgetsOldRefusals(t *testing.T) {
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
-	w := newWatcher(mapper, func(app *berthv1.Application) (metadata.Interface, string, error) {
+	w := newWatcher(mapper, func(*berthv1.Application) (metadata.Interface, string, error) {
 		return nil, "system:serviceaccount:team:deployer", nil
 	}, func(string, string) {})
 	a := &berthv1.Application{}
