@@ -41,7 +41,9 @@ type GitSource struct {
 	// Tag to deploy.
 	// +optional
 	Tag string `json:"tag,omitempty"`
-	// Commit (full SHA) to deploy.
+	// Commit (full SHA: 40 hexadecimal digits, or 64 for a SHA-256
+	// repository) to deploy.
+	// +kubebuilder:validation:Pattern=`^([0-9a-fA-F]{40}|[0-9a-fA-F]{64})$`
 	// +optional
 	Commit string `json:"commit,omitempty"`
 	// Path inside the repository; default the root.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,7 +28,8 @@ func NewCmdNotify(s Streams) *cobra.Command {
 		Short: "Tell the agent a repository changed (a signed generic webhook)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			secret, err := os.ReadFile(o.SecretFile)
+			// Read as the agent reads its copy: the same bytes sign.
+			secret, err := webhook.ReadSecretFile(o.SecretFile)
 			if err != nil {
 				return fmt.Errorf("reading the webhook secret: %w", err)
 			}
@@ -39,7 +39,7 @@ func NewCmdNotify(s Streams) *cobra.Command {
 				return err
 			}
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Berth-Signature", webhook.Sign([]byte(strings.TrimSpace(string(secret))), body))
+			req.Header.Set("X-Berth-Signature", webhook.Sign(secret, body))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return fmt.Errorf("calling %s: %w", o.URL, err)

@@ -88,12 +88,18 @@ func (a *Auth) method(url string) (transport.AuthMethod, func(), error) {
 	return nil, noop, nil
 }
 
-// authKey identifies credentials without revealing them, so listings made
-// with different credentials are not shared.
-func authKey(am transport.AuthMethod) string {
-	if am == nil {
+// key identifies the credentials without revealing them, so listings made
+// with different credentials are not shared. It hashes what the Secret
+// holds (an SSH method is a new value on every call, so it cannot be the
+// key).
+func (a *Auth) key() string {
+	if a == nil {
 		return "anonymous"
 	}
-	h := sha256.Sum256([]byte(am.String() + fmt.Sprintf("%#v", am)))
-	return hex.EncodeToString(h[:8])
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(a.Username), []byte(a.Password), []byte(a.Token), a.SSHKey, a.KnownHosts} {
+		fmt.Fprintf(h, "%d:", len(part))
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -71,6 +71,9 @@ type Fetcher struct {
 	group singleflight.Group
 	mu    sync.Mutex
 	lists map[string]listing
+	// gens counts Invalidate calls per URL: a listing started before the
+	// latest is not kept, nor joined by a caller that came after it.
+	gens map[string]uint64
 	// Fetches counts real fetches (not cache hits), for tests and metrics.
 	fetches int64
 }
@@ -82,6 +85,25 @@ type listing struct {
 
 // ErrRefNotFound is returned when the branch or tag does not exist.
 var ErrRefNotFound = errors.New("reference not found")
+
+// ErrInvalidCommit is returned for a commit that is not a full SHA (40
+// hexadecimal digits, or 64 for a SHA-256 repository). A commit names a
+// directory of the snapshot cache, so nothing else is ever used as one.
+var ErrInvalidCommit = errors.New("not a full commit SHA")
+
+// checkCommit returns c in lower case, or ErrInvalidCommit.
+func checkCommit(c string) (string, error) {
+	lc := strings.ToLower(c)
+	if len(lc) != 40 && len(lc) != 64 {
+		return "", fmt.Errorf("%w: %q", ErrInvalidCommit, c)
+	}
+	for _, r := range lc {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return "", fmt.Errorf("%w: %q", ErrInvalidCommit, c)
+		}
+	}
+	return lc, nil
+}
 
 // NewFetcher returns a Fetcher storing snapshots under opts.CacheDir.
 func NewFetcher(opts Options) *Fetcher {
@@ -97,7 +119,7 @@ func NewFetcher(opts Options) *Fetcher {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	return &Fetcher{opts: opts, lists: map[string]listing{}}
+	return &Fetcher{opts: opts, lists: map[string]listing{}, gens: map[string]uint64{}}
 }
 
 // Fetches returns how many real fetches (clones) the Fetcher made.
@@ -124,30 +146,47 @@ func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *
 	}
 	defer cleanup()
 
-	commit := strings.ToLower(ref.Commit)
-	if commit == "" {
-		commit, err = f.resolve(ctx, url, ref, am)
-		if err != nil {
+	var commit string
+	if ref.Commit != "" {
+		if commit, err = checkCommit(ref.Commit); err != nil {
 			return nil, err
 		}
+		// The caller's credentials must open the repository even when the
+		// commit is on disk already: a snapshot one Application fetched is
+		// not served to another that may not read the repository.
+		if _, err := f.list(ctx, url, auth.key(), am); err != nil {
+			return nil, err
+		}
+	} else if commit, err = f.resolve(ctx, url, auth.key(), ref, am); err != nil {
+		return nil, err
 	}
 	dir := f.snapshotDir(url, commit)
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return &Snapshot{URL: url, Revision: commit, Dir: dir}, nil
 	}
-	_, err, _ = f.group.Do("fetch\x00"+url+"\x00"+commit, func() (any, error) {
+	// Callers who passed their own listing share one fetch. It runs on its
+	// own deadline: a caller that gives up (a webhook's shorter one) does
+	// not fail the others.
+	ch := f.group.DoChan("fetch\x00"+url+"\x00"+commit, func() (any, error) {
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 			return nil, nil
 		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.Timeout)
+		defer cancel()
 		start := time.Now()
-		err := f.fetch(ctx, url, ref, commit, am, dir)
+		err := f.fetch(fctx, url, ref, commit, am, dir)
 		if f.opts.Observe != nil {
 			f.opts.Observe(url, time.Since(start), err)
 		}
 		return nil, err
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fetching %s (%s) from %s: %w", commit, ref, url, ctx.Err())
 	}
 	return &Snapshot{URL: url, Revision: commit, Dir: dir}, nil
 }
@@ -156,14 +195,14 @@ func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *
 // never carry the credentials of url.
 func (f *Fetcher) Resolve(ctx context.Context, url string, ref Ref, auth *Auth) (string, error) {
 	if ref.Commit != "" {
-		return strings.ToLower(ref.Commit), nil
+		return checkCommit(ref.Commit)
 	}
 	am, cleanup, err := auth.method(url)
 	if err != nil {
 		return "", redact(err, url)
 	}
 	defer cleanup()
-	c, err := f.resolve(ctx, url, ref, am)
+	c, err := f.resolve(ctx, url, auth.key(), ref, am)
 	return c, redact(err, url)
 }
 
@@ -178,40 +217,12 @@ func refName(ref Ref) plumbing.ReferenceName {
 	return plumbing.NewBranchReferenceName(b)
 }
 
-func (f *Fetcher) resolve(ctx context.Context, url string, ref Ref, am transport.AuthMethod) (string, error) {
-	key := url + "\x00" + authKey(am)
-	f.mu.Lock()
-	l, ok := f.lists[key]
-	f.mu.Unlock()
-	if !ok || time.Since(l.at) > f.opts.ListTTL {
-		v, err, _ := f.group.Do("list\x00"+key, func() (any, error) {
-			rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
-			refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: am})
-			if err != nil {
-				return nil, fmt.Errorf("listing references of %s: %w", url, err)
-			}
-			m := map[string]string{}
-			for _, r := range refs {
-				if r.Type() == plumbing.HashReference {
-					m[r.Name().String()] = r.Hash().String()
-				}
-			}
-			// Annotated tags: prefer the peeled commit.
-			for _, r := range refs {
-				if n := r.Name().String(); strings.HasSuffix(n, "^{}") {
-					m[strings.TrimSuffix(n, "^{}")] = r.Hash().String()
-				}
-			}
-			nl := listing{at: time.Now(), refs: m}
-			f.mu.Lock()
-			f.lists[key] = nl
-			f.mu.Unlock()
-			return nl, nil
-		})
-		if err != nil {
-			return "", err
-		}
-		l = v.(listing)
+// resolve returns the commit ref points to in the listing of url made
+// with the credentials identified by authKey.
+func (f *Fetcher) resolve(ctx context.Context, url, authKey string, ref Ref, am transport.AuthMethod) (string, error) {
+	l, err := f.list(ctx, url, authKey, am)
+	if err != nil {
+		return "", err
 	}
 	name := refName(ref)
 	c, ok := l.refs[name.String()]
@@ -219,6 +230,62 @@ func (f *Fetcher) resolve(ctx context.Context, url string, ref Ref, am transport
 		return "", fmt.Errorf("%s in %s: %w", ref, url, ErrRefNotFound)
 	}
 	return c, nil
+}
+
+// list returns the reference listing of url made with the credentials
+// identified by authKey, reusing one younger than ListTTL.
+func (f *Fetcher) list(ctx context.Context, url, authKey string, am transport.AuthMethod) (listing, error) {
+	key := url + "\x00" + authKey
+	f.mu.Lock()
+	l, ok := f.lists[key]
+	gen := f.gens[url]
+	f.mu.Unlock()
+	if ok && time.Since(l.at) <= f.opts.ListTTL {
+		return l, nil
+	}
+	ch := f.group.DoChan(fmt.Sprintf("list\x00%s\x00%d", key, gen), func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.Timeout)
+		defer cancel()
+		rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
+		// Peeled entries give the commit an annotated tag points to.
+		refs, err := rem.ListContext(lctx, &git.ListOptions{Auth: am, PeelingOption: git.AppendPeeled})
+		if err != nil {
+			return nil, fmt.Errorf("listing references of %s: %w", url, err)
+		}
+		m := map[string]string{}
+		for _, r := range refs {
+			if r.Type() == plumbing.HashReference {
+				m[r.Name().String()] = r.Hash().String()
+			}
+		}
+		// Annotated tags: the peeled commit, not the tag object.
+		for _, r := range refs {
+			if n := r.Name().String(); strings.HasSuffix(n, "^{}") {
+				m[strings.TrimSuffix(n, "^{}")] = r.Hash().String()
+			}
+		}
+		nl := listing{at: time.Now(), refs: m}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for k, old := range f.lists {
+			if time.Since(old.at) > f.opts.ListTTL {
+				delete(f.lists, k) // credentials nobody polls with any more
+			}
+		}
+		if f.gens[url] == gen {
+			f.lists[key] = nl // else invalidated while it ran: not reused
+		}
+		return nl, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return listing{}, res.Err
+		}
+		return res.Val.(listing), nil
+	case <-ctx.Done():
+		return listing{}, fmt.Errorf("listing references of %s: %w", url, ctx.Err())
+	}
 }
 
 func (f *Fetcher) snapshotDir(url, commit string) string {
@@ -231,8 +298,11 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 	f.fetches++
 	f.mu.Unlock()
 	st := memory.NewStorage()
-	opts := &git.CloneOptions{URL: url, Auth: am, NoCheckout: true, Tags: git.NoTags}
+	// A pinned commit may be reachable from a tag only (its branch was
+	// deleted after the release was tagged).
+	opts := &git.CloneOptions{URL: url, Auth: am, NoCheckout: true, Tags: git.AllTags}
 	if ref.Commit == "" {
+		opts.Tags = git.NoTags
 		opts.ReferenceName = refName(ref)
 		opts.SingleBranch = true
 		opts.Depth = 1
@@ -264,6 +334,7 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 func (f *Fetcher) Invalidate(url string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gens[url]++
 	for k := range f.lists {
 		if strings.HasPrefix(k, url+"\x00") {
 			delete(f.lists, k)
@@ -274,7 +345,11 @@ func (f *Fetcher) Invalidate(url string) {
 // Cached returns the snapshot of commit if it is on disk, without asking
 // the remote.
 func (f *Fetcher) Cached(url, commit string) (*Snapshot, bool) {
-	dir := f.snapshotDir(url, strings.ToLower(commit))
+	commit, err := checkCommit(commit)
+	if err != nil {
+		return nil, false
+	}
+	dir := f.snapshotDir(url, commit)
 	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 		return &Snapshot{URL: url, Revision: commit, Dir: dir}, true
 	}

@@ -238,3 +238,112 @@ func TestSubmoduleAtNamesTheSubmoduleOfAPath(t *testing.T) {
 		}
 	}
 }
+
+// A commit names a directory of the snapshot cache: anything but a full
+// SHA is refused before it is used, and before the remote is asked.
+func TestFetchRefusesCommitsThatAreNotFullSHAs(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "victim")
+	vsha := g.Clone(t, "victim").Write("a.yaml", "victim\n").CommitAndPush("one")
+	g.CreateRepo(t, "mine")
+	msha := g.Clone(t, "mine").Write("a.yaml", "mine\n").CommitAndPush("one")
+	cache := t.TempDir()
+	f := source.NewFetcher(source.Options{CacheDir: cache})
+	ctx := context.Background()
+	victim, err := f.Fetch(ctx, g.RepoURL("victim"), source.Ref{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(cache, victim.Dir) // <hash of url>/<sha>
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetches := f.Fetches()
+	for _, c := range []string{
+		msha + "/../../" + rel, // another repository's snapshot
+		"x/../../" + filepath.Dir(rel) + "/" + vsha,
+		msha[:12], // short SHAs are not resolved
+		strings.Repeat("g", 40),
+	} {
+		s, err := f.Fetch(ctx, g.RepoURL("mine"), source.Ref{Commit: c}, nil)
+		if !errors.Is(err, source.ErrInvalidCommit) {
+			t.Errorf("Fetch(commit %q) = %+v, %v; want ErrInvalidCommit", c, s, err)
+		}
+		if _, err := f.Resolve(ctx, g.RepoURL("mine"), source.Ref{Commit: c}, nil); !errors.Is(err, source.ErrInvalidCommit) {
+			t.Errorf("Resolve(commit %q) = %v; want ErrInvalidCommit", c, err)
+		}
+		if s, ok := f.Cached(g.RepoURL("mine"), c); ok {
+			t.Errorf("Cached(commit %q) = %+v", c, s)
+		}
+	}
+	if f.Fetches() != fetches {
+		t.Errorf("refused commits cost %d fetches", f.Fetches()-fetches)
+	}
+	b, err := os.ReadFile(filepath.Join(victim.Dir, "a.yaml"))
+	if err != nil || string(b) != "victim\n" {
+		t.Errorf("the victim's snapshot = %q, %v", b, err)
+	}
+	// An upper-case SHA is the same commit.
+	s, err := f.Fetch(ctx, g.RepoURL("mine"), source.Ref{Commit: strings.ToUpper(msha)}, nil)
+	if err != nil || s.Revision != msha {
+		t.Errorf("upper-case SHA: %+v, %v", s, err)
+	}
+}
+
+// A snapshot on disk is served only to callers whose credentials open the
+// repository: an Application naming a private repository and a commit it
+// learnt of gets nothing without them.
+func TestPinnedCommitNeedsCredentialsEvenWhenCached(t *testing.T) {
+	g := testenv.NewGitServer(t, testenv.WithBasicAuth("reader", "pw"))
+	g.CreateRepo(t, "private")
+	sha := g.Clone(t, "private").Write("a.yaml", "secret sauce\n").CommitAndPush("one")
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+	ctx := context.Background()
+	if _, err := f.Fetch(ctx, g.RepoURL("private"), source.Ref{Commit: sha}, &source.Auth{Username: "reader", Password: "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, auth := range map[string]*source.Auth{"none": nil, "wrong": {Username: "reader", Password: "guess"}} {
+		if s, err := f.Fetch(ctx, g.RepoURL("private"), source.Ref{Commit: sha}, auth); err == nil {
+			t.Errorf("credentials %s: got the cached snapshot %s", name, s.Dir)
+		}
+	}
+}
+
+// An annotated tag deploys the commit it points to.
+func TestFetchAnnotatedTag(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "tagged")
+	wt := g.Clone(t, "tagged")
+	sha := wt.Write("a.yaml", "v1\n").CommitAndPush("one")
+	testenv.Git(t, wt.Dir, "tag", "-a", "v1.0.0", "-m", "release 1.0.0")
+	testenv.Git(t, wt.Dir, "tag", "v1.0.0-light")
+	wt.Write("a.yaml", "v2\n").CommitAndPush("two")
+	testenv.Git(t, wt.Dir, "push", "--quiet", "origin", "v1.0.0", "v1.0.0-light")
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+	for _, tag := range []string{"v1.0.0", "v1.0.0-light"} {
+		s, err := f.Fetch(context.Background(), g.RepoURL("tagged"), source.Ref{Tag: tag}, nil)
+		if err != nil {
+			t.Fatalf("tag %s: %v", tag, err)
+		}
+		if s.Revision != sha {
+			t.Errorf("tag %s resolved to %s, want the commit %s", tag, s.Revision, sha)
+		}
+		if b, err := os.ReadFile(filepath.Join(s.Dir, "a.yaml")); err != nil || string(b) != "v1\n" {
+			t.Errorf("tag %s: a.yaml = %q, %v", tag, b, err)
+		}
+	}
+	// A pinned commit that only a tag reaches (its branch was deleted
+	// once the hotfix was tagged).
+	wt.Write("a.yaml", "hotfix\n")
+	testenv.Git(t, wt.Dir, "commit", "--quiet", "-am", "hotfix")
+	hot := strings.TrimSpace(testenv.Git(t, wt.Dir, "rev-parse", "HEAD"))
+	testenv.Git(t, wt.Dir, "tag", "-a", "v2.0.1", "-m", "hotfix")
+	testenv.Git(t, wt.Dir, "push", "--quiet", "origin", "v2.0.1")
+	s, err := f.Fetch(context.Background(), g.RepoURL("tagged"), source.Ref{Commit: hot}, nil)
+	if err != nil {
+		t.Fatalf("commit reachable from a tag only: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Dir, "a.yaml")); err != nil || string(b) != "hotfix\n" {
+		t.Errorf("hotfix commit: a.yaml = %q, %v", b, err)
+	}
+}

@@ -316,6 +316,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	defer ph.logIfSlow(log, time.Second)
 	snap, err := r.Fetcher.Fetch(ctx, app.Spec.Source.URL, ref, auth)
 	ph.mark("fetch")
+	if errors.Is(err, source.ErrInvalidCommit) {
+		r.stall(app, "InvalidCommit", fmt.Sprintf("spec.source.commit: %v", err))
+		return ctrl.Result{}, nil // a spec change will bring it back
+	}
 	if err != nil {
 		reason := "FetchFailed"
 		if errors.Is(err, source.ErrUnsafe) {
