@@ -121,6 +121,10 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		up.Timeout = opts.Timeout
 		up.ServerSideApply = "true"
 		up.ForceConflicts = true
+		// Git holds every value: with none given, Helm would otherwise
+		// reuse the previous release's (a values file deleted from Git
+		// would keep its values installed).
+		up.ResetValues = true
 		up.WaitStrategy = kube.HookOnlyStrategy
 		r, err = up.RunWithContext(ctx, opts.ReleaseName, ch, values)
 	}

@@ -114,3 +114,24 @@ func TestUpgradeAndRollbackRecoverAPendingRelease(t *testing.T) {
 		t.Fatalf("Unlock on a deployed release = %d, %v; want nothing to do", n, err)
 	}
 }
+
+// Values removed from Git are removed from the release: an upgrade with
+// no values installs the chart's defaults, not the previous release's.
+func TestUpgradeWithoutValuesResetsThem(t *testing.T) {
+	env := testenv.Sandbox(t)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	opts := Options{Namespace: ns, ReleaseName: "hello"}
+	ch := loadChart(t, `{{ .Values.greeting | default "chart-default" }}`)
+	rel, err := Upgrade(ctx, env.Config, ch, map[string]any{"greeting": "from-values"}, opts)
+	if err != nil || !strings.Contains(rel.Manifest, "greeting: from-values") {
+		t.Fatalf("install with values: %v\n%v", err, rel)
+	}
+	rel, err = Upgrade(ctx, env.Config, ch, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rel.Manifest, "greeting: chart-default") {
+		t.Errorf("upgrade without values installed:\n%s\nwant the chart's default", rel.Manifest)
+	}
+}
