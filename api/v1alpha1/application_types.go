@@ -88,8 +88,10 @@ type SyncPolicy struct {
 	// +optional
 	// +kubebuilder:default=true
 	Automated *bool `json:"automated,omitempty"`
-	// Prune deletes objects removed from Git (never PersistentVolumeClaims or
-	// Namespaces unless they carry the annotation berth.dev/prune: "true").
+	// Prune deletes objects removed from Git, by a sync or a rollback (never
+	// PersistentVolumeClaims, PersistentVolumes, Namespaces or
+	// CustomResourceDefinitions unless they carry the annotation
+	// berth.dev/prune: "true").
 	// +optional
 	// +kubebuilder:default=true
 	Prune *bool `json:"prune,omitempty"`

@@ -87,9 +87,7 @@ metadata:
 `
 	objs := parse(t, "all.yaml", y)
 	t.Cleanup(func() {
-		_, _ = m.Prune(context.Background(), []apply.Ref{
-			{GVK: schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}, Name: "widgets." + group},
-		}, apply.PruneOptions{})
+		deleteCRD(env, "widgets."+group)
 		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
 	})
 	cs, err := m.Apply(context.Background(), objs)
@@ -243,13 +241,42 @@ apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: scratch, namespace: `+ns+`, labels: {owner: me}, annotations: {berth.dev/prune: "true"}}
 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.`+ns+`.example.test, labels: {owner: me}}
+spec:
+  group: `+ns+`.example.test
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: `+ns+`-empty, labels: {owner: me}, annotations: {berth.dev/prune: "true"}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: `+ns+`-full, labels: {owner: me}, annotations: {berth.dev/prune: "true"}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: inside, namespace: `+ns+`-full}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 `)
 	if _, err := m.Apply(context.Background(), objs); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		deleteCRD(env, "widgets."+ns+".example.test")
+		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), ns+"-full", metav1.DeleteOptions{})
+	})
 	var refs []apply.Ref
 	for _, o := range objs {
-		refs = append(refs, apply.Ref{GVK: o.Object.GroupVersionKind(), Namespace: ns, Name: o.Object.GetName()})
+		if o.Object.GetName() == "inside" {
+			continue // not in Git any more, but not the Application's either
+		}
+		refs = append(refs, apply.Ref{GVK: o.Object.GroupVersionKind(), Namespace: o.Object.GetNamespace(), Name: o.Object.GetName()})
 	}
 	cs, err := m.Prune(context.Background(), refs, apply.PruneOptions{OwnerLabels: map[string]string{"owner": "me"}, PruneAnnotation: "berth.dev/prune"})
 	if err != nil {
@@ -257,9 +284,12 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 	}
 	got := map[string]apply.Action{}
 	for _, e := range cs.Entries {
-		got[e.ID[strings.LastIndex(e.ID, "/")+1:]] = e.Action
+		got[e.ID[strings.LastIndexAny(e.ID, "/ ")+1:]] = e.Action
 	}
-	want := map[string]apply.Action{"owned": apply.Deleted, "foreign": apply.Skipped, "keepme": apply.Skipped, "data": apply.Skipped, "scratch": apply.Deleted}
+	want := map[string]apply.Action{"owned": apply.Deleted, "foreign": apply.Skipped, "keepme": apply.Skipped, "data": apply.Skipped, "scratch": apply.Deleted,
+		// Deleting a CRD deletes every resource of its kind; deleting a
+		// Namespace, every PVC in it.
+		"widgets." + ns + ".example.test": apply.Skipped, ns + "-empty": apply.Deleted, ns + "-full": apply.Skipped}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: %s, want %s (all: %v)", k, got[k], v, got)
@@ -403,4 +433,10 @@ spec:
 	if _, _, ok := apply.HealthOf([]*unstructured.Unstructured{nil}, time.Time{}); ok {
 		t.Fatal("HealthOf accepted a missing object")
 	}
+}
+
+// deleteCRD deletes CustomResourceDefinition name (prune keeps CRDs).
+func deleteCRD(env *testenv.Env, name string) {
+	_ = dynamic.NewForConfigOrDie(env.Config).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+		Delete(context.Background(), name, metav1.DeleteOptions{})
 }

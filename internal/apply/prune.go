@@ -3,6 +3,8 @@ package apply
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,13 +34,16 @@ type PruneOptions struct {
 	// to be deleted: berth never deletes what it does not own.
 	OwnerLabels map[string]string
 	// PruneAnnotation is the per-object opt-in ("true") for
-	// PersistentVolumeClaims and Namespaces and opt-out ("false") for others.
+	// PersistentVolumeClaims, PersistentVolumes, Namespaces and
+	// CustomResourceDefinitions, and opt-out ("false") for others.
 	PruneAnnotation string
 }
 
-// Prune deletes refs (objects gone from Git). PersistentVolumeClaims and
-// Namespaces are kept unless annotated PruneAnnotation: "true"; any object
-// annotated "false" is kept; objects not carrying OwnerLabels are kept.
+// Prune deletes refs (objects gone from Git). PersistentVolumeClaims,
+// PersistentVolumes, Namespaces and CustomResourceDefinitions are kept
+// unless annotated PruneAnnotation: "true", and a Namespace also while it
+// holds a PersistentVolumeClaim that is not; any object annotated "false"
+// is kept; objects not carrying OwnerLabels are kept.
 func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (ChangeSet, error) {
 	var cs ChangeSet
 	var problems []Problem
@@ -61,7 +66,15 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 			problems = append(problems, Problem{ID: id, Err: describe(err)})
 			continue
 		}
-		if reason := keep(live, opts); reason != "" {
+		reason := keep(live, opts)
+		if reason == "" && r.GVK.GroupKind() == (schema.GroupKind{Kind: "Namespace"}) {
+			reason, err = m.keepNamespace(ctx, r.Name, opts)
+			if err != nil {
+				problems = append(problems, Problem{ID: id, Err: err})
+				continue
+			}
+		}
+		if reason != "" {
 			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Skipped, Reason: reason})
 			continue
 		}
@@ -94,8 +107,42 @@ func keep(live *unstructured.Unstructured, opts PruneOptions) string {
 		return opts.PruneAnnotation + `: "false"`
 	}
 	gk := live.GroupVersionKind().GroupKind()
-	if (gk == schema.GroupKind{Kind: "PersistentVolumeClaim"} || gk == schema.GroupKind{Kind: "Namespace"}) && ann != "true" {
+	if ann == "true" {
+		return ""
+	}
+	switch gk {
+	case schema.GroupKind{Kind: "PersistentVolumeClaim"}, schema.GroupKind{Kind: "PersistentVolume"}, schema.GroupKind{Kind: "Namespace"}:
 		return fmt.Sprintf("%s holds data; kept unless annotated %s: \"true\"", gk.Kind, opts.PruneAnnotation)
+	case schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:
+		return fmt.Sprintf("deleting a CustomResourceDefinition deletes every resource of its kind, in every namespace; kept unless annotated %s: \"true\"", opts.PruneAnnotation)
 	}
 	return ""
+}
+
+// keepNamespace returns why Namespace name, opted in to pruning, must be
+// kept all the same: deleting it would delete PersistentVolumeClaims in it
+// that did not opt in themselves.
+func (m *Manager) keepNamespace(ctx context.Context, name string, opts PruneOptions) (string, error) {
+	pvc := &unstructured.Unstructured{}
+	pvc.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: "PersistentVolumeClaim"})
+	pvc.SetNamespace(name)
+	ri, _, err := m.resource(pvc)
+	if err != nil {
+		return "", err
+	}
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("listing the PersistentVolumeClaims of Namespace %s before deleting it: %w", name, describe(err))
+	}
+	var held []string
+	for _, c := range list.Items {
+		if c.GetAnnotations()[opts.PruneAnnotation] != "true" {
+			held = append(held, c.GetName())
+		}
+	}
+	if len(held) == 0 {
+		return "", nil
+	}
+	sort.Strings(held)
+	return fmt.Sprintf("Namespace holds PersistentVolumeClaims not annotated %s: \"true\" (%s); deleting it would delete them", opts.PruneAnnotation, strings.Join(held, ", ")), nil
 }
