@@ -162,6 +162,28 @@ func TestManualRollbackAndUnpin(t *testing.T) {
 	}
 }
 
+// With prune off, a rollback keeps what the release rolled away from
+// added, as a sync keeps what a commit removed.
+func TestRollbackPrunesOnlyWhenPruneIsOn(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	off := false
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.SyncPolicy.Prune = &off })
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	v2 := f.wt.Write("app/extra.yaml", cm("extra", "v2")).CommitAndPush("v2")
+	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
+	f.waitReleasesHealthy("demo", 2)
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	must(t, err)
+	f.waitApp("demo", 30*time.Second, "pinned to the rollback", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && ready(a)
+	})
+	if !f.get(&corev1.ConfigMap{}, "extra") {
+		t.Error("the rollback pruned ConfigMap extra although prune is off")
+	}
+}
+
 func TestRehearsalFlagsABlockedWayBack(t *testing.T) {
 	f := newFixture(t)
 	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("mutable")

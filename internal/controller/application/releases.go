@@ -223,7 +223,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 		return failedAfter(restore, err)
 	}
 	next := inventoryOf(objs)
-	if gone := subtract(app.Status.Inventory, next); len(gone) > 0 {
+	if gone := subtract(app.Status.Inventory, next); pruneOn(app) && len(gone) > 0 {
 		if _, err := mgr.Prune(ctx, refsOf(gone), apply.PruneOptions{
 			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
 			PruneAnnotation: berthv1.PruneAnnotation,

@@ -223,8 +223,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	}
 
 	next := inventoryOf(rev.objects)
-	prune := app.Spec.SyncPolicy.Prune == nil || *app.Spec.SyncPolicy.Prune
-	if gone := subtract(app.Status.Inventory, next); prune && len(gone) > 0 {
+	if gone := subtract(app.Status.Inventory, next); pruneOn(app) && len(gone) > 0 {
 		pcs, perr := mgr.Prune(ctx, refsOf(gone), apply.PruneOptions{
 			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
 			PruneAnnotation: berthv1.PruneAnnotation,
@@ -245,6 +244,11 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	}
 	app.Status.Inventory = next
 	return cs, nil
+}
+
+// pruneOn reports whether app's sync policy prunes (the default).
+func pruneOn(app *berthv1.Application) bool {
+	return app.Spec.SyncPolicy.Prune == nil || *app.Spec.SyncPolicy.Prune
 }
 
 func inventoryOf(objs []manifest.Object) []berthv1.ObjectRef {
