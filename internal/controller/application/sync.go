@@ -152,6 +152,13 @@ func NamespacedFunc(mapper meta.RESTMapper, objs []manifest.Object) func(schema.
 			return ns
 		}
 		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if rm, ok := mapper.(meta.ResettableRESTMapper); ok && meta.IsNoMatchError(err) {
+			// A kind installed since discovery was read (an operator's
+			// CRDs): read it again. Taken for namespaced, a cluster-scoped
+			// object would be recorded under a namespace it does not have.
+			rm.Reset()
+			mapping, err = mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		}
 		if err != nil {
 			return true
 		}
@@ -161,10 +168,15 @@ func NamespacedFunc(mapper meta.RESTMapper, objs []manifest.Object) func(schema.
 
 // Prepare stamps berth's ownership labels on every object and puts
 // namespaced objects that name no namespace into the destination namespace.
+// A cluster-scoped object loses a namespace it names (the API server
+// ignores it), so the inventory records it as it lives.
 func Prepare(objs []manifest.Object, app *berthv1.Application, namespaced func(schema.GroupVersionKind) bool) {
 	for _, o := range objs {
 		u := o.Object
-		if u.GetNamespace() == "" && namespaced(u.GroupVersionKind()) {
+		switch ns := namespaced(u.GroupVersionKind()); {
+		case !ns:
+			u.SetNamespace("")
+		case u.GetNamespace() == "":
 			u.SetNamespace(app.Spec.Namespace)
 		}
 		labels := u.GetLabels()
@@ -268,12 +280,18 @@ func refKey(r berthv1.ObjectRef) string {
 
 func subtract(old, next []berthv1.ObjectRef) []berthv1.ObjectRef {
 	keep := map[string]bool{}
+	// A cluster-scoped object (no namespace once prepared) is the same
+	// object under any namespace an older inventory recorded it with.
+	cluster := map[string]bool{}
 	for _, r := range next {
 		keep[refKey(r)] = true
+		if r.Namespace == "" {
+			cluster[r.Group+"/"+r.Kind+"/"+r.Name] = true
+		}
 	}
 	var out []berthv1.ObjectRef
 	for _, r := range old {
-		if !keep[refKey(r)] {
+		if !keep[refKey(r)] && !cluster[r.Group+"/"+r.Kind+"/"+r.Name] {
 			out = append(out, r)
 		}
 	}
