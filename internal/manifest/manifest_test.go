@@ -43,6 +43,33 @@ func TestParse(t *testing.T) {
 			data:    "just a string\n",
 			wantErr: "x.yaml:1: invalid YAML",
 		},
+		// Documents the line splitter does not split off must not be
+		// dropped without a word.
+		{
+			name:    "separator followed by a tab",
+			data:    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\t\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+			wantErr: "x.yaml:1: holds 2 YAML documents",
+		},
+		{
+			name:    "document end marker",
+			data:    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n...\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+			wantErr: "x.yaml:1: content after the document cannot be read",
+		},
+		{
+			name: "content on the separator line",
+			data: "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n--- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n--- # next\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+			want: []string{"ConfigMap a@1", "ConfigMap b@5", "ConfigMap c@6"},
+		},
+		{
+			name: "byte order mark and a lone end marker",
+			data: "\xef\xbb\xbfapiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n...\n",
+			want: []string{"ConfigMap a@1"},
+		},
+		{
+			name:    "utf-16",
+			data:    "\xff\xfea\x00p\x00i\x00",
+			wantErr: "x.yaml:1: not UTF-8 text",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
