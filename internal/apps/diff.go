@@ -73,7 +73,9 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 		return nil, fmt.Errorf("creating discovery client: %w", err)
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	application.Prepare(res.Objects, app, application.NamespacedFunc(mapper, res.Objects))
+	if err := application.Prepare(res.Objects, app, application.NamespacedFunc(mapper, res.Objects)); err != nil {
+		return nil, err
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)

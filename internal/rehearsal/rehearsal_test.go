@@ -102,7 +102,9 @@ func (f *fixture) release(t *testing.T, health string, objs ...*unstructured.Uns
 	namespaced := func(gvk schema.GroupVersionKind) bool {
 		return gvk.Kind != "Namespace" && gvk.Kind != "ClusterRole"
 	}
-	application.Prepare(mos, f.app, namespaced)
+	if err := application.Prepare(mos, f.app, namespaced); err != nil {
+		t.Fatal(err)
+	}
 	rel, err := f.store.Create(ctx, f.app, release.Input{Commit: strings.Repeat("c", 40), Trigger: berthv1.TriggerCommit, Renderer: "plain", Objects: mos})
 	if err != nil {
 		t.Fatal(err)

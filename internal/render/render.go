@@ -123,13 +123,17 @@ func Render(ctx context.Context, dir string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkDuplicates(res.Objects); err != nil {
+	if err := CheckDuplicates(res.Objects); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-func checkDuplicates(objs []manifest.Object) error {
+// CheckDuplicates refuses objects that name the same object twice. Render
+// runs it; the agent runs it again once namespaces are filled in (a
+// ConfigMap without a namespace and the same one in the destination
+// namespace are one object).
+func CheckDuplicates(objs []manifest.Object) error {
 	seen := map[string]manifest.Source{}
 	for _, o := range objs {
 		id := o.ID()

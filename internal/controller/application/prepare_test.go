@@ -1,6 +1,7 @@
 package application
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -47,7 +48,9 @@ metadata: {name: c}
 	}
 	app := &berthv1.Application{}
 	app.Name, app.Namespace, app.Spec.Namespace = "demo", "team", "prod"
-	Prepare(objs, app, NamespacedFunc(stale, objs))
+	if err := Prepare(objs, app, NamespacedFunc(stale, objs)); err != nil {
+		t.Fatal(err)
+	}
 	var got []string
 	for _, o := range objs {
 		got = append(got, o.Object.GetKind()+" "+o.Object.GetNamespace()+"/"+o.Object.GetName())
@@ -74,5 +77,29 @@ func TestSubtractMatchesClusterScopedObjectsAcrossNamespaces(t *testing.T) {
 	want := []berthv1.ObjectRef{old[1], old[3]}
 	if d := cmp.Diff(want, subtract(old, next)); d != "" {
 		t.Errorf("gone (-want +got):\n%s", d)
+	}
+}
+
+// Two objects that name one object once namespaces are filled in are
+// refused, not applied one over the other.
+func TestPrepareRefusesObjectsThatBecomeTheSame(t *testing.T) {
+	objs, err := manifest.Parse("x.yaml", []byte(`apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: prod}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, meta.RESTScopeNamespace)
+	app := &berthv1.Application{}
+	app.Name, app.Namespace, app.Spec.Namespace = "demo", "team", "prod"
+	err = Prepare(objs, app, NamespacedFunc(mapper, objs))
+	if err == nil || !strings.Contains(err.Error(), "ConfigMap prod/cfg is defined twice") || !strings.Contains(err.Error(), "x.yaml:5") {
+		t.Errorf("err = %v, want the second ConfigMap refused as defined twice", err)
 	}
 }

@@ -113,7 +113,12 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 			res.Objects[i].Source.File = path.Join(strings.Trim(app.Spec.Source.Path, "/"), res.Objects[i].Source.File)
 		}
 	}
-	Prepare(res.Objects, app, NamespacedFunc(r.Mapper, res.Objects))
+	if err := Prepare(res.Objects, app, NamespacedFunc(r.Mapper, res.Objects)); err != nil {
+		if res.Kind == render.Plain {
+			return nil, err // files named from the root already
+		}
+		return nil, prefixErr(app.Spec.Source.Path, err)
+	}
 	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm}, nil
 }
 
@@ -169,8 +174,9 @@ func NamespacedFunc(mapper meta.RESTMapper, objs []manifest.Object) func(schema.
 // Prepare stamps berth's ownership labels on every object and puts
 // namespaced objects that name no namespace into the destination namespace.
 // A cluster-scoped object loses a namespace it names (the API server
-// ignores it), so the inventory records it as it lives.
-func Prepare(objs []manifest.Object, app *berthv1.Application, namespaced func(schema.GroupVersionKind) bool) {
+// ignores it), so the inventory records it as it lives. Objects that are
+// then the same object are refused.
+func Prepare(objs []manifest.Object, app *berthv1.Application, namespaced func(schema.GroupVersionKind) bool) error {
 	for _, o := range objs {
 		u := o.Object
 		switch ns := namespaced(u.GroupVersionKind()); {
@@ -187,6 +193,7 @@ func Prepare(objs []manifest.Object, app *berthv1.Application, namespaced func(s
 		labels[berthv1.OwnerNamespaceLabel] = app.Namespace
 		u.SetLabels(labels)
 	}
+	return render.CheckDuplicates(objs)
 }
 
 // LabelValue fits s into a label value (at most 63 characters).
