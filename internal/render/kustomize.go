@@ -1,11 +1,16 @@
 package render
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -88,18 +93,21 @@ type generatorPaths struct {
 }
 
 // all returns every path the kustomization names (a generator's
-// "key=path" as path), and whether each may be a directory (a base).
-func (k kustomizationPaths) all() (paths []string, dirs map[string]bool) {
-	dirs = map[string]bool{}
+// "key=path" as path), whether each may be a directory (a base, or a
+// directory of plugin configs), and which name plugin configs (generators,
+// transformers, validators: files whose own fields name paths).
+func (k kustomizationPaths) all() (paths []string, dirs, plugins map[string]bool) {
+	dirs, plugins = map[string]bool{}, map[string]bool{}
 	for _, p := range append(append(append([]string(nil), k.Resources...), k.Bases...), k.Components...) {
 		dirs[p] = true
 		paths = append(paths, p)
 	}
+	for _, p := range append(append(append([]string(nil), k.Generators...), k.Transformers...), k.Validators...) {
+		dirs[p], plugins[p] = true, true
+		paths = append(paths, p)
+	}
 	paths = append(paths, k.Crds...)
 	paths = append(paths, k.Configurations...)
-	paths = append(paths, k.Generators...)
-	paths = append(paths, k.Transformers...)
-	paths = append(paths, k.Validators...)
 	paths = append(paths, k.PatchesStrategicMerge...)
 	for _, p := range k.Patches {
 		paths = append(paths, p.Path)
@@ -112,25 +120,77 @@ func (k kustomizationPaths) all() (paths []string, dirs map[string]bool) {
 	}
 	paths = append(paths, k.OpenAPI.Path)
 	for _, g := range append(append([]generatorPaths(nil), k.ConfigMapGenerator...), k.SecretGenerator...) {
-		for _, f := range g.Files {
-			if _, p, ok := strings.Cut(f, "="); ok {
-				f = p
-			}
-			paths = append(paths, f)
-		}
-		paths = append(paths, g.Envs...)
-		paths = append(paths, g.Env)
+		paths = append(paths, g.paths()...)
 	}
 	for _, h := range k.HelmCharts {
 		paths = append(paths, h.Repo)
 	}
-	return paths, dirs
+	return paths, dirs, plugins
+}
+
+func (g generatorPaths) paths() []string {
+	var out []string
+	for _, f := range g.Files {
+		if _, p, ok := strings.Cut(f, "="); ok {
+			f = p
+		}
+		out = append(out, f)
+	}
+	out = append(out, g.Envs...)
+	return append(out, g.Env)
+}
+
+// pluginPathKeys are the fields of kustomize's built-in plugin configs
+// (ConfigMapGenerator, PatchTransformer, HelmChartInflationGenerator ...)
+// that name a file, a directory or a location to load.
+var pluginPathKeys = map[string]bool{"files": true, "envs": true, "env": true, "path": true, "paths": true,
+	"repo": true, "chartHome": true, "valuesFile": true, "additionalValuesFiles": true}
+
+// pluginConfigPaths returns every path the plugin configs in data name,
+// at any depth, a "key=path" as path.
+func pluginConfigPaths(data []byte) ([]string, error) {
+	var out []string
+	var walk func(v any, key string)
+	walk = func(v any, key string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, c := range v {
+				walk(c, k)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c, key)
+			}
+		case string:
+			if pluginPathKeys[key] {
+				if _, p, ok := strings.Cut(v, "="); ok && key == "files" {
+					v = p
+				}
+				out = append(out, v)
+			}
+		}
+	}
+	dec := yamlv3.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc any
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		walk(doc, "")
+	}
 }
 
 // checkKustomization reads the kustomization in dir and, through its local
-// bases, every kustomization kustomize would load. Unless
-// opts.AllowRemoteBases, a remote base or an http(s) file is refused; with
-// opts.Root set, so is a path that leaves it (symlinks resolved).
+// bases and plugin configs, every kustomization and file kustomize would
+// load. Unless opts.AllowRemoteBases, a remote base is refused, and so is a
+// base that is not in the repository (kustomize would try it as a remote
+// one); an http(s) file always is. With opts.Root set, so is a path that
+// leaves it. Relative paths are resolved from the real directory of the
+// kustomization that names them, as kustomize does.
 func checkKustomization(dir string, opts Options) error {
 	root := ""
 	if opts.Root != "" {
@@ -154,14 +214,14 @@ func checkKustomization(dir string, opts Options) error {
 		file := ""
 		for _, n := range kustomizationFiles {
 			if _, err := os.Stat(filepath.Join(resolved, n)); err == nil {
-				file = filepath.Join(d, n)
+				file = filepath.Join(resolved, n)
 				break
 			}
 		}
 		if file == "" {
 			return nil
 		}
-		rel, _ := filepath.Rel(dir, file)
+		rel, _ := filepath.Rel(dir, filepath.Join(d, filepath.Base(file)))
 		refuse := func(format string, args ...any) error {
 			return &manifest.Error{Source: manifest.Source{File: rel}, Err: fmt.Errorf(format, args...)}
 		}
@@ -173,38 +233,68 @@ func checkKustomization(dir string, opts Options) error {
 		if err := yaml.Unmarshal(b, &k); err != nil {
 			return refuse("invalid kustomization: %w", err)
 		}
-		paths, dirs := k.all()
+		// check refuses path p, named in the kustomization (or in one of
+		// its plugin configs), and returns where it is on disk ("" when
+		// it is not).
+		check := func(p string, base bool) (string, error) {
+			if isRemote(p) {
+				if opts.AllowRemoteBases && base {
+					return "", nil
+				}
+				if base {
+					return "", refuse("remote base %q is not allowed (the Application must allow remote bases)", p)
+				}
+				return "", refuse("%q would be downloaded: files over the network are not allowed", p)
+			}
+			target := p
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(resolved, target)
+			}
+			real, err := filepath.EvalSymlinks(target)
+			if err != nil {
+				if base && !opts.AllowRemoteBases && errors.Is(err, fs.ErrNotExist) {
+					return "", refuse("%q does not exist in the repository (and kustomize would try to fetch it as a remote base, which is not allowed)", p)
+				}
+				return "", nil // missing: kustomize says so
+			}
+			if root != "" && !within(root, real) {
+				return "", refuse("%q leaves the repository", p)
+			}
+			return real, nil
+		}
+		paths, dirs, plugins := k.all()
 		for _, p := range paths {
 			if p == "" {
 				continue
 			}
-			if isRemote(p) {
-				if opts.AllowRemoteBases && dirs[p] {
-					continue
+			if plugins[p] && strings.Contains(p, "\n") {
+				// An inline plugin config: its fields name the paths.
+				if err := checkPluginConfig([]byte(p), check, refuse); err != nil {
+					return err
 				}
-				if dirs[p] {
-					return refuse("remote base %q is not allowed (the Application must allow remote bases)", p)
-				}
-				return refuse("%q would be downloaded: files over the network are not allowed", p)
+				continue
 			}
-			target := p
-			if !filepath.IsAbs(target) {
-				target = filepath.Join(d, target)
-			}
-			if root != "" {
-				resolved, err := filepath.EvalSymlinks(target)
+			real, err := check(p, dirs[p])
+			if err != nil || real == "" {
 				if err != nil {
-					continue // missing: kustomize says so
+					return err
 				}
-				if !within(root, resolved) {
-					return refuse("%q leaves the repository", p)
-				}
+				continue
 			}
-			if dirs[p] {
-				if fi, err := os.Stat(target); err == nil && fi.IsDir() {
-					if err := visit(target); err != nil {
-						return err
-					}
+			fi, err := os.Stat(real)
+			switch {
+			case err != nil:
+			case fi.IsDir() && dirs[p]:
+				if err := visit(real); err != nil {
+					return err
+				}
+			case plugins[p] && fi.Mode().IsRegular():
+				data, err := os.ReadFile(real) //nolint:gosec // inside the checked root
+				if err != nil {
+					return err
+				}
+				if err := checkPluginConfig(data, check, refuse); err != nil {
+					return err
 				}
 			}
 		}
@@ -213,14 +303,32 @@ func checkKustomization(dir string, opts Options) error {
 	return visit(dir)
 }
 
+// checkPluginConfig checks every path a plugin config names, as files.
+func checkPluginConfig(data []byte, check func(string, bool) (string, error), refuse func(string, ...any) error) error {
+	paths, err := pluginConfigPaths(data)
+	if err != nil {
+		return refuse("invalid plugin configuration: %w", err)
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if _, err := check(p, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // isRemote reports whether r is a URL or a Git location kustomize would
 // fetch (https://..., git::..., user@host:org/repo, github.com/...).
 func isRemote(r string) bool {
-	if strings.Contains(r, "://") || strings.HasPrefix(r, "git::") {
+	lr := strings.ToLower(r)
+	if strings.Contains(lr, "://") || strings.HasPrefix(lr, "git::") {
 		return true
 	}
-	for _, h := range []string{"github.com/", "gitlab.com/", "bitbucket.org/"} {
-		if strings.HasPrefix(r, h) {
+	for _, h := range []string{"github.com", "gitlab.com", "bitbucket.org"} {
+		if strings.HasPrefix(lr, h+"/") || strings.HasPrefix(lr, h+":") {
 			return true
 		}
 	}

@@ -151,6 +151,29 @@ func TestKustomizeRefusesRemoteAndOutside(t *testing.T) {
 		{"base outside the repository", map[string]string{
 			"apps/x/kustomization.yaml": "resources: [" + outside + "]\n",
 		}, "leaves the repository"},
+		// Plugin configs name paths of their own, and kustomize loads a
+		// directory of them as a kustomization.
+		{"generator config fetching a file", map[string]string{
+			"apps/x/kustomization.yaml": "generators: [gen.yaml]\n",
+			"apps/x/gen.yaml":           "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: leak}\nfiles: [k=http://169.254.169.254/latest/meta-data/]\n",
+		}, "downloaded"},
+		{"generator directory with a remote base", map[string]string{
+			"apps/x/kustomization.yaml":     "generators: [gen]\n",
+			"apps/x/gen/kustomization.yaml": "resources: [https://github.com/example/repo//base]\n",
+		}, "remote base"},
+		{"inline transformer fetching a patch", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [cm.yaml]\ntransformers:\n- |-\n  apiVersion: builtin\n  kind: PatchTransformer\n  metadata: {name: p}\n  path: https://internal.example/patch.yaml\n",
+			"apps/x/cm.yaml":            strings.Replace(cm, "NAME", "a", 1),
+		}, "downloaded"},
+		{"Git host in capitals", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [GitHub.com/org/repo]\n",
+		}, "remote base"},
+		{"Git host with a colon", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [github.com:org/repo]\n",
+		}, "remote base"},
+		{"base that is not there", map[string]string{
+			"apps/x/kustomization.yaml": "resources: [example.org/org/repo]\n",
+		}, "does not exist in the repository"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,6 +192,24 @@ func TestKustomizeRefusesRemoteAndOutside(t *testing.T) {
 		write(t, root, map[string]string{"apps/x/kustomization.yaml": "resources: [../../../other]\n"})
 		if _, err := Render(context.Background(), filepath.Join(root, "apps/x"), Options{Root: root}); err == nil || !strings.Contains(err.Error(), "leaves the repository") {
 			t.Fatalf("err = %v, want the base refused", err)
+		}
+	})
+	t.Run("relative path of a base reached through a symlink", func(t *testing.T) {
+		parent := t.TempDir()
+		root := filepath.Join(parent, "repo")
+		write(t, parent, map[string]string{"other/kustomization.yaml": "resources: [cm.yaml]\n", "other/cm.yaml": strings.Replace(cm, "NAME", "o", 1)})
+		write(t, root, map[string]string{
+			"a/kustomization.yaml":      "resources: [../../other]\n", // from a: the parent's other
+			"apps/x/kustomization.yaml": "resources: [../../l1/l2/link]\n",
+		})
+		if err := os.MkdirAll(filepath.Join(root, "l1/l2"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../a", filepath.Join(root, "l1/l2/link")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Render(context.Background(), filepath.Join(root, "apps/x"), Options{Root: root}); err == nil || !strings.Contains(err.Error(), "leaves the repository") {
+			t.Fatalf("err = %v, want the base's base refused", err)
 		}
 	})
 	t.Run("overlay inside the repository", func(t *testing.T) {
