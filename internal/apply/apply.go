@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -388,12 +389,22 @@ func describe(err error) error {
 	if errors.As(err, &se) {
 		s := se.Status()
 		if s.Reason == metav1.StatusReasonForbidden {
+			if isQuota(err) {
+				return fmt.Errorf("quota exceeded: %w", err)
+			}
 			return fmt.Errorf("permission denied: %w", err)
 		}
 	}
 	return err
 }
 
-func isForbidden(err error) bool { return apierrors.IsForbidden(err) }
+// isForbidden reports whether err is a denial of the account's rights:
+// a refusal by a ResourceQuota is a 403 too, but no permission fixes it.
+func isForbidden(err error) bool { return apierrors.IsForbidden(err) && !isQuota(err) }
+
+// isQuota reports whether err is a ResourceQuota's refusal.
+func isQuota(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota")
+}
 
 func ptr[T any](v T) *T { return &v }

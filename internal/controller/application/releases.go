@@ -219,7 +219,8 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 		}
 		helmVersion = v
 	}
-	if _, err := mgr.Apply(ctx, objs); err != nil {
+	if cs, err := mgr.Apply(ctx, objs); err != nil {
+		keepWritten(app, cs)
 		return failedAfter(restore, err)
 	}
 	next := inventoryOf(objs)
@@ -324,7 +325,8 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 			r.stall(app, "PinnedReleaseUnreadable", err.Error())
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
-		if _, err := mgr.Apply(ctx, objs); err != nil {
+		if cs, err := mgr.Apply(ctx, objs); err != nil {
+			keepWritten(app, cs)
 			return ctrl.Result{}, fmt.Errorf("re-applying pinned release %d: %w", rel.Spec.Number, err)
 		}
 		r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())

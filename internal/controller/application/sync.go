@@ -238,6 +238,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 			return cs, err
 		}
 	} else if cs, err = mgr.Apply(ctx, rev.objects); err != nil {
+		keepWritten(app, cs)
 		return cs, err
 	}
 
@@ -263,6 +264,34 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	}
 	app.Status.Inventory = next
 	return cs, nil
+}
+
+// keepWritten adds to app's inventory the objects an apply that failed
+// wrote all the same (its CRDs and Namespaces before a rejection, the
+// writes before one failed). They carry app's labels: recorded, they are
+// watched, and pruned once Git no longer has them, instead of left
+// behind.
+func keepWritten(app *berthv1.Application, cs apply.ChangeSet) {
+	have := map[string]bool{}
+	for _, r := range app.Status.Inventory {
+		have[refKey(r)] = true
+	}
+	added := false
+	for _, e := range cs.Entries {
+		if e.Live == nil || (e.Action != apply.Created && e.Action != apply.Configured) {
+			continue
+		}
+		gvk := e.Live.GroupVersionKind()
+		ref := berthv1.ObjectRef{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: e.Live.GetNamespace(), Name: e.Live.GetName()}
+		if !have[refKey(ref)] {
+			have[refKey(ref)] = true
+			app.Status.Inventory = append(app.Status.Inventory, ref)
+			added = true
+		}
+	}
+	if added {
+		sort.Slice(app.Status.Inventory, func(i, j int) bool { return refKey(app.Status.Inventory[i]) < refKey(app.Status.Inventory[j]) })
+	}
 }
 
 // pruneOn reports whether app's sync policy prunes (the default).
