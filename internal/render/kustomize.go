@@ -250,17 +250,17 @@ func checkKustomization(dir string, opts Options) error {
 			if !filepath.IsAbs(target) {
 				target = filepath.Join(resolved, target)
 			}
-			real, err := filepath.EvalSymlinks(target)
+			onDisk, err := filepath.EvalSymlinks(target)
 			if err != nil {
 				if base && !opts.AllowRemoteBases && errors.Is(err, fs.ErrNotExist) {
 					return "", refuse("%q does not exist in the repository (and kustomize would try to fetch it as a remote base, which is not allowed)", p)
 				}
 				return "", nil // missing: kustomize says so
 			}
-			if root != "" && !within(root, real) {
+			if root != "" && !within(root, onDisk) {
 				return "", refuse("%q leaves the repository", p)
 			}
-			return real, nil
+			return onDisk, nil
 		}
 		paths, dirs, plugins := k.all()
 		for _, p := range paths {
@@ -274,22 +274,22 @@ func checkKustomization(dir string, opts Options) error {
 				}
 				continue
 			}
-			real, err := check(p, dirs[p])
-			if err != nil || real == "" {
+			onDisk, err := check(p, dirs[p])
+			if err != nil || onDisk == "" {
 				if err != nil {
 					return err
 				}
 				continue
 			}
-			fi, err := os.Stat(real)
+			fi, err := os.Stat(onDisk)
 			switch {
 			case err != nil:
 			case fi.IsDir() && dirs[p]:
-				if err := visit(real); err != nil {
+				if err := visit(onDisk); err != nil {
 					return err
 				}
 			case plugins[p] && fi.Mode().IsRegular():
-				data, err := os.ReadFile(real) //nolint:gosec // inside the checked root
+				data, err := os.ReadFile(onDisk) //nolint:gosec // inside the checked root
 				if err != nil {
 					return err
 				}
