@@ -12,10 +12,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
 	"golang.org/x/sync/singleflight"
 )
@@ -56,11 +59,20 @@ type Options struct {
 	MaxFileBytes int64
 	// MaxTotalBytes refuses larger commits; default 512 MiB.
 	MaxTotalBytes int64
+	// MaxObjects refuses a fetch whose pack holds more objects (a pinned
+	// commit fetches the whole history); default 500000.
+	MaxObjects uint32
 	// ListTTL reuses a remote's ref listing for this long, so many
 	// Applications polling one repository ask it once; default 2s.
 	ListTTL time.Duration
 	// Timeout bounds one remote operation; default 2m.
 	Timeout time.Duration
+	// SnapshotTTL is how long a snapshot nobody asked for is kept: each
+	// new commit fetched from a repository removes that repository's
+	// snapshots unused for longer; default 1h.
+	SnapshotTTL time.Duration
+	// Now is the clock, for tests; default time.Now.
+	Now func() time.Time
 	// Observe, when set, is called with the duration of every real fetch.
 	Observe func(url string, d time.Duration, err error)
 }
@@ -74,6 +86,8 @@ type Fetcher struct {
 	// gens counts Invalidate calls per URL: a listing started before the
 	// latest is not kept, nor joined by a caller that came after it.
 	gens map[string]uint64
+	// used is when each snapshot directory was last handed out.
+	used map[string]time.Time
 	// Fetches counts real fetches (not cache hits), for tests and metrics.
 	fetches int64
 }
@@ -113,13 +127,22 @@ func NewFetcher(opts Options) *Fetcher {
 	if opts.MaxTotalBytes <= 0 {
 		opts.MaxTotalBytes = 512 << 20
 	}
+	if opts.MaxObjects == 0 {
+		opts.MaxObjects = 500_000
+	}
 	if opts.ListTTL <= 0 {
 		opts.ListTTL = 2 * time.Second
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 2 * time.Minute
 	}
-	return &Fetcher{opts: opts, lists: map[string]listing{}, gens: map[string]uint64{}}
+	if opts.SnapshotTTL <= 0 {
+		opts.SnapshotTTL = time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Fetcher{opts: opts, lists: map[string]listing{}, gens: map[string]uint64{}, used: map[string]time.Time{}}
 }
 
 // Fetches returns how many real fetches (clones) the Fetcher made.
@@ -161,7 +184,7 @@ func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *
 		return nil, err
 	}
 	dir := f.snapshotDir(url, commit)
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+	if f.take(dir) {
 		return &Snapshot{URL: url, Revision: commit, Dir: dir}, nil
 	}
 	// Callers who passed their own listing share one fetch. It runs on its
@@ -178,6 +201,9 @@ func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *
 		if f.opts.Observe != nil {
 			f.opts.Observe(url, time.Since(start), err)
 		}
+		if err == nil {
+			f.sweep(filepath.Dir(dir))
+		}
 		return nil, err
 	})
 	select {
@@ -187,6 +213,9 @@ func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *
 		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("fetching %s (%s) from %s: %w", commit, ref, url, ctx.Err())
+	}
+	if !f.take(dir) {
+		return nil, fmt.Errorf("snapshot of %s from %s was removed as it was fetched; retrying", commit, url)
 	}
 	return &Snapshot{URL: url, Revision: commit, Dir: dir}, nil
 }
@@ -297,7 +326,22 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 	f.mu.Lock()
 	f.fetches++
 	f.mu.Unlock()
-	st := memory.NewStorage()
+	// The objects go to disk, in a directory of their own removed once the
+	// snapshot is written; the pack is checked before go-git reads it.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("creating snapshot cache: %w", err)
+	}
+	gitDir, err := os.MkdirTemp(filepath.Dir(dir), ".git-")
+	if err != nil {
+		return fmt.Errorf("creating fetch directory: %w", err)
+	}
+	defer os.RemoveAll(gitDir)
+	st := &boundedStorage{
+		Storage: filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(4*cache.MiByte),
+			filesystem.Options{ExclusiveAccess: true, LargeObjectThreshold: 1 << 20}),
+		spoolDir: gitDir,
+		limits:   packLimits{pack: f.opts.MaxTotalBytes, object: f.opts.MaxFileBytes, objects: f.opts.MaxObjects},
+	}
 	// A pinned commit may be reachable from a tag only (its branch was
 	// deleted after the release was tagged).
 	opts := &git.CloneOptions{URL: url, Auth: am, NoCheckout: true, Tags: git.AllTags}
@@ -350,8 +394,73 @@ func (f *Fetcher) Cached(url, commit string) (*Snapshot, bool) {
 		return nil, false
 	}
 	dir := f.snapshotDir(url, commit)
-	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+	if f.take(dir) {
 		return &Snapshot{URL: url, Revision: commit, Dir: dir}, true
 	}
 	return nil, false
+}
+
+// take reports whether the snapshot dir exists and marks it used. It holds
+// f.mu, as sweep does, so a snapshot handed out is not removed under its
+// caller.
+func (f *Fetcher) take(dir string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return false
+	}
+	f.used[dir] = f.opts.Now()
+	return true
+}
+
+// sweep removes from repoDir (one repository's snapshots) those unused
+// for SnapshotTTL, and what a crash left: half-written snapshots and
+// fetch directories older than two fetch timeouts. A snapshot not handed
+// out since the process started counts from its directory's time.
+func (f *Fetcher) sweep(repoDir string) {
+	entries, err := os.ReadDir(repoDir)
+	if err != nil {
+		return
+	}
+	now := f.opts.Now()
+	var trash []string
+	f.mu.Lock()
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(repoDir, e.Name())
+		last, ok := f.used[p]
+		if !ok {
+			fi, err := e.Info()
+			if err != nil {
+				continue
+			}
+			last = fi.ModTime()
+		}
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, ".old-"):
+		case strings.HasPrefix(name, ".tmp-"), strings.HasPrefix(name, ".git-"):
+			if now.Sub(last) < 2*f.opts.Timeout {
+				continue
+			}
+		default:
+			if _, err := checkCommit(name); err != nil || now.Sub(last) < f.opts.SnapshotTTL {
+				continue
+			}
+			// Renamed while f.mu is held, so take sees it gone.
+			old := filepath.Join(repoDir, ".old-"+name)
+			if err := os.Rename(p, old); err != nil {
+				continue
+			}
+			delete(f.used, p)
+			p = old
+		}
+		trash = append(trash, p)
+	}
+	f.mu.Unlock()
+	for _, p := range trash {
+		_ = os.RemoveAll(p)
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/internal/source"
 	"github.com/berth-dev/berth/internal/testenv"
@@ -345,5 +347,103 @@ func TestFetchAnnotatedTag(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(s.Dir, "a.yaml")); err != nil || string(b) != "hotfix\n" {
 		t.Errorf("hotfix commit: a.yaml = %q, %v", b, err)
+	}
+}
+
+// A blob of 256 MiB of zeros is about 256 KiB in a pack. go-git inflates
+// every object it indexes, so before the pack was checked the fetch alone
+// allocated the whole blob, whatever MaxFileBytes said.
+func TestFetchRefusesAnInflatingBlobBeforeReadingIt(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "bomb")
+	wt := g.Clone(t, "bomb")
+	wt.Write("apps/ok.yaml", "ok\n")
+	const size = 256 << 20
+	f0, err := os.Create(filepath.Join(wt.Dir, "apps", "zeros.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f0.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	_ = f0.Close()
+	wt.CommitAndPush("bomb")
+
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxFileBytes: 1 << 20})
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = f.Fetch(context.Background(), g.RepoURL("bomb"), source.Ref{}, nil)
+	runtime.ReadMemStats(&after)
+	// Everything this process allocated during the fetch, the Git
+	// server's handler included: the pack, not the blob.
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("the fetch allocated %.1f MiB", float64(alloc)/(1<<20))
+	if alloc > 64<<20 {
+		t.Errorf("the fetch allocated %d MiB for a refused %d MiB blob", alloc>>20, size>>20)
+	}
+	if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), fmt.Sprintf("blob object of %d bytes", size)) {
+		t.Errorf("err = %v, want ErrUnsafe naming a blob of %d bytes", err, size)
+	}
+}
+
+func TestSnapshotsUnusedForTheirTTLAreRemoved(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "evict")
+	wt := g.Clone(t, "evict")
+	c1 := wt.Write("a.yaml", "v: 1\n").CommitAndPush("one")
+	c2 := wt.Write("a.yaml", "v: 2\n").CommitAndPush("two")
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), SnapshotTTL: time.Hour, Now: clock})
+	ctx := context.Background()
+	url := g.RepoURL("evict")
+
+	s1, err := f.Fetch(ctx, url, source.Ref{Commit: c1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := f.Fetch(ctx, url, source.Ref{}, nil)
+	if err != nil || s2.Revision != c2 {
+		t.Fatalf("fetch main = %+v, %v", s2, err)
+	}
+	// A crash left a half-written snapshot a day ago.
+	leftover := filepath.Join(filepath.Dir(s1.Dir), ".tmp-0123456789ab-42")
+	if err := os.Mkdir(leftover, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(leftover, now.Add(-24*time.Hour), now.Add(-24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two hours on, c2 is still asked for (an Application polls it); c1
+	// is not. The next commit's fetch removes c1 and the leftover.
+	advance(2 * time.Hour)
+	if _, ok := f.Cached(url, c2); !ok {
+		t.Fatal("c2 is not cached")
+	}
+	c3 := wt.Write("a.yaml", "v: 3\n").CommitAndPush("three")
+	f.Invalidate(url)
+	if s3, err := f.Fetch(ctx, url, source.Ref{}, nil); err != nil || s3.Revision != c3 {
+		t.Fatalf("fetch main = %+v, %v", s3, err)
+	}
+	for dir, want := range map[string]bool{s1.Dir: false, s2.Dir: true, leftover: false} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", dir, err == nil, want)
+		}
+	}
+	if _, ok := f.Cached(url, c1); ok {
+		t.Error("c1 is still cached")
+	}
+	// c1 is fetched again when asked for.
+	n := f.Fetches()
+	s1, err = f.Fetch(ctx, url, source.Ref{Commit: c1}, nil)
+	if err != nil || f.Fetches() != n+1 {
+		t.Fatalf("fetch c1 again = %+v, %v (fetches %d, want %d)", s1, err, f.Fetches(), n+1)
+	}
+	if b, err := os.ReadFile(filepath.Join(s1.Dir, "a.yaml")); err != nil || string(b) != "v: 1\n" {
+		t.Errorf("c1 again: %q, %v", b, err)
 	}
 }
