@@ -179,6 +179,12 @@ func (m *Manager) plan(ctx context.Context, objs []manifest.Object, allowDefer b
 				continue
 			}
 		}
+		if live != nil && m.guard != nil {
+			if err := m.guard(ctx, live); err != nil {
+				problems = append(problems, Problem{ID: o.ID(), Source: o.Source, Err: err})
+				continue
+			}
+		}
 		p.live = live
 		switch {
 		case live == nil:

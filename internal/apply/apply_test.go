@@ -217,6 +217,43 @@ data:
 	}
 }
 
+// A guard sees the live object of every existing object and can refuse
+// the revision; objects that do not exist yet are not shown to it.
+func TestGuardRefusesBeforeAnythingIsWritten(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	ctx := context.Background()
+	cm := func(name, v string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n  namespace: " + ns + "\ndata: {v: " + v + "}\n"
+	}
+	if _, err := m.Apply(ctx, parse(t, "v1.yaml", cm("taken", "one"))); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	guarded := m.WithGuard(func(_ context.Context, live *unstructured.Unstructured) error {
+		seen = append(seen, live.GetName())
+		if v, _, _ := unstructured.NestedString(live.Object, "data", "v"); v == "one" {
+			return errors.New("held by someone else")
+		}
+		return nil
+	})
+	_, err := guarded.Apply(ctx, parse(t, "v2.yaml", cm("fresh", "two")+"---\n"+cm("taken", "two")))
+	var ve *apply.ValidationError
+	if !errors.As(err, &ve) || len(ve.Problems) != 1 || !strings.Contains(err.Error(), "held by someone else") {
+		t.Fatalf("err = %v, want one problem from the guard", err)
+	}
+	if len(seen) != 1 || seen[0] != "taken" {
+		t.Errorf("guard saw %v, want only the existing object", seen)
+	}
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Get(ctx, "fresh", metav1.GetOptions{}); err == nil {
+		t.Error("an object of the refused revision was written")
+	}
+	// The Manager it was made from is not guarded.
+	if _, err := m.Apply(ctx, parse(t, "v2.yaml", cm("taken", "two"))); err != nil {
+		t.Errorf("unguarded apply: %v", err)
+	}
+}
+
 func TestPruneProtectsDataAndForeignObjects(t *testing.T) {
 	m, env := newManager(t)
 	ns := env.Namespace(t)

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -125,6 +126,20 @@ func (e *ValidationError) Forbidden() bool {
 type Manager struct {
 	dyn    dynamic.Interface
 	mapper meta.ResettableRESTMapper
+	guard  Guard
+}
+
+// Guard is asked about every object a revision would change that exists
+// already, with the object as it lives; an error refuses the revision like
+// a failed dry run (nothing written).
+type Guard func(ctx context.Context, live *unstructured.Unstructured) error
+
+// WithGuard returns a Manager sharing m's client that asks g before
+// writing over an existing object.
+func (m *Manager) WithGuard(g Guard) *Manager {
+	c := *m
+	c.guard = g
+	return &c
 }
 
 // NewManager returns a Manager using dyn for writes and mapper to map kinds

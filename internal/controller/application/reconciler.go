@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
@@ -482,7 +483,13 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, reason).Inc()
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
-		r.reject(app, snap.Revision, reasonFor(err), err)
+		reason := reasonFor(err)
+		r.reject(app, snap.Revision, reason, err)
+		if reason == reasonClaimed {
+			// The other Application may drop the object any time: look
+			// again soon rather than at the next poll.
+			return ctrl.Result{RequeueAfter: 15 * time.Second}, nil
+		}
 		return poll, nil
 	}
 	if cs.Changed() {
@@ -629,8 +636,44 @@ func (r *Reconciler) manager(app *berthv1.Application) (*apply.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return a.apply, nil
+	return a.apply.WithGuard(r.claimedElsewhere(app)), nil
 }
+
+// claimedElsewhere refuses to write over an object that another
+// Application applied and still declares: with one field manager for
+// every Application, both would apply it in turn, each undoing the other,
+// and whichever pruned it last would delete it. An object whose
+// Application is gone, or no longer lists it, is taken over.
+func (r *Reconciler) claimedElsewhere(app *berthv1.Application) apply.Guard {
+	return func(ctx context.Context, live *unstructured.Unstructured) error {
+		l := live.GetLabels()
+		name, ns := l[berthv1.OwnerNameLabel], l[berthv1.OwnerNamespaceLabel]
+		if name == "" || (name == LabelValue(app.Name) && ns == app.Namespace) {
+			return nil
+		}
+		other := &berthv1.Application{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, other); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("reading Application %s/%s, which applied it: %w", ns, name, err)
+		}
+		gk := live.GroupVersionKind().GroupKind()
+		for _, ref := range other.Status.Inventory {
+			if ref.Group == gk.Group && ref.Kind == gk.Kind && ref.Namespace == live.GetNamespace() && ref.Name == live.GetName() {
+				return fmt.Errorf("%w: Application %s/%s applied it and declares it too; remove it from one of them (the other takes it over once the first no longer lists it)", ErrClaimed, ns, name)
+			}
+		}
+		return nil
+	}
+}
+
+// ErrClaimed refuses an object another Application declares.
+var ErrClaimed = errors.New("object belongs to another Application")
+
+// reasonClaimed is the condition reason of a revision refused for
+// ErrClaimed.
+const reasonClaimed = "ObjectClaimed"
 
 // impersonatedConfig is the agent's configuration acting as app's user.
 func (r *Reconciler) impersonatedConfig(app *berthv1.Application) *rest.Config {
@@ -664,6 +707,11 @@ func reasonFor(err error) string {
 	if errors.As(err, &ve) {
 		if ve.Forbidden() {
 			return "PermissionDenied"
+		}
+		for _, p := range ve.Problems {
+			if errors.Is(p.Err, ErrClaimed) {
+				return reasonClaimed
+			}
 		}
 		return "ValidationFailed"
 	}
