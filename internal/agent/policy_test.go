@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/helmrelease"
 	"github.com/berth-dev/berth/internal/testenv"
 )
 
@@ -29,6 +30,30 @@ func TestPolicyViolationRejectsRevision(t *testing.T) {
 	}
 	if f.get(&corev1.ConfigMap{}, "settings") || f.get(&appsv1.Deployment{}, "web") {
 		t.Error("part of a revision with an enforce violation was applied")
+	}
+}
+
+// Helm runs a chart's hooks itself; they are checked by the policy gate
+// like the rest, and a violating hook refuses the whole revision before
+// Helm installs anything.
+func TestHelmHookPolicyViolationRejectsRevision(t *testing.T) {
+	f := newFixture(t)
+	hook := "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n" +
+		"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: example.test/migrate:latest\n"
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).Write("chart/templates/migrate.yaml", hook).CommitAndPush("hooked chart")
+	f.createApp("hello", "chart")
+	app := f.waitApp("hello", 60*time.Second, "policy violation", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastFetchedRevision == sha && s != nil && s.Reason == "PolicyViolation"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "image-latest-tag") || !strings.Contains(msg, "templates/migrate.yaml") {
+		t.Errorf("message %q does not name the rule and the hook's template", msg)
+	}
+	rels, err := helmrelease.List(f.env.Config, f.ns)
+	must(t, err)
+	if len(rels) != 0 || f.get(&corev1.ConfigMap{}, "hello-config") {
+		t.Errorf("a chart with a refused hook was installed: releases %+v", rels)
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/internal/cli/clio"
-	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/policy"
 	"github.com/berth-dev/berth/internal/render"
 )
@@ -81,7 +80,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	default:
 		return &ExitError{Code: 2, Err: fmt.Errorf("--output %q: want text, json or sarif", o.Output)}
 	}
-	objs, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName,
+	res, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName,
 		Root: rootOf(o.Root, o.Path)})
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
@@ -95,7 +94,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
-	in := policy.GateInput{Objects: objs, Config: cfg}
+	in := policy.GateInput{Objects: res.Objects, CheckOnly: res.HelmHooks, Config: cfg}
 	if o.Resolve {
 		var secrets [][]byte
 		for _, f := range o.PullSecrets {
@@ -156,10 +155,10 @@ func rootOf(flag, path string) string {
 
 // loadRevision renders the objects under path the way the agent does:
 // plain YAML, Kustomize or Helm (package render).
-func loadRevision(ctx context.Context, path string, opts render.Options) ([]manifest.Object, error) {
+func loadRevision(ctx context.Context, path string, opts render.Options) (*render.Result, error) {
 	res, err := render.Render(ctx, path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", path, err)
 	}
-	return res.Objects, nil
+	return res, nil
 }

@@ -113,3 +113,31 @@ func TestCheckResolve(t *testing.T) {
 		t.Errorf("registry down: exit %d, want 2 naming the outage: %s", code, errOut)
 	}
 }
+
+// A chart's hooks are not in Helm's manifest; Helm creates them itself.
+// berth check (and the agent's gate) checks them with everything else.
+func TestCheckChecksHelmHooks(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: hooked\nversion: 0.1.0\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+		"templates/migrate.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-upgrade\n" +
+			"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: example.test/migrate:latest\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errOut := run(t, "", "check", dir)
+	if code != 1 {
+		t.Errorf("exit = %d, want 1 (stderr %q)", code, errOut)
+	}
+	if !strings.Contains(out, "image-latest-tag") || !strings.Contains(out, "hooked/templates/migrate.yaml") || !strings.Contains(out, "batch/Job migrate") {
+		t.Errorf("the hook's :latest image is not reported:\n%s", out)
+	}
+}

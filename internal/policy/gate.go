@@ -19,6 +19,10 @@ type GateInput struct {
 	Resolver *Resolver
 	// PreviousTags is the tag→digest map of the last release (nil for none).
 	PreviousTags map[string]string
+	// CheckOnly are evaluated by every rule with Objects but neither
+	// resolved nor returned: a chart's Helm hooks, which Helm creates
+	// itself, from the chart, by tag.
+	CheckOnly []manifest.Object
 }
 
 // GateResult is what the agent applies and records.
@@ -58,7 +62,15 @@ func Gate(ctx context.Context, in GateInput) (*GateResult, error) {
 			out.Held = fmt.Errorf("%w: %w", ErrHeld, err)
 		}
 	}
-	rep, err := Evaluate(ctx, in.Objects, in.Config, WithResolution(out.Resolution))
+	eval := in.Objects
+	byTag := map[*manifest.Object]bool{}
+	if len(in.CheckOnly) > 0 {
+		eval = append(append([]manifest.Object(nil), in.Objects...), in.CheckOnly...)
+		for i := len(in.Objects); i < len(eval); i++ {
+			byTag[&eval[i]] = true
+		}
+	}
+	rep, err := Evaluate(ctx, eval, in.Config, WithResolution(out.Resolution), func(o *evalOptions) { o.byTag = byTag })
 	if err != nil {
 		return nil, err
 	}

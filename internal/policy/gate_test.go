@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testenv"
@@ -26,6 +27,30 @@ func TestGate(t *testing.T) {
 		}
 		if got := imagesOf(t, g.Resolution)[1]; got != app+"@"+d {
 			t.Errorf("applied image = %s", got)
+		}
+	})
+	t.Run("helm hooks are checked, not returned", func(t *testing.T) {
+		// A hook Job with the workload's image (pinned for the workload;
+		// Helm still runs the hook by tag) and one with :latest.
+		hooks := parseString(t, "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  namespace: prod\n  annotations: {helm.sh/hook: pre-upgrade}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: "+app+"\n      - name: tool\n        image: "+reg.Host+"/tool:latest\n")
+		g, err := Gate(ctx, GateInput{Objects: objs, CheckOnly: hooks, Config: required, Resolver: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Objects) != len(objs) || g.Objects[0].Object.GetKind() != "Deployment" {
+			t.Errorf("objects to apply = %d, want the %d given", len(g.Objects), len(objs))
+		}
+		rules := map[string]string{}
+		for _, v := range g.Report.Enforced() {
+			if v.Object == "batch/Job prod/migrate" {
+				rules[v.RuleID+" "+v.Field] = v.Message
+			}
+		}
+		if _, ok := rules[RuleImageLatestTag+" spec.template.spec.containers[1].image"]; !ok {
+			t.Errorf("the hook's :latest image was not refused: %v", g.Report.Violations)
+		}
+		if m, ok := rules[RuleImageDigestRequired+" spec.template.spec.containers[0].image"]; !ok || !strings.Contains(m, "Helm hook") {
+			t.Errorf("the hook's tag, resolved for the workload, counted as a digest: %v", g.Report.Violations)
 		}
 	})
 	reg.Close()

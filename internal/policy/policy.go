@@ -179,6 +179,9 @@ type Option func(*evalOptions)
 type evalOptions struct {
 	now        time.Time
 	resolution *Resolution
+	// byTag holds objects whose images run as written, never pinned by
+	// the agent (Helm hooks): a resolved tag does not count as a digest.
+	byTag map[*manifest.Object]bool
 }
 
 // WithNow sets the time exceptions are judged against (default time.Now).

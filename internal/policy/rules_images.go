@@ -51,10 +51,15 @@ func init() {
 				}
 				var out []finding
 				for _, c := range containers(pod.Spec) {
-					if c.Image == "" || parseImage(c.Image).Digest != "" || ec.opt.resolution.pinned(c.Image) {
+					byTag := ec.opt.byTag[obj]
+					if c.Image == "" || parseImage(c.Image).Digest != "" || (!byTag && ec.opt.resolution.pinned(c.Image)) {
 						continue
 					}
-					out = append(out, finding{obj: obj, field: c.field(pod.Path, "image"), message: fmt.Sprintf("%s image %q has no digest", c.label(), c.Image)})
+					msg := fmt.Sprintf("%s image %q has no digest", c.label(), c.Image)
+					if byTag {
+						msg += " (a Helm hook: Helm creates it from the chart, by tag)"
+					}
+					out = append(out, finding{obj: obj, field: c.field(pod.Path, "image"), message: msg})
 				}
 				return out
 			},

@@ -140,7 +140,18 @@ func renderHelm(ctx context.Context, dir string, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Kind: Helm, Objects: objs, Helm: hc}, nil
+	var hooks []manifest.Object
+	for _, h := range rel.Hooks {
+		ho, err := manifest.Parse(h.Path, []byte(h.Manifest))
+		if err != nil {
+			return nil, err
+		}
+		for i := range ho {
+			ho[i].Source.Line = 0
+		}
+		hooks = append(hooks, ho...)
+	}
+	return &Result{Kind: Helm, Objects: objs, Helm: hc, HelmHooks: hooks}, nil
 }
 
 var sourceComment = regexp.MustCompile(`(?m)^# Source: (.+)$`)

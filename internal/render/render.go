@@ -53,6 +53,11 @@ type Result struct {
 	Objects []manifest.Object
 	// Helm holds what the agent needs to install the chart as a release.
 	Helm *HelmChart
+	// HelmHooks are the chart's hooks (helm.sh/hook): Helm creates them
+	// itself while it installs, upgrades or rolls back, so they are not
+	// in Objects and berth never applies them; the policy gate checks
+	// them all the same.
+	HelmHooks []manifest.Object
 }
 
 // ErrPathEscapes is returned when an Application's path leaves the repository.

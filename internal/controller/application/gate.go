@@ -68,7 +68,7 @@ func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *s
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	g, err := policy.Gate(rctx, policy.GateInput{Objects: rev.objects, Config: cfg, Resolver: resolver, PreviousTags: prev})
+	g, err := policy.Gate(rctx, policy.GateInput{Objects: rev.objects, CheckOnly: rev.helmHooks, Config: cfg, Resolver: resolver, PreviousTags: prev})
 	if err != nil {
 		return gateOutcome{rejected: err, reason: "PolicyInvalid"}
 	}

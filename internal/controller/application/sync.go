@@ -33,6 +33,8 @@ type revision struct {
 	kind    render.Kind
 	objects []manifest.Object
 	helm    *render.HelmChart
+	// helmHooks are the chart's Helm hooks, for the policy gate only.
+	helmHooks []manifest.Object
 	// hooks are the data hook Jobs, kept out of objects.
 	hooks hooks
 	// snapshot is what the pre-sync hook took before this revision.
@@ -113,13 +115,20 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 			res.Objects[i].Source.File = path.Join(strings.Trim(app.Spec.Source.Path, "/"), res.Objects[i].Source.File)
 		}
 	}
-	if err := Prepare(res.Objects, app, NamespacedFunc(r.Mapper, res.Objects)); err != nil {
+	namespaced := NamespacedFunc(r.Mapper, res.Objects)
+	for _, h := range res.HelmHooks {
+		// As Helm creates them: in the release's namespace.
+		if h.Object.GetNamespace() == "" && namespaced(h.Object.GroupVersionKind()) {
+			h.Object.SetNamespace(app.Spec.Namespace)
+		}
+	}
+	if err := Prepare(res.Objects, app, namespaced); err != nil {
 		if res.Kind == render.Plain {
 			return nil, err // files named from the root already
 		}
 		return nil, prefixErr(app.Spec.Source.Path, err)
 	}
-	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm}, nil
+	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm, helmHooks: res.HelmHooks}, nil
 }
 
 // errPathMissing: the Application's path is not in the commit fetched. For
