@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/berth-dev/berth/internal/manifest"
 )
@@ -13,10 +15,17 @@ import (
 const (
 	RuleContainerResources = "container-resources"
 	RuleContainerProbes    = "container-probes"
+	RuleReplicasAutoscaled = "replicas-autoscaled"
 )
 
 func init() {
 	register(
+		&Rule{
+			ID: RuleReplicasAutoscaled, Family: "resources", Severity: SeverityMedium, DefaultMode: ModeWarn,
+			Summary:  "a workload sets spec.replicas and a HorizontalPodAutoscaler of the revision scales it",
+			Fix:      "leave spec.replicas out of the workload (the autoscaler owns it; Helm's scaffold: {{- if not .Values.autoscaling.enabled }})",
+			checkAll: replicasAutoscaled,
+		},
 		&Rule{
 			ID: RuleContainerResources, Family: "resources", Severity: SeverityLow, DefaultMode: ModeWarn,
 			Summary: "a container (or init container) has no CPU/memory requests or no memory limit",
@@ -83,4 +92,45 @@ func init() {
 			},
 		},
 	)
+}
+
+// replicasAutoscaled finds workloads that set spec.replicas while an
+// autoscaler of the same revision scales them: every apply would set the
+// count back (berth heals drift), and the autoscaler would scale again.
+func replicasAutoscaled(_ *evalContext, objs []manifest.Object) []finding {
+	type target struct{ group, kind, ns, name string }
+	scaledBy := map[target]string{}
+	for i := range objs {
+		u := objs[i].Object
+		if u == nil || u.GetKind() != "HorizontalPodAutoscaler" || u.GroupVersionKind().Group != "autoscaling" {
+			continue
+		}
+		kind, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "kind")
+		name, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "name")
+		apiVersion, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "apiVersion")
+		gv, err := schema.ParseGroupVersion(apiVersion)
+		if err != nil || kind == "" || name == "" {
+			continue
+		}
+		scaledBy[target{gv.Group, kind, u.GetNamespace(), name}] = u.GetName()
+	}
+	if len(scaledBy) == 0 {
+		return nil
+	}
+	var out []finding
+	for i := range objs {
+		obj := &objs[i]
+		u := obj.Object
+		if u == nil {
+			continue
+		}
+		hpa, ok := scaledBy[target{u.GroupVersionKind().Group, u.GetKind(), u.GetNamespace(), u.GetName()}]
+		if !ok {
+			continue
+		}
+		if _, set, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); set {
+			out = append(out, finding{obj: obj, field: "spec.replicas", message: fmt.Sprintf("sets spec.replicas, and HorizontalPodAutoscaler %s scales it: each sync would set the count back", hpa)})
+		}
+	}
+	return out
 }
