@@ -29,6 +29,9 @@ type CheckOptions struct {
 	// Environment, Namespace and ReleaseName render Helm charts as the
 	// Application would.
 	Environment, Namespace, ReleaseName string
+	// ValuesFiles are Helm values files relative to the chart, as in
+	// spec.helm.valuesFiles.
+	ValuesFiles []string
 	// PullSecrets are files holding .dockerconfigjson documents.
 	PullSecrets []string
 	// Root confines rendering (see RenderOptions.Root).
@@ -62,6 +65,7 @@ one; 2 the check could not run.`,
 	cmd.Flags().StringVarP(&o.Environment, "env", "e", "", "environment, as in the Application (selects values-ENV.yaml for Helm)")
 	cmd.Flags().StringVarP(&o.Namespace, "namespace", "n", "default", "release namespace for Helm")
 	cmd.Flags().StringVar(&o.ReleaseName, "release-name", "release", "Helm release name")
+	cmd.Flags().StringArrayVarP(&o.ValuesFiles, "values", "f", nil, "Helm values file, relative to the chart, as in spec.helm.valuesFiles (repeatable)")
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", string(policy.SeverityLow), "lowest severity of an enforce-mode violation that fails the check: critical, high, medium or low")
 	cmd.Flags().BoolVar(&o.Resolve, "resolve", false, "resolve image tags to digests through the registries, as the agent does (default: no network)")
 	cmd.Flags().StringSliceVar(&o.PullSecrets, "pull-secret", nil, "with --resolve: a .dockerconfigjson file with registry credentials, repeatable")
@@ -80,7 +84,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	default:
 		return &ExitError{Code: 2, Err: fmt.Errorf("--output %q: want text, json or sarif", o.Output)}
 	}
-	res, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName,
+	res, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName, ValuesFiles: o.ValuesFiles,
 		Root: rootOf(o.Root, o.Path)})
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}

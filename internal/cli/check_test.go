@@ -141,3 +141,33 @@ func TestCheckChecksHelmHooks(t *testing.T) {
 		t.Errorf("the hook's :latest image is not reported:\n%s", out)
 	}
 }
+
+// berth check renders a chart with the values files an Application names.
+func TestCheckHelmValuesFiles(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"Chart.yaml":         "apiVersion: v2\nname: valued\nversion: 0.1.0\n",
+		"values.yaml":        "tag: \"1.0\"\n",
+		"ci/latest.yaml":     "tag: latest\n",
+		"templates/pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: example.test/web:{{ .Values.tag }}\n",
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, out, _ := run(t, "", "check", dir); strings.Contains(out, "image-latest-tag") {
+		t.Errorf("without --values: %s", out)
+	}
+	code, out, errOut := run(t, "", "check", dir, "--values", "ci/latest.yaml")
+	if code != 1 || !strings.Contains(out, "image-latest-tag") {
+		t.Errorf("with --values ci/latest.yaml: exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	if code, _, errOut := run(t, "", "check", dir, "--values", "../../etc/passwd"); code != 2 || errOut == "" {
+		t.Errorf("values file outside the chart: exit %d, stderr %q", code, errOut)
+	}
+}
