@@ -337,6 +337,28 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 	}
 }
 
+// An inventory entry whose kind the cluster no longer serves (its CRD was
+// deleted, and its objects with it) is missing, not an error that stops
+// every health check of the Application.
+func TestHealthOfAKindNoLongerServed(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	if _, err := m.Apply(context.Background(), parse(t, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: here, namespace: "+ns+"}\n")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := m.Health(context.Background(), []apply.Ref{
+		{GVK: schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns, Name: "here"},
+		{GVK: schema.GroupVersionKind{Group: "gone.example.test", Version: "v1", Kind: "Widget"}, Namespace: ns, Name: "w"},
+	})
+	if err != nil {
+		t.Fatalf("Health = %v", err)
+	}
+	failing := rep.Failing()
+	if rep.Health != apply.Degraded || len(failing) != 1 || failing[0].Status != status.NotFoundStatus || !strings.Contains(failing[0].Message, "no longer serves its kind") {
+		t.Errorf("report = %+v", rep)
+	}
+}
+
 func TestHealthFailsFastOnProgressDeadline(t *testing.T) {
 	m, env := newManager(t)
 	ns := env.Namespace(t)

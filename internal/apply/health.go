@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -67,6 +68,11 @@ func (m *Manager) HealthSince(ctx context.Context, refs []Ref, since time.Time) 
 		u.SetNamespace(r.Namespace)
 		u.SetName(r.Name)
 		ri, _, err := m.resource(u)
+		if errors.Is(err, errUnknownKind) {
+			// Its CRD was deleted, and every object of the kind with it.
+			rep.add(ObjectHealth{ID: r.ID(), Status: status.NotFoundStatus, Message: "not found: the cluster no longer serves its kind"})
+			continue
+		}
 		if err != nil {
 			return rep, err
 		}

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -148,6 +149,9 @@ func NewManager(dyn dynamic.Interface, mapper meta.ResettableRESTMapper) *Manage
 	return &Manager{dyn: dyn, mapper: mapper}
 }
 
+// errUnknownKind: the cluster serves no resource for a kind.
+var errUnknownKind = errors.New("unknown kind")
+
 // resource maps u to its dynamic resource interface; namespaced reports
 // whether the kind is namespaced.
 func (m *Manager) resource(u *unstructured.Unstructured) (dynamic.ResourceInterface, bool, error) {
@@ -159,7 +163,7 @@ func (m *Manager) resource(u *unstructured.Unstructured) (dynamic.ResourceInterf
 	}
 	if err != nil {
 		if meta.IsNoMatchError(err) {
-			return nil, false, fmt.Errorf("unknown kind %s (no such resource in the cluster)", gvk)
+			return nil, false, fmt.Errorf("%w %s (no such resource in the cluster)", errUnknownKind, gvk)
 		}
 		return nil, false, fmt.Errorf("mapping %s: %w", gvk, err)
 	}
