@@ -405,6 +405,27 @@ func TestHelmChartBecomesARelease(t *testing.T) {
 	}
 }
 
+// A commit that changes only a chart's hook (Helm keeps hooks out of the
+// release manifest) is a new Helm release, so Helm runs the new hook.
+func TestHelmHookChangeIsANewRelease(t *testing.T) {
+	f := newFixture(t)
+	hook := func(step string) string {
+		return "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-install,pre-upgrade\n" +
+			"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: example.test/migrate:1\n        args: [" + step + "]\n"
+	}
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).Write("chart/templates/migrate.yaml", hook("one")).CommitAndPush("chart")
+	f.createApp("hello", "chart")
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	sha2 := f.wt.Write("chart/templates/migrate.yaml", hook("two")).CommitAndPush("hook only")
+	f.waitApp("hello", 60*time.Second, "hook change applied", appliedReady(sha2))
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	if len(hist) != 2 || hist[1].Status != "deployed" {
+		t.Fatalf("helm history = %+v, want a second release for the hook change", hist)
+	}
+}
+
 func TestKustomizeOverlay(t *testing.T) {
 	f := newFixture(t)
 	sha := f.wt.Write("kust/base/kustomization.yaml", "resources: [cm.yaml]\n").

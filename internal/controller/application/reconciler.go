@@ -410,7 +410,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		app.Annotations[berthv1.SyncRequestedAnnotation] != app.Status.LastHandledSyncRequest
 	automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
 	newRevision := snap.Revision != app.Status.LastAppliedRevision
-	digest := rev.encode()
+	digest := rev.stateDigest()
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
 	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
 		(!newRevision || digest == app.Status.LastAppliedDigest) {

@@ -57,6 +57,18 @@ func (rev *revision) encode() string {
 	return rev.digest
 }
 
+// stateDigest identifies what a sync of rev puts in the cluster: the
+// release's digest and, for a chart with hooks, the hooks too. Helm runs
+// them and the release does not record them, but a change to a hook alone
+// is a new Helm release all the same.
+func (rev *revision) stateDigest() string {
+	d := rev.encode()
+	if len(rev.helmHooks) == 0 || d == "" {
+		return d
+	}
+	return manifestDigest(append(append([]manifest.Object(nil), rev.objects...), rev.helmHooks...))
+}
+
 // all returns what a release of rev records: its objects and its hooks.
 func (rev *revision) all() []manifest.Object {
 	if len(rev.hooks) == 0 {
@@ -227,7 +239,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		// whether this revision is already released.
 		// A revision that renders the same manifests as the deployed release
 		// (a commit to another app of the repository) is not a new release.
-		digest := manifestDigest(rev.objects)
+		digest := manifestDigest(append(append([]manifest.Object(nil), rev.objects...), rev.helmHooks...))
 		desc := "berth: revision " + rev.sha + " manifests " + digest
 		cfg := r.impersonatedConfig(app)
 		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, rev.helm.ReleaseName)
