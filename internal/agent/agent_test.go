@@ -426,6 +426,25 @@ func TestHelmHookChangeIsANewRelease(t *testing.T) {
 	}
 }
 
+// A chart that branches on .Capabilities renders in the agent as Helm
+// installs it: for the cluster, not for Helm's defaults. berth applies its
+// render over Helm's, so before, the defaults won in the cluster.
+func TestHelmSeesTheClustersCapabilities(t *testing.T) {
+	f := newFixture(t)
+	tmpl := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n" +
+		"  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n" +
+		"  berth: {{ .Capabilities.APIVersions.Has \"berth.dev/v1alpha1/Application\" | quote }}\n"
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/templates/caps.yaml", tmpl).CommitAndPush("caps")
+	f.createApp("hello", "chart")
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	v, err := f.env.Client.Discovery().ServerVersion()
+	must(t, err)
+	var c corev1.ConfigMap
+	if !f.get(&c, "caps") || c.Data["berth"] != "true" || c.Data["kube"] != v.GitVersion {
+		t.Errorf("caps = %v, want berth: true and kube: %s", c.Data, v.GitVersion)
+	}
+}
+
 func TestKustomizeOverlay(t *testing.T) {
 	f := newFixture(t)
 	sha := f.wt.Write("kust/base/kustomization.yaml", "resources: [cm.yaml]\n").

@@ -64,13 +64,19 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 		return nil, err
 	}
 	opts.Root = snap.Dir
-	res, err := render.Render(ctx, dir, opts)
-	if err != nil {
-		return nil, err
-	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating discovery client: %w", err)
+	}
+	if kind, err := render.Detect(dir); err == nil && kind == render.Helm {
+		// As the agent renders it: for this cluster.
+		if opts.KubeVersion, opts.APIVersions, err = render.ClusterCapabilities(dc); err != nil {
+			return nil, err
+		}
+	}
+	res, err := render.Render(ctx, dir, opts)
+	if err != nil {
+		return nil, err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	if err := application.Prepare(res.Objects, app, application.NamespacedFunc(mapper, res.Objects)); err != nil {

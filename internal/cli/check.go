@@ -32,6 +32,9 @@ type CheckOptions struct {
 	// ValuesFiles are Helm values files relative to the chart, as in
 	// spec.helm.valuesFiles.
 	ValuesFiles []string
+	// KubeVersion and APIVersions are the cluster Helm templates see.
+	KubeVersion string
+	APIVersions []string
 	// PullSecrets are files holding .dockerconfigjson documents.
 	PullSecrets []string
 	// Root confines rendering (see RenderOptions.Root).
@@ -65,6 +68,7 @@ one; 2 the check could not run.`,
 	cmd.Flags().StringVarP(&o.Environment, "env", "e", "", "environment, as in the Application (selects values-ENV.yaml for Helm)")
 	cmd.Flags().StringVarP(&o.Namespace, "namespace", "n", "default", "release namespace for Helm")
 	cmd.Flags().StringVar(&o.ReleaseName, "release-name", "release", "Helm release name")
+	addCapabilityFlags(cmd, &o.KubeVersion, &o.APIVersions)
 	cmd.Flags().StringArrayVarP(&o.ValuesFiles, "values", "f", nil, "Helm values file, relative to the chart, as in spec.helm.valuesFiles (repeatable)")
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", string(policy.SeverityLow), "lowest severity of an enforce-mode violation that fails the check: critical, high, medium or low")
 	cmd.Flags().BoolVar(&o.Resolve, "resolve", false, "resolve image tags to digests through the registries, as the agent does (default: no network)")
@@ -85,7 +89,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 		return &ExitError{Code: 2, Err: fmt.Errorf("--output %q: want text, json or sarif", o.Output)}
 	}
 	res, err := loadRevision(cmd.Context(), o.Path, render.Options{Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName, ValuesFiles: o.ValuesFiles,
-		Root: rootOf(o.Root, o.Path)})
+		KubeVersion: o.KubeVersion, APIVersions: o.APIVersions, Root: rootOf(o.Root, o.Path)})
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}

@@ -18,6 +18,10 @@ type RenderOptions struct {
 	ValuesFiles []string
 	AllowRemote bool
 	Quiet       bool
+	// KubeVersion and APIVersions are the cluster Helm templates see
+	// (.Capabilities); the agent reads them from its cluster.
+	KubeVersion string
+	APIVersions []string
 	// Root is the repository: Kustomize may load nothing outside it, and a
 	// Helm chart's symlinks must resolve inside it, as in the agent, which
 	// confines both to the fetched revision. A pull request's manifests
@@ -40,6 +44,7 @@ func NewCmdRender(s Streams) *cobra.Command {
 			res, err := render.Render(cmd.Context(), args[0], render.Options{
 				Environment: o.Environment, Namespace: o.Namespace, ReleaseName: o.ReleaseName,
 				ValuesFiles: o.ValuesFiles, AllowRemoteBases: o.AllowRemote, Root: rootOf(o.Root, args[0]),
+				KubeVersion: o.KubeVersion, APIVersions: o.APIVersions,
 			})
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
@@ -64,7 +69,15 @@ func NewCmdRender(s Streams) *cobra.Command {
 	cmd.Flags().StringVar(&o.ReleaseName, "release-name", "release", "Helm release name")
 	cmd.Flags().StringArrayVarP(&o.ValuesFiles, "values", "f", nil, "Helm values file, relative to the chart (repeatable)")
 	cmd.Flags().BoolVar(&o.AllowRemote, "allow-remote-bases", false, "let Kustomize fetch remote bases")
+	addCapabilityFlags(cmd, &o.KubeVersion, &o.APIVersions)
 	cmd.Flags().StringVar(&o.Root, "root", "", rootUsage)
 	cmd.Flags().BoolVarP(&o.Quiet, "quiet", "q", false, "validate only; print a summary")
 	return cmd
+}
+
+// addCapabilityFlags adds the flags that describe, for Helm, the cluster a
+// chart is rendered for, as helm template names them.
+func addCapabilityFlags(cmd *cobra.Command, kubeVersion *string, apiVersions *[]string) {
+	cmd.Flags().StringVar(kubeVersion, "kube-version", "", "Kubernetes version Helm templates see (.Capabilities.KubeVersion; default Helm's; the agent uses its cluster's)")
+	cmd.Flags().StringArrayVarP(apiVersions, "api-versions", "a", nil, "API version Helm templates see in .Capabilities.APIVersions, as group/version or group/version/Kind (repeatable; the agent uses its cluster's)")
 }

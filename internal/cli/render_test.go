@@ -69,3 +69,31 @@ func TestRenderConfinedToTheRepository(t *testing.T) {
 		t.Errorf("render --root REPO outside Git: exit %d, out %q, err %q; want the base rendered", code, out, errOut)
 	}
 }
+
+// A chart that requires a Kubernetes version renders for the one given
+// (Helm's default is older than most charts accept).
+func TestRenderKubeVersionAndAPIVersions(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: modern\nversion: 0.1.0\nkubeVersion: \">=1.30.0-0\"\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  widget: {{ .Capabilities.APIVersions.Has \"example.test/v1/Widget\" | quote }}\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, errOut := run(t, "", "render", dir); code == 0 || !strings.Contains(errOut, "kubeVersion") {
+		t.Errorf("without --kube-version: exit %d, stderr %q", code, errOut)
+	}
+	code, out, errOut := run(t, "", "render", dir, "--kube-version", "v1.31.0", "-a", "example.test/v1/Widget")
+	if code != 0 || !strings.Contains(out, `widget: "true"`) {
+		t.Errorf("with --kube-version and -a: exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+	if code, _, errOut := run(t, "", "check", dir, "--kube-version", "v1.31.0"); code == 2 {
+		t.Errorf("check --kube-version: exit 2, stderr %s", errOut)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/common"
 	"helm.sh/helm/v4/pkg/chart/loader"
 	rspb "helm.sh/helm/v4/pkg/release/v1"
+	"k8s.io/client-go/discovery"
 
 	"github.com/berth-dev/berth/internal/manifest"
 )
@@ -128,6 +129,7 @@ func renderHelm(ctx context.Context, dir string, opts Options) (*Result, error) 
 		}
 		install.KubeVersion = kv
 	}
+	install.APIVersions = opts.APIVersions
 	r, err := install.RunWithContext(ctx, hc.Chart, hc.Values)
 	if err != nil {
 		return nil, &manifest.Error{Source: manifest.Source{File: "Chart.yaml"}, Err: fmt.Errorf("helm template: %w", err)}
@@ -202,4 +204,20 @@ func contains(s []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// ClusterCapabilities reads, through dc, what Helm's templates see of a
+// cluster when Helm installs into it: its version and the API versions it
+// serves (as Options.KubeVersion and Options.APIVersions). A chart that
+// branches on .Capabilities then renders for a check as it will install.
+func ClusterCapabilities(dc discovery.DiscoveryInterface) (kubeVersion string, apiVersions []string, err error) {
+	v, err := dc.ServerVersion()
+	if err != nil {
+		return "", nil, fmt.Errorf("reading the cluster's version: %w", err)
+	}
+	set, err := action.GetVersionSet(dc)
+	if err != nil {
+		return "", nil, err
+	}
+	return v.GitVersion, set, nil
 }

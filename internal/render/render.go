@@ -43,6 +43,10 @@ type Options struct {
 	// KubeVersion is the Kubernetes version Helm templates see
 	// (Capabilities.KubeVersion); empty means Helm's default.
 	KubeVersion string
+	// APIVersions are added to the API versions Helm templates see
+	// (Capabilities.APIVersions: "group/version" and
+	// "group/version/Kind"); see ClusterCapabilities.
+	APIVersions []string
 	// Load bounds plain-YAML loading.
 	Load manifest.LoadOptions
 }

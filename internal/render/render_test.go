@@ -242,6 +242,39 @@ func TestJoinRefusesEscapes(t *testing.T) {
 // A chart's symlinks must resolve inside the repository (or, without one,
 // the chart): Helm's loader follows them, and {{ .Files.Get }} would print
 // whatever they point at.
+func TestHelmAPIVersions(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n")
+	write("templates/cm.yaml", "{{ if .Capabilities.APIVersions.Has \"example.test/v1/Widget\" }}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: widgets\n  annotations: {kube: {{ .Capabilities.KubeVersion.Version | quote }}}\n{{ end }}")
+	for _, tc := range []struct {
+		opts Options
+		want int
+	}{
+		{Options{ReleaseName: "r"}, 0},
+		{Options{ReleaseName: "r", KubeVersion: "v1.31.2", APIVersions: []string{"example.test/v1", "example.test/v1/Widget"}}, 1},
+	} {
+		res, err := Render(context.Background(), dir, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Objects) != tc.want {
+			t.Fatalf("%+v: %d objects, want %d", tc.opts, len(res.Objects), tc.want)
+		}
+		if tc.want == 1 && res.Objects[0].Object.GetAnnotations()["kube"] != "v1.31.2" {
+			t.Errorf("kube version = %v", res.Objects[0].Object.GetAnnotations())
+		}
+	}
+}
+
 func TestHelmChartSymlinksStayInside(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(secret, []byte("s3cret-token"), 0o600); err != nil {

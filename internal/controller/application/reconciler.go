@@ -70,6 +70,8 @@ type Reconciler struct {
 	lastFull sync.Map
 	// lastHealthy is when each Application was last seen Healthy.
 	lastHealthy sync.Map
+	// caps is the cluster as Helm's templates see it.
+	caps capabilities
 	// webhookTriggered marks Applications a webhook enqueued, so their next
 	// release records the trigger.
 	webhookTriggered sync.Map
@@ -341,6 +343,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 2. Render.
 	rev, err := r.render(ctx, app, snap)
 	ph.mark("render")
+	if errors.Is(err, errCapabilities) {
+		return ctrl.Result{}, err // transient: retried with backoff
+	}
 	if err != nil {
 		r.reject(app, snap.Revision, "RenderFailed", err)
 		// A new Application on a branch, whose path is not there yet

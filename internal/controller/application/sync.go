@@ -117,6 +117,11 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 		return nil, err
 	}
 	opts.Root = snap.Dir
+	if kind, err := render.Detect(dir); err == nil && kind == render.Helm {
+		if opts.KubeVersion, opts.APIVersions, err = r.helmCapabilities(); err != nil {
+			return nil, err
+		}
+	}
 	res, err := render.Render(ctx, dir, opts)
 	if err != nil {
 		return nil, prefixErr(app.Spec.Source.Path, err)
