@@ -97,6 +97,10 @@ type listing struct {
 	refs map[string]string // ref name -> commit
 }
 
+// historyObjectBytes bounds one object of a pinned commit's history: go-git
+// holds an object whole in memory while it indexes the pack.
+const historyObjectBytes = 64 << 20
+
 // ErrRefNotFound is returned when the branch or tag does not exist.
 var ErrRefNotFound = errors.New("reference not found")
 
@@ -202,7 +206,7 @@ func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *
 			f.opts.Observe(url, time.Since(start), err)
 		}
 		if err == nil {
-			f.sweep(filepath.Dir(dir))
+			f.sweep(filepath.Dir(dir), dir)
 		}
 		return nil, err
 	})
@@ -336,11 +340,20 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 		return fmt.Errorf("creating fetch directory: %w", err)
 	}
 	defer os.RemoveAll(gitDir)
+	limits := packLimits{pack: f.opts.MaxTotalBytes, object: f.opts.MaxFileBytes, objects: f.opts.MaxObjects, inflated: 2 * f.opts.MaxTotalBytes}
+	if ref.Commit != "" {
+		// A pinned commit comes with its whole history (go-git cannot ask
+		// for one commit alone), where an old large file is no reason to
+		// refuse: the snapshot's own files keep MaxFileBytes.
+		limits = packLimits{pack: 4 * f.opts.MaxTotalBytes, object: max(f.opts.MaxFileBytes, historyObjectBytes),
+			objects: 4 * f.opts.MaxObjects, inflated: 8 * f.opts.MaxTotalBytes}
+	}
 	st := &boundedStorage{
 		Storage: filesystem.NewStorageWithOptions(osfs.New(gitDir), cache.NewObjectLRU(4*cache.MiByte),
 			filesystem.Options{ExclusiveAccess: true, LargeObjectThreshold: 1 << 20}),
+		ctx:      ctx,
 		spoolDir: gitDir,
-		limits:   packLimits{pack: f.opts.MaxTotalBytes, object: f.opts.MaxFileBytes, objects: f.opts.MaxObjects},
+		limits:   limits,
 	}
 	// A pinned commit may be reachable from a tag only (its branch was
 	// deleted after the release was tagged).
@@ -414,10 +427,10 @@ func (f *Fetcher) take(dir string) bool {
 }
 
 // sweep removes from repoDir (one repository's snapshots) those unused
-// for SnapshotTTL, and what a crash left: half-written snapshots and
+// for SnapshotTTL, but keep (the one just fetched), and what a crash left: half-written snapshots and
 // fetch directories older than two fetch timeouts. A snapshot not handed
 // out since the process started counts from its directory's time.
-func (f *Fetcher) sweep(repoDir string) {
+func (f *Fetcher) sweep(repoDir, keep string) {
 	entries, err := os.ReadDir(repoDir)
 	if err != nil {
 		return
@@ -430,6 +443,9 @@ func (f *Fetcher) sweep(repoDir string) {
 			continue
 		}
 		p := filepath.Join(repoDir, e.Name())
+		if p == keep {
+			continue
+		}
 		last, ok := f.used[p]
 		if !ok {
 			fi, err := e.Info()

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,10 @@ type packLimits struct {
 	pack    int64 // bytes of the pack as received
 	object  int64 // bytes of any object once inflated (a delta: its result)
 	objects uint32
+	// inflated bounds the sum of every object's inflated size: what the
+	// check and go-git's indexer inflate, hash and resolve after the
+	// transfer (10 KiB on the wire can be 10 MiB of work, many times).
+	inflated int64
 }
 
 // boundedStorage is an on-disk object storage whose incoming packs are
@@ -26,6 +31,7 @@ type packLimits struct {
 // them.
 type boundedStorage struct {
 	*filesystem.Storage
+	ctx      context.Context // the fetch's: the check stops with it
 	spoolDir string
 	limits   packLimits
 }
@@ -75,7 +81,7 @@ func (w *spool) Close() (err error) {
 	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("reading spooled pack: %w", err)
 	}
-	if err := checkPack(w.f, w.s.limits); err != nil {
+	if err := checkPack(w.s.ctx, w.f, w.s.limits); err != nil {
 		return err
 	}
 	if _, err := w.f.Seek(0, io.SeekStart); err != nil {
@@ -97,7 +103,7 @@ func (w *spool) Close() (err error) {
 // their header; a delta declares its result's size at the start of its
 // (small, bounded) instructions, which are inflated here and thrown away.
 // Nothing is kept in memory but the few bytes of each delta's header.
-func checkPack(r io.Reader, l packLimits) error {
+func checkPack(ctx context.Context, r io.Reader, l packLimits) error {
 	sc := packfile.NewScanner(r)
 	_, count, err := sc.Header()
 	if err != nil {
@@ -106,7 +112,13 @@ func checkPack(r io.Reader, l packLimits) error {
 	if count > l.objects {
 		return fmt.Errorf("%w: the fetched pack holds %d objects, limit %d", ErrUnsafe, count, l.objects)
 	}
-	for range count {
+	var total int64
+	for i := range count {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("checking fetched pack: %w", err)
+			}
+		}
 		oh, err := sc.NextObjectHeader()
 		if err != nil {
 			return fmt.Errorf("reading fetched pack: %w", err)
@@ -130,6 +142,10 @@ func checkPack(r io.Reader, l packLimits) error {
 		}
 		if size > l.object {
 			return tooLarge(oh.Type.String(), size, l.object)
+		}
+		// Checked before the next header, which inflates this object.
+		if total += size; total > l.inflated {
+			return fmt.Errorf("%w: the fetched pack's objects inflate to more than %d bytes", ErrUnsafe, l.inflated)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package source
 
 import (
 	"bytes"
+	"context"
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
@@ -65,7 +66,8 @@ func varint(v int64) []byte {
 }
 
 func TestCheckPack(t *testing.T) {
-	l := packLimits{pack: 1 << 30, object: 1 << 20, objects: 10}
+	l := packLimits{pack: 1 << 30, object: 1 << 20, objects: 10, inflated: 3 << 20}
+	mib := make([]byte, 1<<20)
 	// A delta of a few bytes whose result is 1 GiB: copy the 5-byte base
 	// over and over would do; its header says how large it gets.
 	bomb := append(append(varint(5), varint(1<<30)...), 0x91, 0x00, 0x05)
@@ -80,6 +82,9 @@ func TestCheckPack(t *testing.T) {
 		{"delta with a large result", []packObject{{typ: 6, data: bomb}}, "ofs-delta object of 1073741824 bytes"},
 		{"malformed delta header", []packObject{{typ: 6, data: []byte{0x80}}}, "malformed delta header"},
 		{"too many objects", make([]packObject, 10), "holds 11 objects, limit 10"},
+		// Each within the object limit, together over what may be inflated.
+		{"inflating too much in all", []packObject{{typ: 3, data: mib}, {typ: 3, data: mib}, {typ: 3, data: mib}, {typ: 3, data: mib}},
+			"inflate to more than 3145728 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +94,7 @@ func TestCheckPack(t *testing.T) {
 					objs[i] = packObject{typ: 3, data: []byte("y")}
 				}
 			}
-			err := checkPack(bytes.NewReader(pack(t, objs...)), l)
+			err := checkPack(context.Background(), bytes.NewReader(pack(t, objs...)), l)
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("checkPack = %v", err)

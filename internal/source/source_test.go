@@ -394,10 +394,13 @@ func TestSnapshotsUnusedForTheirTTLAreRemoved(t *testing.T) {
 	c1 := wt.Write("a.yaml", "v: 1\n").CommitAndPush("one")
 	c2 := wt.Write("a.yaml", "v: 2\n").CommitAndPush("two")
 	var mu sync.Mutex
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	// From now: a snapshot not handed out by this Fetcher counts from its
+	// directory's time, which is now too.
+	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
-	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), SnapshotTTL: time.Hour, Now: clock})
+	cacheDir := t.TempDir()
+	f := source.NewFetcher(source.Options{CacheDir: cacheDir, SnapshotTTL: time.Hour, Now: clock})
 	ctx := context.Background()
 	url := g.RepoURL("evict")
 
@@ -445,5 +448,45 @@ func TestSnapshotsUnusedForTheirTTLAreRemoved(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(s1.Dir, "a.yaml")); err != nil || string(b) != "v: 1\n" {
 		t.Errorf("c1 again: %q, %v", b, err)
+	}
+
+	// A restarted agent knows nothing of what was used: a snapshot counts
+	// from its directory's time. Two hours on, a new commit's fetch removes
+	// the snapshots it was not asked for.
+	advance(2 * time.Hour)
+	f2 := source.NewFetcher(source.Options{CacheDir: cacheDir, SnapshotTTL: time.Hour, Now: clock})
+	c4 := wt.Write("a.yaml", "v: 4\n").CommitAndPush("four")
+	s4, err := f2.Fetch(ctx, url, source.Ref{}, nil)
+	if err != nil || s4.Revision != c4 {
+		t.Fatalf("fetch main after a restart = %+v, %v", s4, err)
+	}
+	for dir, want := range map[string]bool{s1.Dir: false, s2.Dir: false, s4.Dir: true} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("after a restart: %s exists = %v, want %v", dir, err == nil, want)
+		}
+	}
+}
+
+// A pinned commit comes with its whole history: a large file deleted long
+// ago is no reason to refuse it; the snapshot's own files keep the limit.
+func TestPinnedCommitToleratesLargeFilesInItsHistory(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "history")
+	wt := g.Clone(t, "history")
+	big := strings.Repeat("0123456789abcdef", 1<<17) // 2 MiB
+	wt.Write("a.yaml", "v: 1\n").Write("blob.bin", big).CommitAndPush("with a large file")
+	c2 := wt.Remove("blob.bin").Write("a.yaml", "v: 2\n").CommitAndPush("without it")
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxFileBytes: 1 << 20})
+	s, err := f.Fetch(context.Background(), g.RepoURL("history"), source.Ref{Commit: c2}, nil)
+	if err != nil {
+		t.Fatalf("pinned commit with a large file in its history: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Dir, "a.yaml")); err != nil || string(b) != "v: 2\n" {
+		t.Errorf("a.yaml = %q, %v", b, err)
+	}
+	// The commit that holds the file is refused: its snapshot would too.
+	c1 := strings.TrimSpace(testenv.Git(t, wt.Dir, "rev-parse", "HEAD~1"))
+	if _, err := f.Fetch(context.Background(), g.RepoURL("history"), source.Ref{Commit: c1}, nil); !errors.Is(err, source.ErrUnsafe) {
+		t.Errorf("pinned commit holding the large file: err = %v, want ErrUnsafe", err)
 	}
 }
