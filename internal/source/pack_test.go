@@ -2,8 +2,8 @@ package source
 
 import (
 	"bytes"
-	"context"
 	"compress/zlib"
+	"context"
 	"encoding/binary"
 	"errors"
 	"strings"
