@@ -144,6 +144,9 @@ func renderHelm(ctx context.Context, dir string, opts Options) (*Result, error) 
 	}
 	var hooks []manifest.Object
 	for _, h := range rel.Hooks {
+		if testOnly(h) {
+			continue // run by `helm test` alone, which berth never runs
+		}
 		ho, err := manifest.Parse(h.Path, []byte(h.Manifest))
 		if err != nil {
 			return nil, err
@@ -220,4 +223,14 @@ func ClusterCapabilities(dc discovery.DiscoveryInterface) (kubeVersion string, a
 		return "", nil, err
 	}
 	return v.GitVersion, set, nil
+}
+
+// testOnly reports whether h runs only for `helm test`.
+func testOnly(h *rspb.Hook) bool {
+	for _, e := range h.Events {
+		if e != rspb.HookTest {
+			return false
+		}
+	}
+	return len(h.Events) > 0
 }

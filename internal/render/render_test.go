@@ -275,6 +275,36 @@ func TestHelmAPIVersions(t *testing.T) {
 	}
 }
 
+// A chart's hooks come with the render for the policy gate, except test
+// hooks: berth never runs helm test (helm create's test pod uses busybox,
+// untagged).
+func TestHelmHooks(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
+		"templates/job.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations: {helm.sh/hook: pre-upgrade}\n" +
+			"spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: example.test/m:1}]}}}\n",
+		"templates/tests/conn.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: test-conn\n  annotations: {helm.sh/hook: test}\n" +
+			"spec: {restartPolicy: Never, containers: [{name: wget, image: busybox}]}\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := Render(context.Background(), dir, Options{ReleaseName: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Objects) != 1 || len(res.HelmHooks) != 1 || res.HelmHooks[0].Object.GetName() != "migrate" || res.HelmHooks[0].Source.File != "c/templates/job.yaml" {
+		t.Errorf("objects %d, hooks %+v, want the ConfigMap and the pre-upgrade Job", len(res.Objects), res.HelmHooks)
+	}
+}
+
 func TestHelmChartSymlinksStayInside(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(secret, []byte("s3cret-token"), 0o600); err != nil {
