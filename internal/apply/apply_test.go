@@ -338,7 +338,7 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 }
 
 // An inventory entry whose kind the cluster no longer serves (its CRD was
-// deleted, and its objects with it) is missing, not an error that stops
+// deleted, or its API server is down) is Unknown, not an error that stops
 // every health check of the Application.
 func TestHealthOfAKindNoLongerServed(t *testing.T) {
 	m, env := newManager(t)
@@ -354,8 +354,14 @@ func TestHealthOfAKindNoLongerServed(t *testing.T) {
 		t.Fatalf("Health = %v", err)
 	}
 	failing := rep.Failing()
-	if rep.Health != apply.Degraded || len(failing) != 1 || failing[0].Status != status.NotFoundStatus || !strings.Contains(failing[0].Message, "no longer serves its kind") {
+	if rep.Health != apply.Unknown || len(failing) != 1 || failing[0].Status != status.UnknownStatus || !strings.Contains(failing[0].Message, "serves no resource for its kind") {
 		t.Errorf("report = %+v", rep)
+	}
+	// A version no longer served, of a kind that still is: read through
+	// the version served.
+	rep, err = m.Health(context.Background(), []apply.Ref{{GVK: schema.GroupVersionKind{Version: "v0alpha9", Kind: "ConfigMap"}, Namespace: ns, Name: "here"}})
+	if err != nil || rep.Health != apply.Healthy {
+		t.Errorf("ConfigMap under an unserved version: %+v, %v", rep, err)
 	}
 }
 

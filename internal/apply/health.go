@@ -7,6 +7,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -69,8 +70,23 @@ func (m *Manager) HealthSince(ctx context.Context, refs []Ref, since time.Time) 
 		u.SetName(r.Name)
 		ri, _, err := m.resource(u)
 		if errors.Is(err, errUnknownKind) {
-			// Its CRD was deleted, and every object of the kind with it.
-			rep.add(ObjectHealth{ID: r.ID(), Status: status.NotFoundStatus, Message: "not found: the cluster no longer serves its kind"})
+			// The recorded version may no longer be served while the
+			// kind still is (a CRD that dropped a version).
+			if mapping, merr := m.mapper.RESTMapping(r.GVK.GroupKind()); merr == nil {
+				res := m.dyn.Resource(mapping.Resource)
+				ri = res
+				if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+					ri = res.Namespace(r.Namespace)
+				}
+				err = nil
+			}
+		}
+		if errors.Is(err, errUnknownKind) {
+			// Its CRD was deleted (and its objects with it), or its API
+			// server is unavailable: Unknown, which neither passes nor
+			// fails a release, rather than an error that stops every
+			// health check of the Application.
+			rep.add(ObjectHealth{ID: r.ID(), Status: status.UnknownStatus, Message: "the cluster serves no resource for its kind: its CRD was deleted, or its API is unavailable"})
 			continue
 		}
 		if err != nil {

@@ -184,6 +184,20 @@ func (r *Reconciler) preSync(ctx context.Context, app *berthv1.Application, mgr 
 	return &berthv1.DataSnapshot{ID: id, Job: job.Object.GetName(), TakenAt: &now}, true, nil
 }
 
+// unrestoredAfter returns the releases after target whose pre-sync hook
+// took a snapshot not restored yet, in the order of rels (the last is the
+// oldest: rels are newest first).
+func unrestoredAfter(rels []berthv1.Release, target *berthv1.Release) []*berthv1.Release {
+	var out []*berthv1.Release
+	for i := range rels {
+		c := &rels[i]
+		if c.Spec.Number > target.Spec.Number && c.Spec.Trigger != berthv1.TriggerRollback && c.Spec.Snapshot != nil && c.Status.Restored == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // restoreAcross runs the restore hook a rollback to target needs: the
 // oldest release after target whose pre-sync hook took a snapshot that was
 // not restored yet is undone with its own restore hook and snapshot. It
@@ -192,18 +206,11 @@ func (r *Reconciler) preSync(ctx context.Context, app *berthv1.Application, mgr 
 // release, a revision applied after its own pre-sync hook but not recorded
 // yet refuses the rollback (see unrecordedLive).
 func (r *Reconciler) restoreAcross(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rels []berthv1.Release, target *berthv1.Release) ([]*berthv1.Release, *berthv1.DataRestore, error) {
-	var covered []*berthv1.Release
-	var oldest *berthv1.Release
-	for i := range rels {
-		c := &rels[i]
-		if c.Spec.Number > target.Spec.Number && c.Spec.Trigger != berthv1.TriggerRollback && c.Spec.Snapshot != nil && c.Status.Restored == nil {
-			covered = append(covered, c)
-			oldest = c
-		}
-	}
-	if oldest == nil {
+	covered := unrestoredAfter(rels, target)
+	if len(covered) == 0 {
 		return nil, nil, r.unrecordedLive(app, target)
 	}
+	oldest := covered[len(covered)-1]
 	objs, err := r.releases().Manifests(ctx, oldest)
 	if err != nil {
 		return nil, nil, err

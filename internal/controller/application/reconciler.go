@@ -656,12 +656,18 @@ func (r *Reconciler) claimedElsewhere(app *berthv1.Application) apply.Guard {
 		if name == "" || (name == LabelValue(app.Name) && ns == app.Namespace) {
 			return nil
 		}
+		// Uncached: the cache holds only the watched namespaces (and this
+		// runs only for an object labelled by another Application).
+		var reader client.Reader = r.Client
+		if r.APIReader != nil {
+			reader = r.APIReader
+		}
 		other := &berthv1.Application{}
-		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, other); err != nil {
+		if err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, other); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
-			return fmt.Errorf("reading Application %s/%s, which applied it: %w", ns, name, err)
+			return fmt.Errorf("%w: Application %s/%s applied it, and reading it failed (%v); if it no longer exists, remove the labels %s and %s from the object", ErrClaimed, ns, name, err, berthv1.OwnerNameLabel, berthv1.OwnerNamespaceLabel)
 		}
 		gk := live.GroupVersionKind().GroupKind()
 		for _, ref := range other.Status.Inventory {

@@ -190,6 +190,13 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	if err != nil {
 		return err
 	}
+	if target.Spec.Renderer == string(render.Helm) || len(unrestoredAfter(rels, target)) > 0 {
+		// A restore or a Helm rollback runs before the apply below, and
+		// neither is undone if the apply is then refused: refuse first.
+		if _, err := mgr.Validate(ctx, objs); err != nil {
+			return err
+		}
+	}
 	covered, restore, err := r.restoreAcross(ctx, app, mgr, rels, target)
 	if err != nil {
 		return err
