@@ -23,7 +23,7 @@ func init() {
 		&Rule{
 			ID: RuleReplicasAutoscaled, Family: "resources", Severity: SeverityMedium, DefaultMode: ModeWarn,
 			Summary:  "a workload sets spec.replicas and a HorizontalPodAutoscaler of the revision scales it",
-			Fix:      "leave spec.replicas out of the workload (the autoscaler owns it; Helm's scaffold: {{- if not .Values.autoscaling.enabled }})",
+			Fix:      "leave spec.replicas out of the workload (the autoscaler owns it; Helm's scaffold: {{- if not .Values.autoscaling.enabled }}); where berth applied it before, the API server drops the field once berth stops setting it, and the count falls to 1 until the autoscaler scales again",
 			checkAll: replicasAutoscaled,
 		},
 		&Rule{
@@ -98,8 +98,11 @@ func init() {
 // autoscaler of the same revision scales them: every apply would set the
 // count back (berth heals drift), and the autoscaler would scale again.
 func replicasAutoscaled(_ *evalContext, objs []manifest.Object) []finding {
-	type target struct{ group, kind, ns, name string }
-	scaledBy := map[target]string{}
+	// Namespaces are compared only when both are set: berth check reads
+	// manifests before the destination namespace is filled in.
+	type target struct{ group, kind, name string }
+	type scaler struct{ ns, name string }
+	scaledBy := map[target][]scaler{}
 	for i := range objs {
 		u := objs[i].Object
 		if u == nil || u.GetKind() != "HorizontalPodAutoscaler" || u.GroupVersionKind().Group != "autoscaling" {
@@ -112,7 +115,8 @@ func replicasAutoscaled(_ *evalContext, objs []manifest.Object) []finding {
 		if err != nil || kind == "" || name == "" {
 			continue
 		}
-		scaledBy[target{gv.Group, kind, u.GetNamespace(), name}] = u.GetName()
+		t := target{gv.Group, kind, name}
+		scaledBy[t] = append(scaledBy[t], scaler{u.GetNamespace(), u.GetName()})
 	}
 	if len(scaledBy) == 0 {
 		return nil
@@ -124,8 +128,14 @@ func replicasAutoscaled(_ *evalContext, objs []manifest.Object) []finding {
 		if u == nil {
 			continue
 		}
-		hpa, ok := scaledBy[target{u.GroupVersionKind().Group, u.GetKind(), u.GetNamespace(), u.GetName()}]
-		if !ok {
+		hpa := ""
+		for _, sc := range scaledBy[target{u.GroupVersionKind().Group, u.GetKind(), u.GetName()}] {
+			if sc.ns == "" || u.GetNamespace() == "" || sc.ns == u.GetNamespace() {
+				hpa = sc.name
+				break
+			}
+		}
+		if hpa == "" {
 			continue
 		}
 		if _, set, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "replicas"); set {
