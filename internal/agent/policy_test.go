@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/helmrelease"
@@ -129,5 +131,46 @@ func TestUnreachableRegistryHoldsSyncWhenDigestsRequired(t *testing.T) {
 	}
 	if f.get(&appsv1.Deployment{}, "web") {
 		t.Error("a Deployment with an unresolved tag was applied while digests are required")
+	}
+}
+
+// Helm installs the chart as berth rendered, checked and pinned it, not a
+// second render of its own: a random value is the one berth applied, and
+// the Deployment rolls out once, by digest (before: once by tag from
+// Helm's render, then again when berth applied the digest).
+func TestHelmInstallsWhatBerthRendered(t *testing.T) {
+	f := newFixture(t)
+	reg := testenv.NewRegistry(t)
+	image := reg.Host + "/team/web:1"
+	d1 := push(t, image)
+	tmpl := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: nonce\ndata:\n  nonce: {{ randAlphaNum 24 | quote }}\n---\n" +
+		strings.Replace(deploy("1"), "example.test/web:1", image, 1)
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/templates/all.yaml", tmpl).CommitAndPush("chart")
+	policyJSON := `{"images":{"insecureRegistries":["` + reg.Host + `"]}}`
+	f.createApp("hello", "chart", func(a *berthv1.Application) {
+		a.Spec.Policy = &runtime.RawExtension{Raw: []byte(policyJSON)}
+	})
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	if len(hist) != 1 {
+		t.Fatalf("helm history = %d releases", len(hist))
+	}
+	var c corev1.ConfigMap
+	f.get(&c, "nonce")
+	if c.Data["nonce"] == "" || !strings.Contains(hist[0].Manifest, c.Data["nonce"]) {
+		t.Errorf("the cluster's nonce %q is not the one Helm released", c.Data["nonce"])
+	}
+	if !strings.Contains(hist[0].Manifest, image+"@"+d1) || !strings.Contains(hist[0].Manifest, "# Source: hello/templates/all.yaml") {
+		t.Errorf("the Helm release does not hold the pinned image from its template:\n%s", hist[0].Manifest)
+	}
+	var rss appsv1.ReplicaSetList
+	must(t, f.c.List(context.Background(), &rss, client.InNamespace(f.ns)))
+	if len(rss.Items) != 1 {
+		var images []string
+		for _, rs := range rss.Items {
+			images = append(images, rs.Spec.Template.Spec.Containers[0].Image)
+		}
+		t.Errorf("ReplicaSets = %v, want one rollout", images)
 	}
 }

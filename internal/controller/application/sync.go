@@ -253,13 +253,21 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		}
 		if latest == nil || !strings.HasSuffix(latest.Description, " manifests "+digest) || latest.Status != "deployed" ||
 			app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation] {
+			// Helm installs the objects berth rendered, checked and pinned,
+			// not a second render of its own (random values would differ,
+			// and images would run by tag until berth's apply below).
+			m, err := helmrelease.Manifest(rev.objects)
+			if err != nil {
+				return cs, err
+			}
 			if _, err = helmrelease.Upgrade(ctx, cfg, rev.helm.Chart, rev.helm.Values, helmrelease.Options{
-				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc,
+				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, Manifest: m,
 			}); err != nil {
 				return cs, err
 			}
 		}
-		// Stamp ownership labels (and heal any drift) over Helm's apply.
+		// Heal any drift over Helm's apply (after an upgrade, usually
+		// nothing to write).
 		if _, err = mgr.Apply(ctx, rev.objects); err != nil {
 			return cs, err
 		}
