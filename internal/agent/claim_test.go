@@ -6,7 +6,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 )
@@ -24,13 +23,8 @@ func TestObjectDeclaredByTwoApplicationsIsRefused(t *testing.T) {
 	v2 := f.wt.Write("second/shared.yaml", cm("shared", "second")).
 		Write("second/own.yaml", cm("second-own", "why")).CommitAndPush("second")
 	f.createApp("second", "second")
-	app := f.waitApp("second", 60*time.Second, "second refused", func(a *berthv1.Application) bool {
-		s := condition(a, berthv1.ConditionStalled)
-		return a.Status.LastFetchedRevision == v2 && s != nil && s.Status == metav1.ConditionTrue
-	})
-	s := condition(app, berthv1.ConditionStalled)
-	if s.Reason != "ObjectClaimed" || !strings.Contains(s.Message, "ConfigMap") || !strings.Contains(s.Message, f.ns+"/first") {
-		t.Errorf("Stalled = %s: %s, want ObjectClaimed naming the ConfigMap and Application %s/first", s.Reason, s.Message, f.ns)
+	if msg := f.waitRejected("second", v2, "ObjectClaimed"); !strings.Contains(msg, "ConfigMap") || !strings.Contains(msg, f.ns+"/first") {
+		t.Errorf("Stalled message %q does not name the ConfigMap and Application %s/first", msg, f.ns)
 	}
 	var got corev1.ConfigMap
 	if !f.get(&got, "shared") || got.Data["greeting"] != "first" || got.Labels[berthv1.OwnerNameLabel] != "first" {
@@ -49,7 +43,7 @@ func TestObjectDeclaredByTwoApplicationsIsRefused(t *testing.T) {
 	f.waitApp("first", 60*time.Second, "first marks shared kept", appliedReady(v3))
 	v4 := f.wt.Remove("first/shared.yaml").CommitAndPush("move shared to second")
 	f.waitApp("first", 60*time.Second, "first without shared", appliedReady(v4))
-	app = f.waitApp("second", 60*time.Second, "second takes shared over", appliedReady(v4))
+	app := f.waitApp("second", 60*time.Second, "second takes shared over", appliedReady(v4))
 	if !f.get(&got, "shared") || got.Data["greeting"] != "second" || got.Labels[berthv1.OwnerNameLabel] != "second" {
 		t.Errorf("shared = %v %v, want second's", got.Data, got.Labels)
 	}

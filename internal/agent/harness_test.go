@@ -273,6 +273,17 @@ func (f *fixture) waitApp(name string, timeout time.Duration, what string, cond 
 	}
 }
 
+// waitRejected waits until the Application has fetched sha and is Stalled
+// for reason, and returns the Stalled message.
+func (f *fixture) waitRejected(name, sha, reason string) string {
+	f.t.Helper()
+	app := f.waitApp(name, 60*time.Second, reason, func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastFetchedRevision == sha && s != nil && s.Status == metav1.ConditionTrue && s.Reason == reason
+	})
+	return condition(app, berthv1.ConditionStalled).Message
+}
+
 func describeStatus(app *berthv1.Application) string {
 	var parts []string
 	parts = append(parts, fmt.Sprintf("applied=%s fetched=%s health=%s sync=%s", app.Status.LastAppliedRevision, app.Status.LastFetchedRevision, app.Status.Health, app.Status.Sync))

@@ -23,11 +23,7 @@ func TestPolicyViolationRejectsRevision(t *testing.T) {
 	f := newFixture(t)
 	sha := f.wt.Write("app/cm.yaml", cm("settings", "x")).Write("app/deploy.yaml", strings.Replace(deploy("1"), "example.test/web:1", "example.test/web:latest", 1)).CommitAndPush("latest")
 	f.createApp("demo", "app")
-	app := f.waitApp("demo", 60*time.Second, "policy violation", func(a *berthv1.Application) bool {
-		s := condition(a, berthv1.ConditionStalled)
-		return a.Status.LastFetchedRevision == sha && s != nil && s.Reason == "PolicyViolation"
-	})
-	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "image-latest-tag") || !strings.Contains(msg, "app/deploy.yaml") {
+	if msg := f.waitRejected("demo", sha, "PolicyViolation"); !strings.Contains(msg, "image-latest-tag") || !strings.Contains(msg, "app/deploy.yaml") {
 		t.Errorf("message %q does not name the rule and the file", msg)
 	}
 	if f.get(&corev1.ConfigMap{}, "settings") || f.get(&appsv1.Deployment{}, "web") {
@@ -45,11 +41,7 @@ func TestHelmHookPolicyViolationRejectsRevision(t *testing.T) {
 	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
 		Write("chart/templates/cm.yaml", chartTemplate).Write("chart/templates/migrate.yaml", hook).CommitAndPush("hooked chart")
 	f.createApp("hello", "chart")
-	app := f.waitApp("hello", 60*time.Second, "policy violation", func(a *berthv1.Application) bool {
-		s := condition(a, berthv1.ConditionStalled)
-		return a.Status.LastFetchedRevision == sha && s != nil && s.Reason == "PolicyViolation"
-	})
-	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "image-latest-tag") || !strings.Contains(msg, "templates/migrate.yaml") {
+	if msg := f.waitRejected("hello", sha, "PolicyViolation"); !strings.Contains(msg, "image-latest-tag") || !strings.Contains(msg, "templates/migrate.yaml") {
 		t.Errorf("message %q does not name the rule and the hook's template", msg)
 	}
 	rels, err := helmrelease.List(f.env.Config, f.ns)

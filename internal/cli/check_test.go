@@ -118,21 +118,12 @@ func TestCheckResolve(t *testing.T) {
 // berth check (and the agent's gate) checks them with everything else.
 func TestCheckChecksHelmHooks(t *testing.T) {
 	dir := t.TempDir()
-	files := map[string]string{
+	writeFiles(t, dir, map[string]string{
 		"Chart.yaml":        "apiVersion: v2\nname: hooked\nversion: 0.1.0\n",
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
 		"templates/migrate.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-upgrade\n" +
 			"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: migrate\n        image: example.test/migrate:latest\n",
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	code, out, errOut := run(t, "", "check", dir)
 	if code != 1 {
 		t.Errorf("exit = %d, want 1 (stderr %q)", code, errOut)
@@ -145,21 +136,12 @@ func TestCheckChecksHelmHooks(t *testing.T) {
 // berth check renders a chart with the values files an Application names.
 func TestCheckHelmValuesFiles(t *testing.T) {
 	dir := t.TempDir()
-	files := map[string]string{
+	writeFiles(t, dir, map[string]string{
 		"Chart.yaml":         "apiVersion: v2\nname: valued\nversion: 0.1.0\n",
 		"values.yaml":        "tag: \"1.0\"\n",
 		"ci/latest.yaml":     "tag: latest\n",
 		"templates/pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: example.test/web:{{ .Values.tag }}\n",
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if _, out, _ := run(t, "", "check", dir); strings.Contains(out, "image-latest-tag") {
 		t.Errorf("without --values: %s", out)
 	}
@@ -169,5 +151,19 @@ func TestCheckHelmValuesFiles(t *testing.T) {
 	}
 	if code, _, errOut := run(t, "", "check", dir, "--values", "../../etc/passwd"); code != 2 || errOut == "" {
 		t.Errorf("values file outside the chart: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// writeFiles writes files (slash-separated paths relative to dir).
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -74,18 +74,10 @@ func TestRenderConfinedToTheRepository(t *testing.T) {
 // (Helm's default is older than most charts accept).
 func TestRenderKubeVersionAndAPIVersions(t *testing.T) {
 	dir := t.TempDir()
-	for name, content := range map[string]string{
+	writeFiles(t, dir, map[string]string{
 		"Chart.yaml":        "apiVersion: v2\nname: modern\nversion: 0.1.0\nkubeVersion: \">=1.30.0-0\"\n",
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: caps\ndata:\n  widget: {{ .Capabilities.APIVersions.Has \"example.test/v1/Widget\" | quote }}\n",
-	} {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	if code, _, errOut := run(t, "", "render", dir); code == 0 || !strings.Contains(errOut, "kubeVersion") {
 		t.Errorf("without --kube-version: exit %d, stderr %q", code, errOut)
 	}

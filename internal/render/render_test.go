@@ -244,17 +244,10 @@ func TestJoinRefusesEscapes(t *testing.T) {
 // whatever they point at.
 func TestHelmAPIVersions(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, content string) {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("Chart.yaml", "apiVersion: v2\nname: c\nversion: 0.1.0\n")
-	write("templates/cm.yaml", "{{ if .Capabilities.APIVersions.Has \"example.test/v1/Widget\" }}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: widgets\n  annotations: {kube: {{ .Capabilities.KubeVersion.Version | quote }}}\n{{ end }}")
+	write(t, dir, map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"templates/cm.yaml": "{{ if .Capabilities.APIVersions.Has \"example.test/v1/Widget\" }}apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: widgets\n  annotations: {kube: {{ .Capabilities.KubeVersion.Version | quote }}}\n{{ end }}",
+	})
 	for _, tc := range []struct {
 		opts Options
 		want int
@@ -280,22 +273,14 @@ func TestHelmAPIVersions(t *testing.T) {
 // untagged).
 func TestHelmHooks(t *testing.T) {
 	dir := t.TempDir()
-	for name, content := range map[string]string{
+	write(t, dir, map[string]string{
 		"Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
 		"templates/job.yaml": "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations: {helm.sh/hook: pre-upgrade}\n" +
 			"spec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: example.test/m:1}]}}}\n",
 		"templates/tests/conn.yaml": "apiVersion: v1\nkind: Pod\nmetadata:\n  name: test-conn\n  annotations: {helm.sh/hook: test}\n" +
 			"spec: {restartPolicy: Never, containers: [{name: wget, image: busybox}]}\n",
-	} {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	res, err := Render(context.Background(), dir, Options{ReleaseName: "r"})
 	if err != nil {
 		t.Fatal(err)

@@ -42,6 +42,8 @@ type revision struct {
 	// encoded and digest are release.Encode(all()), once encode ran.
 	encoded []byte
 	digest  string
+	// hookedDigest is stateDigest's, for a chart with Helm hooks.
+	hookedDigest string
 }
 
 // encode returns the digest of what a release of rev records, encoding it
@@ -60,13 +62,17 @@ func (rev *revision) encode() string {
 // stateDigest identifies what a sync of rev puts in the cluster: the
 // release's digest and, for a chart with hooks, the hooks too. Helm runs
 // them and the release does not record them, but a change to a hook alone
-// is a new Helm release all the same.
+// is a new Helm release all the same. The Helm release's description
+// names this digest; it is computed once per reconcile.
 func (rev *revision) stateDigest() string {
 	d := rev.encode()
 	if len(rev.helmHooks) == 0 || d == "" {
-		return d
+		return d // for a chart: all() is its objects (no data hooks)
 	}
-	return manifestDigest(append(append([]manifest.Object(nil), rev.objects...), rev.helmHooks...))
+	if rev.hookedDigest == "" {
+		rev.hookedDigest = manifestDigest(append(append([]manifest.Object(nil), rev.objects...), rev.helmHooks...))
+	}
+	return rev.hookedDigest
 }
 
 // all returns what a release of rev records: its objects and its hooks.
@@ -244,7 +250,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		// whether this revision is already released.
 		// A revision that renders the same manifests as the deployed release
 		// (a commit to another app of the repository) is not a new release.
-		digest := manifestDigest(append(append([]manifest.Object(nil), rev.objects...), rev.helmHooks...))
+		digest := rev.stateDigest()
 		desc := "berth: revision " + rev.sha + " manifests " + digest
 		cfg := r.impersonatedConfig(app)
 		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, rev.helm.ReleaseName)
