@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/helmrelease"
@@ -402,6 +404,65 @@ func TestHelmChartBecomesARelease(t *testing.T) {
 	f.get(&c, "hello-config")
 	if c.Data["replicas"] != "3" {
 		t.Errorf("replicas = %q after upgrade", c.Data["replicas"])
+	}
+}
+
+// A chart that keeps a generated password across upgrades with `lookup`
+// keeps it under berth: the agent's render reads the cluster, as the
+// Application's account, and renders an upgrade as one. An account that
+// may not read what the chart looks up is told so, and nothing changes.
+func TestHelmLookupKeepsAGeneratedPassword(t *testing.T) {
+	f := newFixture(t)
+	secret := `{{- $s := lookup "v1" "Secret" .Release.Namespace "db-password" }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: db-password
+  annotations: {upgrade: {{ .Release.IsUpgrade | quote }}}
+data:
+  password: {{ if $s }}{{ index $s.data "password" }}{{ else }}{{ randAlphaNum 24 | b64enc }}{{ end }}
+`
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).Write("chart/templates/secret.yaml", secret).CommitAndPush("chart")
+	f.createApp("hello", "chart")
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	var s corev1.Secret
+	f.get(&s, "db-password")
+	first := string(s.Data["password"])
+	if len(first) != 24 || s.Annotations["upgrade"] != "false" {
+		t.Fatalf("installed password %q, annotations %v", first, s.Annotations)
+	}
+
+	sha2 := f.wt.Write("chart/values.yaml", "replicas: 3\nenv: default\n").CommitAndPush("scale")
+	f.waitApp("hello", 60*time.Second, "upgrade applied", appliedReady(sha2))
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	f.get(&s, "db-password")
+	if got := string(s.Data["password"]); got != first || s.Annotations["upgrade"] != "true" || len(hist) != 2 {
+		t.Fatalf("after the upgrade: password %q (was %q), annotations %v, %d Helm revisions; want the same password, an upgrade, 2 revisions", got, first, s.Annotations, len(hist))
+	}
+
+	// An account that may write but not read Secrets: the lookup is
+	// refused, the revision with it, and release 2 keeps running.
+	ctx := context.Background()
+	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "blind", Namespace: f.ns}}))
+	must(t, f.c.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "blind", Namespace: f.ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"*"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "patch", "update"}}}}))
+	must(t, f.c.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "blind", Namespace: f.ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "blind"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "blind", Namespace: f.ns}}}))
+	must(t, f.c.Patch(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}},
+		client.RawPatch(types.MergePatchType, []byte(`{"spec":{"serviceAccountName":"blind"}}`))))
+	sha3 := f.wt.Write("chart/values.yaml", "replicas: 4\nenv: default\n").CommitAndPush("scale again")
+	msg := f.waitRejected("hello", sha3, "RenderFailed")
+	if !strings.Contains(msg, "lookup v1 Secret "+f.ns+"/db-password as system:serviceaccount:"+f.ns+":blind") || !strings.Contains(msg, "forbidden") {
+		t.Errorf("rejection = %q, want the lookup, the account and forbidden", msg)
+	}
+	var c corev1.ConfigMap
+	f.get(&c, "hello-config")
+	if hist, _ = helmrelease.History(f.env.Config, f.ns, "hello"); len(hist) != 2 || c.Data["replicas"] != "3" {
+		t.Errorf("after the refused lookup: %d Helm revisions, replicas %q; want 2 and 3", len(hist), c.Data["replicas"])
 	}
 }
 

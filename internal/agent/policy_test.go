@@ -165,4 +165,17 @@ func TestHelmInstallsWhatBerthRendered(t *testing.T) {
 		}
 		t.Errorf("ReplicaSets = %v, want one rollout", images)
 	}
+
+	// The full passes that follow (every 2 s here) reuse the render of
+	// the same commit: the random value is not drawn again, so no pass
+	// is a new Helm release.
+	for deadline := time.Now().Add(7 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if hist, err = helmrelease.History(f.env.Config, f.ns, "hello"); err != nil || len(hist) != 1 {
+			t.Fatalf("a later pass of the same commit: %d Helm revisions (%v), want 1", len(hist), err)
+		}
+	}
+	nonce := c.Data["nonce"]
+	if f.get(&c, "nonce"); c.Data["nonce"] != nonce {
+		t.Errorf("nonce %q became %q with no commit", nonce, c.Data["nonce"])
+	}
 }

@@ -19,6 +19,7 @@ import (
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/controller/application"
+	"github.com/berth-dev/berth/internal/helmrelease"
 	"github.com/berth-dev/berth/internal/render"
 	"github.com/berth-dev/berth/internal/source"
 )
@@ -68,17 +69,19 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 	if err != nil {
 		return nil, fmt.Errorf("creating discovery client: %w", err)
 	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	if kind, err := render.Detect(dir); err == nil && kind == render.Helm {
-		// As the agent renders it: for this cluster.
+		// As the agent renders it: for this cluster, `lookup` reading it
+		// (here with cfg's identity).
 		if opts.KubeVersion, opts.APIVersions, err = render.ClusterCapabilities(dc); err != nil {
 			return nil, err
 		}
+		opts.Lookup = helmrelease.Lookup(ctx, cfg, mapper)
 	}
 	res, err := render.Render(ctx, dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	if err := application.Prepare(res.Objects, app, application.NamespacedFunc(mapper, res.Objects)); err != nil {
 		return nil, err
 	}

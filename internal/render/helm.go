@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"text/template"
 
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart"
@@ -25,6 +26,21 @@ type HelmChart struct {
 	Chart       chart.Charter
 	Values      map[string]any
 	ReleaseName string
+}
+
+// LoadChart loads the chart in dir and its values as Render does, without
+// rendering it: for an install of a render made before.
+func LoadChart(dir string, opts Options) (*HelmChart, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Root != "" {
+		if opts.Root, err = filepath.Abs(opts.Root); err != nil {
+			return nil, err
+		}
+	}
+	return loadHelm(dir, opts)
 }
 
 func loadHelm(dir string, opts Options) (*HelmChart, error) {
@@ -110,14 +126,28 @@ func checkSymlinks(dir, bound string) error {
 	})
 }
 
-// renderHelm templates the chart client-side, like `helm template`.
+// Lookup reads the cluster for Helm's `lookup` template function, with
+// its arguments and results: namespace "" is cluster-wide, name "" lists,
+// and an object that does not exist is an empty map, not an error.
+type Lookup func(apiVersion, kind, namespace, name string) (map[string]any, error)
+
+// renderHelm templates the chart client-side, like `helm template`, but
+// for opts.Lookup, which reads the cluster.
 func renderHelm(ctx context.Context, dir string, opts Options) (*Result, error) {
 	hc, err := loadHelm(dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	install := action.NewInstall(action.NewConfiguration())
+	cfg := action.NewConfiguration()
+	if opts.Lookup != nil {
+		// Helm's engine gives the chart its own lookup only when it
+		// talks to the cluster for the whole install; a custom function
+		// of the same name takes its place.
+		cfg.CustomTemplateFuncs = template.FuncMap{"lookup": opts.Lookup}
+	}
+	install := action.NewInstall(cfg)
 	install.DryRunStrategy = action.DryRunClient
+	install.IsUpgrade = opts.IsUpgrade
 	install.Replace = true
 	install.IncludeCRDs = true
 	install.ReleaseName = hc.ReleaseName

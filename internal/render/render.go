@@ -47,6 +47,13 @@ type Options struct {
 	// (Capabilities.APIVersions: "group/version" and
 	// "group/version/Kind"); see ClusterCapabilities.
 	APIVersions []string
+	// Lookup, when set, is what Helm's `lookup` template function reads
+	// the cluster with; unset, `lookup` finds nothing, as in `helm
+	// template`.
+	Lookup Lookup
+	// IsUpgrade renders a chart as Helm upgrades a release that exists
+	// (.Release.IsUpgrade true, .Release.IsInstall false).
+	IsUpgrade bool
 	// Load bounds plain-YAML loading.
 	Load manifest.LoadOptions
 }

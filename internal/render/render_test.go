@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func write(t *testing.T, root string, files map[string]string) {
@@ -265,6 +266,59 @@ func TestHelmAPIVersions(t *testing.T) {
 		if tc.want == 1 && res.Objects[0].Object.GetAnnotations()["kube"] != "v1.31.2" {
 			t.Errorf("kube version = %v", res.Objects[0].Object.GetAnnotations())
 		}
+	}
+}
+
+// A chart keeps a generated password across upgrades with `lookup`: the
+// render reads through Options.Lookup, and sees an upgrade when told.
+func TestHelmLookupAndIsUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{
+		"Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"templates/secret.yaml": `{{- $s := lookup "v1" "Secret" .Release.Namespace "pw" }}
+apiVersion: v1
+kind: Secret
+metadata:
+  name: pw
+  annotations: {upgrade: {{ .Release.IsUpgrade | quote }}}
+data:
+  password: {{ if $s }}{{ $s.data.password }}{{ else }}{{ randAlphaNum 16 | b64enc }}{{ end }}
+`,
+	})
+	password := func(res *Result) string {
+		v, _, _ := unstructured.NestedString(res.Objects[0].Object.Object, "data", "password")
+		return v
+	}
+	var calls []string
+	res, err := Render(context.Background(), dir, Options{ReleaseName: "r", Namespace: "apps", Lookup: func(apiVersion, kind, namespace, name string) (map[string]any, error) {
+		calls = append(calls, strings.Join([]string{apiVersion, kind, namespace, name}, " "))
+		return map[string]any{"data": map[string]any{"password": "a2VwdA=="}}, nil
+	}, IsUpgrade: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := password(res); got != "a2VwdA==" || len(calls) != 1 || calls[0] != "v1 Secret apps pw" {
+		t.Errorf("password %q after lookups %q, want the one the lookup found", got, calls)
+	}
+	if up := res.Objects[0].Object.GetAnnotations()["upgrade"]; up != "true" {
+		t.Errorf(".Release.IsUpgrade = %q, want true", up)
+	}
+
+	// Without a Lookup (berth render, helm template): nothing is found.
+	res, err = Render(context.Background(), dir, Options{ReleaseName: "r", Namespace: "apps"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := password(res); got == "a2VwdA==" || got == "" || res.Objects[0].Object.GetAnnotations()["upgrade"] != "false" {
+		t.Errorf("password %q, annotations %v: want a generated one, on install", got, res.Objects[0].Object.GetAnnotations())
+	}
+
+	// A failed read fails the render, naming the chart.
+	_, err = Render(context.Background(), dir, Options{ReleaseName: "r", Namespace: "apps", Lookup: func(string, string, string, string) (map[string]any, error) {
+		return nil, errors.New(`secrets "pw" is forbidden`)
+	}})
+	if err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "secret.yaml") {
+		t.Errorf("err = %v, want the lookup's error and the template", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 
 	"github.com/berth-dev/berth/internal/render"
@@ -18,6 +20,17 @@ const capabilitiesTTL = time.Minute
 // errCapabilities: the cluster's capabilities could not be read; the
 // render is retried, never done with Helm's defaults instead.
 var errCapabilities = errors.New("reading the cluster's capabilities for Helm")
+
+// errLookup: a chart's `lookup` could not read the cluster for a reason
+// that may pass (the API server unreachable or overloaded); the render is
+// retried. A lookup the account may not make rejects the revision.
+var errLookup = errors.New("reading the cluster for the chart's lookup")
+
+// transientRead tells whether a failed read may succeed if tried again.
+func transientRead(err error) bool {
+	return !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) && !apierrors.IsBadRequest(err) &&
+		!apierrors.IsInvalid(err) && !meta.IsNoMatchError(err) && !apierrors.IsMethodNotSupported(err)
+}
 
 // capabilities caches what Helm's install sees of the cluster
 // (.Capabilities), so the agent's render — checked by the policy gate,

@@ -106,6 +106,9 @@ type Reconciler struct {
 	// a pre-sync Job since their last release record (see
 	// pruneAbandonedHooks).
 	hookRan sync.Map
+	// helmRenders holds, per Helm Application, its last render (see
+	// cachedHelmRender).
+	helmRenders sync.Map
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that
@@ -189,7 +192,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan} {
+		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders} {
 		m.Delete(key)
 	}
 	if r.watcher != nil {
@@ -343,7 +346,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 2. Render.
 	rev, err := r.render(ctx, app, snap)
 	ph.mark("render")
-	if errors.Is(err, errCapabilities) {
+	if errors.Is(err, errCapabilities) || errors.Is(err, errLookup) {
+		msg := fmt.Sprintf("rendering %s: %v; retrying, the last applied revision %s keeps running", short(snap.Revision), err, short(app.Status.LastAppliedRevision))
+		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "RenderRetrying", msg)
 		return ctrl.Result{}, err // transient: retried with backoff
 	}
 	if err != nil {

@@ -91,7 +91,9 @@ func (rev *revision) all() []manifest.Object {
 
 // RenderOptions returns the render options of app.
 func RenderOptions(app *berthv1.Application) (render.Options, error) {
-	opts := render.Options{Environment: app.Spec.Environment, Namespace: app.Spec.Namespace, ReleaseName: app.Name}
+	opts := render.Options{Environment: app.Spec.Environment, Namespace: app.Spec.Namespace, ReleaseName: app.Name,
+		// A chart berth has installed before is upgraded.
+		IsUpgrade: app.Status.LastAppliedRevision != "" && app.Status.Renderer == string(render.Helm)}
 	if h := app.Spec.Helm; h != nil {
 		if h.ReleaseName != "" {
 			opts.ReleaseName = h.ReleaseName
@@ -123,14 +125,41 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 		return nil, err
 	}
 	opts.Root = snap.Dir
+	var lookupErr error
+	helmKey := ""
 	if kind, err := render.Detect(dir); err == nil && kind == render.Helm {
 		if opts.KubeVersion, opts.APIVersions, err = r.helmCapabilities(); err != nil {
 			return nil, err
 		}
+		helmKey = helmRenderKey(app, snap.Revision, opts)
+		// As Helm's upgrade renders it: `lookup` reads the cluster, as
+		// the Application's account, so a value a chart keeps across
+		// upgrades (a generated password) is kept.
+		lookup := helmrelease.Lookup(ctx, r.impersonatedConfig(app), r.Mapper)
+		opts.Lookup = func(apiVersion, kind, namespace, name string) (map[string]any, error) {
+			m, err := lookup(apiVersion, kind, namespace, name)
+			if err != nil && lookupErr == nil {
+				lookupErr = err
+			}
+			return m, err
+		}
 	}
-	res, err := render.Render(ctx, dir, opts)
+	res, err := r.cachedHelmRender(app, helmKey, dir, opts)
 	if err != nil {
 		return nil, prefixErr(app.Spec.Source.Path, err)
+	}
+	if res == nil {
+		if res, err = render.Render(ctx, dir, opts); err != nil {
+			if lookupErr != nil && transientRead(lookupErr) {
+				return nil, fmt.Errorf("%w: %w", errLookup, lookupErr)
+			}
+			return nil, prefixErr(app.Spec.Source.Path, err)
+		}
+		if helmKey != "" {
+			if err := r.keepHelmRender(app, helmKey, res); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if res.Kind == render.Plain {
 		// Name files from the repository root, as users see them in Git.

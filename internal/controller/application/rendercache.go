@@ -1,0 +1,107 @@
+package application
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/render"
+)
+
+// helmRender is an Application's last render of a chart, kept as JSON
+// (a fraction of the memory of decoded objects), and what it was rendered
+// from.
+type helmRender struct {
+	key            string
+	objects, hooks []renderedObject
+}
+
+type renderedObject struct {
+	json   []byte
+	source manifest.Source
+}
+
+// helmRenderKey names what a chart's render depends on besides the
+// cluster: the commit, the Application's spec (values, values files,
+// environment, account) and the capabilities Helm's templates see.
+func helmRenderKey(app *berthv1.Application, sha string, opts render.Options) string {
+	h := sha256.Sum256([]byte(strings.Join(opts.APIVersions, "\n")))
+	return fmt.Sprintf("%s/%d/%s/%s", sha, app.Generation, opts.KubeVersion, hex.EncodeToString(h[:8]))
+}
+
+// cachedHelmRender returns app's last render of the chart in dir when it
+// was rendered from key, with the chart loaded again (not kept: a chart
+// can be large). A chart is rendered once per commit and spec, as Helm
+// renders it once per upgrade: its random values (randAlphaNum) and its
+// lookups are evaluated then, not again at every full pass, which would
+// make each pass a new Helm release of the same commit. An agent that
+// restarts renders again, once.
+func (r *Reconciler) cachedHelmRender(app *berthv1.Application, key, dir string, opts render.Options) (*render.Result, error) {
+	if key == "" {
+		return nil, nil
+	}
+	v, ok := r.helmRenders.Load(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	if !ok || v.(helmRender).key != key {
+		return nil, nil
+	}
+	kept := v.(helmRender)
+	hc, err := render.LoadChart(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &render.Result{Kind: render.Helm, Helm: hc}
+	if res.Objects, err = decodeRendered(kept.objects); err != nil {
+		return nil, err
+	}
+	if res.HelmHooks, err = decodeRendered(kept.hooks); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// keepHelmRender records res, rendered from key, as app's last render.
+func (r *Reconciler) keepHelmRender(app *berthv1.Application, key string, res *render.Result) error {
+	objs, err := encodeRendered(res.Objects)
+	if err != nil {
+		return err
+	}
+	hooks, err := encodeRendered(res.HelmHooks)
+	if err != nil {
+		return err
+	}
+	r.helmRenders.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, helmRender{key: key, objects: objs, hooks: hooks})
+	return nil
+}
+
+func encodeRendered(objs []manifest.Object) ([]renderedObject, error) {
+	out := make([]renderedObject, 0, len(objs))
+	for _, o := range objs {
+		b, err := json.Marshal(o.Object.Object)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Source.File, err)
+		}
+		out = append(out, renderedObject{json: b, source: o.Source})
+	}
+	return out, nil
+}
+
+func decodeRendered(kept []renderedObject) ([]manifest.Object, error) {
+	var out []manifest.Object
+	for _, k := range kept {
+		u := &unstructured.Unstructured{}
+		// Numbers come back as float64, as the render's YAML decoder
+		// (sigs.k8s.io/yaml) made them.
+		if err := json.Unmarshal(k.json, &u.Object); err != nil {
+			return nil, fmt.Errorf("%s: %w", k.source.File, err)
+		}
+		out = append(out, manifest.Object{Object: u, Source: k.source})
+	}
+	return out, nil
+}
