@@ -62,6 +62,10 @@ type Options struct {
 	// MaxObjects refuses a fetch whose pack holds more objects (a pinned
 	// commit fetches the whole history); default 500000.
 	MaxObjects uint32
+	// MaxRefs refuses a repository that advertises more references
+	// (branches, tags and others); over HTTP(S) its listing is read up
+	// to MaxRefs × 256 bytes. Default 100000.
+	MaxRefs int
 	// ListTTL reuses a remote's ref listing for this long, so many
 	// Applications polling one repository ask it once; default 2s.
 	ListTTL time.Duration
@@ -134,6 +138,9 @@ func NewFetcher(opts Options) *Fetcher {
 	if opts.MaxObjects == 0 {
 		opts.MaxObjects = 500_000
 	}
+	if opts.MaxRefs <= 0 {
+		opts.MaxRefs = 100_000
+	}
 	if opts.ListTTL <= 0 {
 		opts.ListTTL = 2 * time.Second
 	}
@@ -146,6 +153,7 @@ func NewFetcher(opts Options) *Fetcher {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	installLimitedHTTP()
 	return &Fetcher{opts: opts, lists: map[string]listing{}, gens: map[string]uint64{}, used: map[string]time.Time{}}
 }
 
@@ -277,13 +285,17 @@ func (f *Fetcher) list(ctx context.Context, url, authKey string, am transport.Au
 		return l, nil
 	}
 	ch := f.group.DoChan(fmt.Sprintf("list\x00%s\x00%d", key, gen), func() (any, error) {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.Timeout)
+		lctx, cancel := context.WithTimeout(withListingLimit(context.WithoutCancel(ctx), f.opts.MaxRefs), f.opts.Timeout)
 		defer cancel()
 		rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
 		// Peeled entries give the commit an annotated tag points to.
 		refs, err := rem.ListContext(lctx, &git.ListOptions{Auth: am, PeelingOption: git.AppendPeeled})
 		if err != nil {
 			return nil, fmt.Errorf("listing references of %s: %w", url, err)
+		}
+		// Over SSH the listing was read whole: it is not kept.
+		if peeled := countPeeled(refs); len(refs)-peeled > f.opts.MaxRefs {
+			return nil, fmt.Errorf("%w: %s advertises %d references (branches, tags and others), more than %d", ErrUnsafe, url, len(refs)-peeled, f.opts.MaxRefs)
 		}
 		m := map[string]string{}
 		for _, r := range refs {
@@ -364,7 +376,7 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 		opts.SingleBranch = true
 		opts.Depth = 1
 	}
-	repo, err := git.CloneContext(ctx, st, nil, opts)
+	repo, err := git.CloneContext(withListingLimit(ctx, f.opts.MaxRefs), st, nil, opts)
 	if err != nil {
 		return fmt.Errorf("fetching %s (%s) from %s: %w", commit, ref, url, err)
 	}

@@ -490,3 +490,41 @@ func TestPinnedCommitToleratesLargeFilesInItsHistory(t *testing.T) {
 		t.Errorf("pinned commit holding the large file: err = %v, want ErrUnsafe", err)
 	}
 }
+
+// A repository with more references than the Fetcher takes is refused, by
+// count, and over HTTP(S) before its listing is read whole (a listing
+// of long names is cut at MaxRefs × 256 bytes).
+func TestFetchRefusesTooManyReferences(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "tags")
+	wt := g.Clone(t, "tags")
+	wt.Write("a.yaml", "v1\n").CommitAndPush("one")
+	for i := range 150 {
+		testenv.Git(t, wt.Dir, "tag", fmt.Sprintf("v%d", i))
+	}
+	testenv.Git(t, wt.Dir, "push", "--quiet", "origin", "--tags")
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxRefs: 200})
+	if _, err := f.Fetch(context.Background(), g.RepoURL("tags"), source.Ref{}, nil); err != nil {
+		t.Fatalf("151 references, 200 allowed: %v", err)
+	}
+	f = source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxRefs: 100})
+	_, err := f.Fetch(context.Background(), g.RepoURL("tags"), source.Ref{}, nil)
+	if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), "more than 100") {
+		t.Errorf("151 references, 100 allowed: err = %v, want ErrUnsafe with the count", err)
+	}
+
+	// 47 references whose names (240 characters) take more than 50 × 256
+	// bytes: refused while the listing is read.
+	g.CreateRepo(t, "long")
+	wt = g.Clone(t, "long")
+	wt.Write("a.yaml", "v1\n").CommitAndPush("one")
+	for i := range 47 {
+		testenv.Git(t, wt.Dir, "tag", fmt.Sprintf("%03d-%s", i, strings.Repeat("x", 236)))
+	}
+	testenv.Git(t, wt.Dir, "push", "--quiet", "origin", "--tags")
+	f = source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxRefs: 50})
+	_, err = f.Fetch(context.Background(), g.RepoURL("long"), source.Ref{}, nil)
+	if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), "reference listing is larger than 12 KiB") {
+		t.Errorf("a listing of long names: err = %v, want ErrUnsafe while reading it", err)
+	}
+}
