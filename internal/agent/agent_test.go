@@ -442,13 +442,14 @@ data:
 		t.Fatalf("after the upgrade: password %q (was %q), annotations %v, %d Helm revisions; want the same password, an upgrade, 2 revisions", got, first, s.Annotations, len(hist))
 	}
 
-	// An account that may write but not read Secrets: the lookup is
-	// refused, the revision with it, and release 2 keeps running.
+	// An account that may write and list Secrets (Helm's history) but not
+	// read one: the lookup is refused, the revision with it, and release 2
+	// keeps running.
 	ctx := context.Background()
 	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "blind", Namespace: f.ns}}))
 	must(t, f.c.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "blind", Namespace: f.ns},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"*"}},
-			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "patch", "update"}}}}))
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list", "create", "patch", "update"}}}}))
 	must(t, f.c.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "blind", Namespace: f.ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "blind"},
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "blind", Namespace: f.ns}}}))

@@ -77,6 +77,11 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 			return nil, err
 		}
 		opts.Lookup = helmrelease.Lookup(ctx, cfg, mapper)
+		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, opts.ReleaseName)
+		if err != nil {
+			return nil, err
+		}
+		opts.IsUpgrade = latest != nil
 	}
 	res, err := render.Render(ctx, dir, opts)
 	if err != nil {

@@ -47,13 +47,16 @@ func Lookup(ctx context.Context, cfg *rest.Config, mapper meta.RESTMapper) func(
 			ri = dc.Resource(mapping.Resource).Namespace(namespace)
 		}
 		what := fmt.Sprintf("%s %s %s/%s", apiVersion, kind, namespace, name)
+		if u := cfg.Impersonate.UserName; u != "" {
+			what += " as " + u
+		}
 		if name != "" {
 			obj, err := ri.Get(ctx, name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return map[string]any{}, nil
 			}
 			if err != nil {
-				return nil, fmt.Errorf("lookup %s as %s: %w", what, cfg.Impersonate.UserName, err)
+				return nil, fmt.Errorf("lookup %s: %w", what, err)
 			}
 			return obj.UnstructuredContent(), nil
 		}
@@ -62,7 +65,7 @@ func Lookup(ctx context.Context, cfg *rest.Config, mapper meta.RESTMapper) func(
 			return map[string]any{}, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("lookup %s as %s: %w", what, cfg.Impersonate.UserName, err)
+			return nil, fmt.Errorf("lookup %s: %w", what, err)
 		}
 		return list.UnstructuredContent(), nil
 	}

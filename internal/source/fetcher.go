@@ -153,7 +153,6 @@ func NewFetcher(opts Options) *Fetcher {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	installLimitedHTTP()
 	return &Fetcher{opts: opts, lists: map[string]listing{}, gens: map[string]uint64{}, used: map[string]time.Time{}}
 }
 

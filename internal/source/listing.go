@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
@@ -21,7 +20,7 @@ const refLineBytes = 256
 // reference advertisement may be read over HTTP(S).
 type listingLimitKey struct{}
 
-// installLimitedHTTP has go-git read HTTP(S) remotes through a transport
+// init has go-git read HTTP(S) remotes through a transport
 // that bounds a reference advertisement to the limit its context carries.
 // go-git reads the whole advertisement into memory, with no limit of its
 // own: a repository with millions of references (pushed tags, or a
@@ -30,11 +29,11 @@ type listingLimitKey struct{}
 // go-git wants an *http.Transport only to set TLS or proxy options per
 // remote (CABundle, InsecureSkipTLS, ProxyOptions), which berth does not
 // use: its proxy comes from the environment, as http.DefaultTransport's.
-var installLimitedHTTP = sync.OnceFunc(func() {
+func init() {
 	c := githttp.NewClient(&http.Client{Transport: limitedTransport{http.DefaultTransport}})
 	client.InstallProtocol("http", c)
 	client.InstallProtocol("https", c)
-})
+}
 
 type limitedTransport struct{ next http.RoundTripper }
 
@@ -58,6 +57,11 @@ type limitedBody struct {
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
+		// At the limit: a listing of exactly that size has ended.
+		var one [1]byte
+		if n, err := b.ReadCloser.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
 		return 0, fmt.Errorf("%w: the reference listing is larger than %d KiB", ErrUnsafe, b.limit>>10)
 	}
 	if int64(len(p)) > b.left {

@@ -1,13 +1,15 @@
 package application
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 
 	"github.com/berth-dev/berth/internal/render"
@@ -21,15 +23,24 @@ const capabilitiesTTL = time.Minute
 // render is retried, never done with Helm's defaults instead.
 var errCapabilities = errors.New("reading the cluster's capabilities for Helm")
 
-// errLookup: a chart's `lookup` could not read the cluster for a reason
-// that may pass (the API server unreachable or overloaded); the render is
-// retried. A lookup the account may not make rejects the revision.
-var errLookup = errors.New("reading the cluster for the chart's lookup")
+// errClusterRead: a read of the cluster that a chart's render needs (a
+// `lookup`, the Helm release) failed for a reason that may pass: the
+// render is retried with backoff. Any other failure (forbidden, a kind
+// not served) rejects the revision.
+var errClusterRead = errors.New("reading the cluster for the chart")
 
-// transientRead tells whether a failed read may succeed if tried again.
-func transientRead(err error) bool {
-	return !apierrors.IsForbidden(err) && !apierrors.IsUnauthorized(err) && !apierrors.IsBadRequest(err) &&
-		!apierrors.IsInvalid(err) && !meta.IsNoMatchError(err) && !apierrors.IsMethodNotSupported(err)
+// clusterReadErr marks err with errClusterRead when it may pass if tried
+// again: the API server unreachable, overloaded, or timing out.
+func clusterReadErr(err error) error {
+	var netErr net.Error
+	switch {
+	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
+		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsUnexpectedServerError(err),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+		errors.As(err, &netErr), discovery.IsGroupDiscoveryFailedError(err):
+		return fmt.Errorf("%w: %w", errClusterRead, err)
+	}
+	return err
 }
 
 // capabilities caches what Helm's install sees of the cluster

@@ -346,7 +346,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 2. Render.
 	rev, err := r.render(ctx, app, snap)
 	ph.mark("render")
-	if errors.Is(err, errCapabilities) || errors.Is(err, errLookup) {
+	if errors.Is(err, errCapabilities) || errors.Is(err, errClusterRead) {
 		msg := fmt.Sprintf("rendering %s: %v; retrying, the last applied revision %s keeps running", short(snap.Revision), err, short(app.Status.LastAppliedRevision))
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "RenderRetrying", msg)
 		return ctrl.Result{}, err // transient: retried with backoff

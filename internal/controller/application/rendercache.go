@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -29,11 +29,29 @@ type renderedObject struct {
 }
 
 // helmRenderKey names what a chart's render depends on besides the
-// cluster: the commit, the Application's spec (values, values files,
-// environment, account) and the capabilities Helm's templates see.
-func helmRenderKey(app *berthv1.Application, sha string, opts render.Options) string {
-	h := sha256.Sum256([]byte(strings.Join(opts.APIVersions, "\n")))
-	return fmt.Sprintf("%s/%d/%s/%s", sha, app.Generation, opts.KubeVersion, hex.EncodeToString(h[:8]))
+// cluster's objects: the Application (its UID: one deleted and created
+// again under its name starts afresh), the commit and path, the render
+// options (values, values files, environment, namespace, release name),
+// the account its lookups read as, the capabilities Helm's templates see
+// (API versions in any order), and the last `berth sync` request, which
+// renders again. Other spec fields (interval, sync policy) are not in it.
+func helmRenderKey(app *berthv1.Application, sha, user string, opts render.Options) (string, error) {
+	apis := slices.Clone(opts.APIVersions)
+	slices.Sort(apis)
+	b, err := json.Marshal(struct {
+		UID, URL, Path, Commit, User, SyncRequest string
+		Environment, Namespace, ReleaseName       string
+		ValuesFiles                               []string
+		Values                                    map[string]any
+		KubeVersion                               string
+		APIVersions                               []string
+	}{string(app.UID), app.Spec.Source.URL, app.Spec.Source.Path, sha, user, app.Annotations[berthv1.SyncRequestedAnnotation],
+		opts.Environment, opts.Namespace, opts.ReleaseName, opts.ValuesFiles, opts.Values, opts.KubeVersion, apis})
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:]), nil
 }
 
 // cachedHelmRender returns app's last render of the chart in dir when it

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,13 +28,28 @@ func TestHelmRenderIsKeptPerCommitAndSpec(t *testing.T) {
 		must(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755))
 		must(t, os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644))
 	}
-	app := &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps", Generation: 3}}
+	app := &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps", Generation: 3, UID: "u1"}}
 	opts := render.Options{ReleaseName: "web", Namespace: "apps", KubeVersion: "v1.37.0", APIVersions: []string{"v1", "apps/v1"}}
 	first, err := render.Render(context.Background(), dir, opts)
 	must(t, err)
 	r := &Reconciler{}
-	key := helmRenderKey(app, "c0ffee", opts)
+	keyOf := func(app *berthv1.Application, sha, user string, opts render.Options) string {
+		t.Helper()
+		k, err := helmRenderKey(app, sha, user, opts)
+		must(t, err)
+		return k
+	}
+	key := keyOf(app, "c0ffee", "sa", opts)
 	must(t, r.keepHelmRender(app, key, first))
+
+	// The same render: API versions in another order (discovery's order
+	// changes), another spec generation that changed no render input.
+	later := app.DeepCopy()
+	later.Generation = 4
+	later.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour}
+	if k := keyOf(later, "c0ffee", "sa", render.Options{ReleaseName: "web", Namespace: "apps", KubeVersion: "v1.37.0", APIVersions: []string{"apps/v1", "v1"}}); k != key {
+		t.Error("the key changed with the order of the API versions, or with a spec change that is no render input")
+	}
 
 	got, err := r.cachedHelmRender(app, key, dir, opts)
 	must(t, err)
@@ -53,17 +69,24 @@ func TestHelmRenderIsKeptPerCommitAndSpec(t *testing.T) {
 		t.Error("a change to one pass's objects reached the next pass")
 	}
 
-	other := app.DeepCopy()
-	other.Generation = 4
-	for _, k := range []string{
-		helmRenderKey(app, "decade", opts),
-		helmRenderKey(other, "c0ffee", opts),
-		helmRenderKey(app, "c0ffee", render.Options{KubeVersion: "v1.38.0", APIVersions: opts.APIVersions}),
-		helmRenderKey(app, "c0ffee", render.Options{KubeVersion: opts.KubeVersion, APIVersions: []string{"v1", "apps/v1", "example.test/v1"}}),
-		"",
+	recreated := app.DeepCopy()
+	recreated.UID = "u2"
+	synced := app.DeepCopy()
+	synced.Annotations = map[string]string{berthv1.SyncRequestedAnnotation: "now"}
+	valued := opts
+	valued.Values = map[string]any{"replicas": 2}
+	for what, k := range map[string]string{
+		"another commit":                keyOf(app, "decade", "sa", opts),
+		"the Application created again": keyOf(recreated, "c0ffee", "sa", opts),
+		"a sync request":                keyOf(synced, "c0ffee", "sa", opts),
+		"another account":               keyOf(app, "c0ffee", "other", opts),
+		"other values":                  keyOf(app, "c0ffee", "sa", valued),
+		"another kube version":          keyOf(app, "c0ffee", "sa", render.Options{ReleaseName: "web", Namespace: "apps", KubeVersion: "v1.38.0", APIVersions: opts.APIVersions}),
+		"another API":                   keyOf(app, "c0ffee", "sa", render.Options{ReleaseName: "web", Namespace: "apps", KubeVersion: "v1.37.0", APIVersions: []string{"v1", "apps/v1", "example.test/v1"}}),
+		"no chart":                      "",
 	} {
 		if res, err := r.cachedHelmRender(app, k, dir, opts); res != nil || err != nil {
-			t.Errorf("key %q: got a kept render (%v), want none", k, err)
+			t.Errorf("%s: got a kept render (%v), want none", what, err)
 		}
 	}
 }

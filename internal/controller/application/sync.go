@@ -91,9 +91,7 @@ func (rev *revision) all() []manifest.Object {
 
 // RenderOptions returns the render options of app.
 func RenderOptions(app *berthv1.Application) (render.Options, error) {
-	opts := render.Options{Environment: app.Spec.Environment, Namespace: app.Spec.Namespace, ReleaseName: app.Name,
-		// A chart berth has installed before is upgraded.
-		IsUpgrade: app.Status.LastAppliedRevision != "" && app.Status.Renderer == string(render.Helm)}
+	opts := render.Options{Environment: app.Spec.Environment, Namespace: app.Spec.Namespace, ReleaseName: app.Name}
 	if h := app.Spec.Helm; h != nil {
 		if h.ReleaseName != "" {
 			opts.ReleaseName = h.ReleaseName
@@ -131,7 +129,9 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 		if opts.KubeVersion, opts.APIVersions, err = r.helmCapabilities(); err != nil {
 			return nil, err
 		}
-		helmKey = helmRenderKey(app, snap.Revision, opts)
+		if helmKey, err = helmRenderKey(app, snap.Revision, r.impersonatedUser(app), opts); err != nil {
+			return nil, err
+		}
 		// As Helm's upgrade renders it: `lookup` reads the cluster, as
 		// the Application's account, so a value a chart keeps across
 		// upgrades (a generated password) is kept.
@@ -149,9 +149,19 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 		return nil, prefixErr(app.Spec.Source.Path, err)
 	}
 	if res == nil {
+		if helmKey != "" {
+			// An upgrade when the release exists, as Helm decides it.
+			latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, opts.ReleaseName)
+			if err != nil {
+				return nil, clusterReadErr(err)
+			}
+			opts.IsUpgrade = latest != nil
+		}
 		if res, err = render.Render(ctx, dir, opts); err != nil {
-			if lookupErr != nil && transientRead(lookupErr) {
-				return nil, fmt.Errorf("%w: %w", errLookup, lookupErr)
+			if lookupErr != nil {
+				if cerr := clusterReadErr(lookupErr); errors.Is(cerr, errClusterRead) {
+					return nil, cerr
+				}
 			}
 			return nil, prefixErr(app.Spec.Source.Path, err)
 		}

@@ -1,0 +1,26 @@
+package source
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// A listing body is read to its limit: one of exactly that size ends as
+// usual, one byte more is refused.
+func TestLimitedBody(t *testing.T) {
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{99, true}, {100, true}, {101, false}, {5000, false}} {
+		b := &limitedBody{ReadCloser: io.NopCloser(strings.NewReader(strings.Repeat("x", tc.size))), left: 100, limit: 100}
+		got, err := io.ReadAll(b)
+		if tc.ok && (err != nil || len(got) != tc.size) {
+			t.Errorf("%d bytes, limit 100: read %d, %v", tc.size, len(got), err)
+		}
+		if !tc.ok && (!errors.Is(err, ErrUnsafe) || len(got) != 100) {
+			t.Errorf("%d bytes, limit 100: read %d, %v; want 100 and ErrUnsafe", tc.size, len(got), err)
+		}
+	}
+}
