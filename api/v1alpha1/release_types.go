@@ -19,6 +19,10 @@ const (
 	TriggerWebhook  = "webhook"
 	TriggerRollback = "rollback"
 	TriggerManual   = "manual"
+	// TriggerRender: the applied commit rendered other manifests (the
+	// Application's values or policy, or what its chart reads of the
+	// cluster, changed).
+	TriggerRender = "render"
 )
 
 // ManifestChunk names one Secret holding part of a release's manifests
@@ -52,7 +56,8 @@ type ReleaseSpec struct {
 	Commit string `json:"commit"`
 	// Digest is sha256 of the uncompressed manifest stream.
 	Digest string `json:"digest"`
-	// Trigger: commit, webhook, rollback or manual.
+	// Trigger: commit, webhook, rollback, manual or render (the same
+	// commit rendered anew).
 	Trigger string `json:"trigger"`
 	// Renderer: plain, kustomize or helm.
 	Renderer string `json:"renderer"`

@@ -467,6 +467,32 @@ data:
 	}
 }
 
+// An override in the Application (spec.helm.values) on the commit already
+// applied is a release like a commit's: a Helm upgrade that holds the new
+// values, and a berth release (trigger "render") with its way back, not
+// a correction applied over the Helm release.
+func TestHelmValuesOverrideIsARelease(t *testing.T) {
+	f := newFixture(t)
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).CommitAndPush("chart")
+	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	f.waitReleasesHealthy("hello", 1)
+
+	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}},
+		client.RawPatch(types.MergePatchType, []byte(`{"spec":{"helm":{"values":{"replicas":5}}}}`))))
+	f.waitReleasesHealthy("hello", 2)
+	var c corev1.ConfigMap
+	f.get(&c, "hello-config")
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	rels := f.releases("hello")
+	if c.Data["replicas"] != "5" || len(hist) != 2 || !strings.Contains(hist[1].Manifest, `replicas: "5"`) ||
+		rels[0].Spec.Trigger != berthv1.TriggerRender || rels[0].Spec.Commit != sha {
+		t.Fatalf("after the override: replicas %q, %d Helm revisions, releases %s; want 5, 2 and a render release of %s", c.Data["replicas"], len(hist), releaseSummary(rels), sha)
+	}
+}
+
 // A commit that changes only a chart's hook (Helm keeps hooks out of the
 // release manifest) is a new Helm release, so Helm runs the new hook.
 func TestHelmHookChangeIsANewRelease(t *testing.T) {

@@ -421,9 +421,13 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
 	newRevision := snap.Revision != app.Status.LastAppliedRevision
 	digest := rev.stateDigest()
+	// rerendered: the applied commit renders other manifests (the
+	// Application's values or policy changed, or what a chart reads of
+	// the cluster): a release like a new commit's, not a drift to heal.
+	rerendered := !newRevision && app.Status.LastAppliedDigest != "" && digest != app.Status.LastAppliedDigest
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
 	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
-		(!newRevision || digest == app.Status.LastAppliedDigest) {
+		digest == app.Status.LastAppliedDigest {
 		// Nothing can have changed: same manifests, no watch event since
 		// the last full pass. Record the revision and check health only.
 		if newRevision {
@@ -434,9 +438,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		}
 		return r.health(ctx, app, mgr, nil)
 	}
-	if (!automated && !syncRequested) || (!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftDetect) ||
-		(!newRevision && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftOff && app.Status.Sync == "Synced") {
-		return r.observe(ctx, app, mgr, rev, newRevision)
+	moved := newRevision || rerendered
+	if (!automated && !syncRequested) || (!moved && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftDetect) ||
+		(!moved && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftOff && app.Status.Sync == "Synced") {
+		return r.observe(ctx, app, mgr, rev, moved)
 	}
 
 	// 5. The pre-sync data hook, before a release with new manifests.
@@ -444,7 +449,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// reuses that snapshot rather than take one of data already migrated.
 	if u, ok := r.unrecordedOf(app); ok && u.sha == snap.Revision && u.digest == digest && u.from == app.Status.CurrentRelease {
 		rev.snapshot = u.snapshot
-	} else if digest != app.Status.LastAppliedDigest && (newRevision || syncRequested) {
+	} else if digest != app.Status.LastAppliedDigest && (moved || syncRequested) {
 		// The hook Job is a write: a revision the API server would refuse
 		// is rejected before it starts a backup, like any other write.
 		// Once per move: while the hook runs, the requeues do not dry-run
@@ -510,6 +515,8 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		}
 		if newRevision {
 			r.Recorder.Eventf(app, corev1.EventTypeNormal, "Applied", "revision %s applied: %s", short(snap.Revision), cs.Summary())
+		} else if rerendered {
+			r.Recorder.Eventf(app, corev1.EventTypeNormal, "Applied", "revision %s rendered anew (the Application's spec, or what its chart reads, changed) and applied: %s", short(snap.Revision), cs.Summary())
 		} else {
 			r.metrics.Healed.WithLabelValues(app.Namespace, app.Name).Inc()
 			if app.Status.Drift == nil {
@@ -524,8 +531,11 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// The release is recorded before the revision counts as applied: if
 	// the record fails, the next pass retries it (the apply is then a
 	// no-op) instead of reporting Ready with no way back recorded.
-	if newRevision || syncRequested || app.Status.CurrentRelease == 0 {
+	if moved || syncRequested || app.Status.CurrentRelease == 0 {
 		trigger := berthv1.TriggerCommit
+		if rerendered {
+			trigger = berthv1.TriggerRender
+		}
 		if _, hooked := r.webhookTriggered.Load(key); hooked {
 			trigger = berthv1.TriggerWebhook
 		}
@@ -547,8 +557,8 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		r.dropUnrecorded(app)
 		r.webhookTriggered.Delete(key)
 	}
-	if newRevision {
-		now := metav1.Now()
+	if moved {
+		now := metav1.Now() // the health timeout runs from here
 		app.Status.LastAppliedAt = &now
 	}
 	app.Status.LastAppliedRevision = snap.Revision

@@ -278,10 +278,12 @@ func LabelValue(s string) string {
 // sync applies rev and prunes what the previous inventory held and rev
 // does not. Nothing is written when validation fails.
 func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision) (apply.ChangeSet, error) {
-	newRevision := rev.sha != app.Status.LastAppliedRevision
+	// A new commit, or the applied one rendered anew (other values), is
+	// a new Helm release; the same manifests again are a drift heal.
+	moved := rev.sha != app.Status.LastAppliedRevision || rev.stateDigest() != app.Status.LastAppliedDigest
 	var cs apply.ChangeSet
 	var err error
-	if rev.kind == render.Helm && (newRevision || app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation]) {
+	if rev.kind == render.Helm && (moved || app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation]) {
 		if cs, err = mgr.Validate(ctx, rev.objects); err != nil {
 			return cs, err
 		}
