@@ -284,12 +284,13 @@ func (f *Fetcher) list(ctx context.Context, url, authKey string, am transport.Au
 		return l, nil
 	}
 	ch := f.group.DoChan(fmt.Sprintf("list\x00%s\x00%d", key, gen), func() (any, error) {
-		lctx, cancel := context.WithTimeout(withListingLimit(context.WithoutCancel(ctx), f.opts.MaxRefs), f.opts.Timeout)
+		lctx, limit := withListingLimit(context.WithoutCancel(ctx), f.opts.MaxRefs)
+		lctx, cancel := context.WithTimeout(lctx, f.opts.Timeout)
 		defer cancel()
 		rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
 		// Peeled entries give the commit an annotated tag points to.
 		refs, err := rem.ListContext(lctx, &git.ListOptions{Auth: am, PeelingOption: git.AppendPeeled})
-		if err != nil {
+		if err = limit.refused(err); err != nil {
 			return nil, fmt.Errorf("listing references of %s: %w", url, err)
 		}
 		// Over SSH the listing was read whole: it is not kept.
@@ -375,8 +376,10 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 		opts.SingleBranch = true
 		opts.Depth = 1
 	}
-	repo, err := git.CloneContext(withListingLimit(ctx, f.opts.MaxRefs), st, nil, opts)
-	if err != nil {
+	cctx, listLimit := withListingLimit(ctx, f.opts.MaxRefs)
+	cctx, fetchLimit := withFetchLimit(cctx, limits.pack)
+	repo, err := git.CloneContext(cctx, st, nil, opts)
+	if err = fetchLimit.refused(listLimit.refused(err)); err != nil {
 		return fmt.Errorf("fetching %s (%s) from %s: %w", commit, ref, url, err)
 	}
 	c, err := repo.CommitObject(plumbing.NewHash(commit))

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -526,5 +530,42 @@ func TestFetchRefusesTooManyReferences(t *testing.T) {
 	_, err = f.Fetch(context.Background(), g.RepoURL("long"), source.Ref{}, nil)
 	if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), "reference listing is larger than 12 KiB") {
 		t.Errorf("a listing of long names: err = %v, want ErrUnsafe while reading it", err)
+	}
+}
+
+// A server that answers a shallow fetch with endless shallow lines (go-git
+// keeps each in memory, with no limit of its own) is cut off once the
+// response passes what the pack may take plus a slack.
+func TestFetchRefusesAnEndlessResponse(t *testing.T) {
+	head := strings.Repeat("ab", 20)
+	pkt := func(s string) string { return fmt.Sprintf("%04x%s", len(s)+4, s) }
+	var sent atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/info/refs"):
+			w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
+			fmt.Fprint(w, pkt("# service=git-upload-pack\n")+"0000"+
+				pkt(head+" HEAD\x00multi_ack_detailed side-band-64k shallow ofs-delta no-progress\n")+pkt(head+" refs/heads/main\n")+"0000")
+		case strings.HasSuffix(r.URL.Path, "/git-upload-pack"):
+			w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
+			line := strings.Repeat(pkt("shallow "+head+"\n"), 1000)
+			for range 1000 { // 53 MB, if it were all read
+				if _, err := io.WriteString(w, line); err != nil {
+					return // the client hung up
+				}
+				sent.Add(int64(len(line)))
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxTotalBytes: 1 << 20})
+	_, err := f.Fetch(context.Background(), srv.URL+"/r.git", source.Ref{}, nil)
+	if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), "fetch response is larger than") {
+		t.Errorf("err = %v, want ErrUnsafe for the fetch response", err)
+	}
+	if n := sent.Load(); n > 40<<20 {
+		t.Errorf("the server sent %d MiB before the fetch gave up", n>>20)
 	}
 }
