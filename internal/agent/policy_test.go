@@ -178,4 +178,7 @@ func TestHelmInstallsWhatBerthRendered(t *testing.T) {
 	if f.get(&c, "nonce"); c.Data["nonce"] != nonce {
 		t.Errorf("nonce %q became %q with no commit", nonce, c.Data["nonce"])
 	}
+	if rels := f.releases("hello"); len(rels) != 1 {
+		t.Errorf("berth releases = %s, want the install alone", releaseSummary(rels))
+	}
 }

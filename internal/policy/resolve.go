@@ -113,6 +113,11 @@ type Resolver struct {
 	// CacheScope partitions the cache; the agent uses the Git revision, so
 	// a new commit always sees where its tags point now.
 	CacheScope string
+	// Sticky holds digests to keep for tags that fail to resolve (the
+	// agent's: those the applied revision runs with, for that same
+	// commit), so a registry that is down for a moment does not turn a
+	// running digest back into a tag.
+	Sticky map[string]string
 }
 
 // DigestCache remembers tag→digest lookups (and failures, for less time).
@@ -290,6 +295,9 @@ func (r *Resolver) lookup(ctx context.Context, keys map[string]bool) (map[string
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			if err != nil && r.Sticky[key] != "" {
+				d, err = r.Sticky[key], nil
+			}
 			if err != nil {
 				errs = append(errs, err)
 				return nil

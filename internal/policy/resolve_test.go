@@ -161,6 +161,30 @@ func TestResolveUnreachable(t *testing.T) {
 	}
 }
 
+// A tag that fails to resolve keeps the digest given as sticky (the one
+// the applied revision runs with): a registry down for a moment does not
+// turn what runs back into a tag.
+func TestResolveUnreachableKeepsStickyDigest(t *testing.T) {
+	reg := testenv.NewRegistry(t)
+	app := reg.Host + "/app:1"
+	d := push(t, app)
+	reg.Close()
+	objs := parseString(t, podYAML(app, app))
+	key, err := TagKey(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := NewResolver(ImageConfig{})
+	r.Sticky = map[string]string{key: d}
+	res, err := r.Resolve(context.Background(), objs, map[string]string{key: d})
+	if err != nil {
+		t.Fatalf("err = %v, want the sticky digest used", err)
+	}
+	if got := imagesOf(t, res); got[1] != app+"@"+d || len(res.Moved) != 0 {
+		t.Errorf("image %s, moved %v; want %s@%s and no move", got[1], res.Moved, app, d)
+	}
+}
+
 func TestResolveNotFound(t *testing.T) {
 	reg := testenv.NewRegistry(t)
 	objs := parseString(t, podYAML(reg.Host+"/missing:1", reg.Host+"/missing:1"))

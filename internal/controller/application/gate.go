@@ -66,6 +66,9 @@ func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *s
 	for _, p := range app.Status.Images {
 		prev[p.Tag] = p.Digest
 	}
+	if resolver != nil && snap.Revision == app.Status.LastAppliedRevision {
+		resolver.Sticky = prev
+	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	g, err := policy.Gate(rctx, policy.GateInput{Objects: rev.objects, CheckOnly: rev.helmHooks, Config: cfg, Resolver: resolver, PreviousTags: prev})

@@ -425,6 +425,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// Application's values or policy changed, or what a chart reads of
 	// the cluster): a release like a new commit's, not a drift to heal.
 	rerendered := !newRevision && app.Status.LastAppliedDigest != "" && digest != app.Status.LastAppliedDigest
+	rev.moved = newRevision || rerendered
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
 	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
 		digest == app.Status.LastAppliedDigest {
@@ -438,7 +439,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		}
 		return r.health(ctx, app, mgr, nil)
 	}
-	moved := newRevision || rerendered
+	moved := rev.moved
 	if (!automated && !syncRequested) || (!moved && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftDetect) ||
 		(!moved && !syncRequested && app.Spec.SyncPolicy.Drift == berthv1.DriftOff && app.Status.Sync == "Synced") {
 		return r.observe(ctx, app, mgr, rev, moved)
@@ -536,7 +537,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		if rerendered {
 			trigger = berthv1.TriggerRender
 		}
-		if _, hooked := r.webhookTriggered.Load(key); hooked {
+		if _, hooked := r.webhookTriggered.Load(key); hooked && newRevision {
 			trigger = berthv1.TriggerWebhook
 		}
 		if syncRequested {

@@ -44,6 +44,9 @@ type revision struct {
 	digest  string
 	// hookedDigest is stateDigest's, for a chart with Helm hooks.
 	hookedDigest string
+	// moved: a new commit, or the applied one rendered anew (see
+	// reconcile); set before sync.
+	moved bool
 }
 
 // encode returns the digest of what a release of rev records, encoding it
@@ -278,12 +281,11 @@ func LabelValue(s string) string {
 // sync applies rev and prunes what the previous inventory held and rev
 // does not. Nothing is written when validation fails.
 func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision) (apply.ChangeSet, error) {
-	// A new commit, or the applied one rendered anew (other values), is
-	// a new Helm release; the same manifests again are a drift heal.
-	moved := rev.sha != app.Status.LastAppliedRevision || rev.stateDigest() != app.Status.LastAppliedDigest
 	var cs apply.ChangeSet
 	var err error
-	if rev.kind == render.Helm && (moved || app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation]) {
+	// A new commit, or the applied one rendered anew (other values), is
+	// a new Helm release; the same manifests again are a drift heal.
+	if rev.kind == render.Helm && (rev.moved || app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation]) {
 		if cs, err = mgr.Validate(ctx, rev.objects); err != nil {
 			return cs, err
 		}
