@@ -491,6 +491,21 @@ func TestHelmValuesOverrideIsARelease(t *testing.T) {
 		rels[0].Spec.Trigger != berthv1.TriggerRender || rels[0].Spec.Commit != sha {
 		t.Fatalf("after the override: replicas %q, %d Helm revisions, releases %s; want 5, 2 and a render release of %s", c.Data["replicas"], len(hist), releaseSummary(rels), sha)
 	}
+
+	// With automated sync off, the next override waits for `berth sync`,
+	// and says what it is.
+	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}},
+		client.RawPatch(types.MergePatchType, []byte(`{"spec":{"syncPolicy":{"automated":false},"helm":{"values":{"replicas":7}}}}`))))
+	app := f.waitApp("hello", 30*time.Second, "awaiting a manual sync", func(a *berthv1.Application) bool {
+		c := condition(a, berthv1.ConditionReconciling)
+		return a.Status.Sync == "OutOfSync" && c != nil && c.Reason == "AwaitingSync"
+	})
+	if msg := condition(app, berthv1.ConditionReconciling).Message; !strings.Contains(msg, "renders other manifests than applied") {
+		t.Errorf("message %q does not say the applied commit renders anew", msg)
+	}
+	if f.get(&c, "hello-config"); c.Data["replicas"] != "5" || len(f.releases("hello")) != 2 {
+		t.Errorf("automated sync is off, yet replicas = %q with releases %s", c.Data["replicas"], releaseSummary(f.releases("hello")))
+	}
 }
 
 // A commit that changes only a chart's hook (Helm keeps hooks out of the

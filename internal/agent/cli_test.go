@@ -43,7 +43,7 @@ func TestManualSyncAndDiff(t *testing.T) {
 	}
 
 	// A new commit is not applied; berth diff shows it, prune included.
-	f.wt.Write("app/cm.yaml", cm("settings", "v2")).Remove("app/old.yaml").CommitAndPush("v2")
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).Remove("app/old.yaml").CommitAndPush("v2")
 	d, err := apps.Diff(ctx, f.c, f.env.Config, key)
 	must(t, err)
 	out := apply.FormatDiffs(d.Objects)
@@ -53,6 +53,11 @@ func TestManualSyncAndDiff(t *testing.T) {
 	if len(d.Prune) != 1 || !strings.Contains(d.Prune[0], "/old") {
 		t.Errorf("prune = %v, want the removed ConfigMap", d.Prune)
 	}
+	// Status says so, over the health of what runs.
+	f.waitApp("demo", 30*time.Second, "v2 awaiting a manual sync", func(a *berthv1.Application) bool {
+		c := condition(a, berthv1.ConditionReconciling)
+		return a.Status.LastFetchedRevision == v2 && a.Status.Sync == "OutOfSync" && c != nil && c.Reason == "AwaitingSync" && strings.Contains(c.Message, "is not applied")
+	})
 	time.Sleep(3 * time.Second)
 	f.get(&c, "settings")
 	if c.Data["greeting"] != "v1" {

@@ -266,13 +266,23 @@ func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr 
 	}
 	if newRevision {
 		app.Status.Sync = "OutOfSync"
-		msg := fmt.Sprintf("revision %s is not applied: automated sync is off (run `berth sync %s`); %d object(s) would change", short(rev.sha), app.Name, len(drifted))
+		what := "is not applied"
+		if rev.sha == app.Status.LastAppliedRevision {
+			what = "renders other manifests than applied (the Application's spec, or what its chart reads, changed)"
+		}
+		msg := fmt.Sprintf("revision %s %s: automated sync is off (run `berth sync %s`); %d object(s) would change", short(rev.sha), what, app.Name, len(drifted))
 		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "AwaitingSync", msg)
 		if app.Status.LastAppliedRevision == "" {
 			setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "AwaitingSync", msg)
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
-		return r.health(ctx, app, mgr, nil)
+		res, err := r.health(ctx, app, mgr, nil)
+		// What runs is settled (health wrote Reconciling False): the
+		// waiting revision is the news.
+		if !meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionReconciling) {
+			setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "AwaitingSync", msg)
+		}
+		return res, err
 	}
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(float64(len(drifted)))
 	if len(drifted) == 0 {

@@ -428,7 +428,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	rev.moved = newRevision || rerendered
 	stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
 	if automated && !syncRequested && !drift && !fullDue && !stalled && app.Status.LastAppliedRevision != "" &&
-		digest == app.Status.LastAppliedDigest {
+		(!rev.moved || digest == app.Status.LastAppliedDigest) {
 		// Nothing can have changed: same manifests, no watch event since
 		// the last full pass. Record the revision and check health only.
 		if newRevision {
