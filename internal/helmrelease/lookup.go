@@ -42,9 +42,10 @@ func Lookup(ctx context.Context, cfg *rest.Config, mapper meta.RESTMapper) func(
 		if err != nil {
 			return nil, err
 		}
-		var ri dynamic.ResourceInterface = dc.Resource(mapping.Resource)
+		res := dc.Resource(mapping.Resource)
+		var ri dynamic.ResourceInterface = res
 		if mapping.Scope.Name() == meta.RESTScopeNameNamespace && namespace != "" {
-			ri = dc.Resource(mapping.Resource).Namespace(namespace)
+			ri = res.Namespace(namespace)
 		}
 		what := fmt.Sprintf("%s %s %s/%s", apiVersion, kind, namespace, name)
 		if u := cfg.Impersonate.UserName; u != "" {

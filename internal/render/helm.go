@@ -31,14 +31,9 @@ type HelmChart struct {
 // LoadChart loads the chart in dir and its values as Render does, without
 // rendering it: for an install of a render made before.
 func LoadChart(dir string, opts Options) (*HelmChart, error) {
-	dir, err := filepath.Abs(dir)
+	dir, opts, err := absolute(dir, opts)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Root != "" {
-		if opts.Root, err = filepath.Abs(opts.Root); err != nil {
-			return nil, err
-		}
 	}
 	return loadHelm(dir, opts)
 }

@@ -108,18 +108,26 @@ func Detect(dir string) (Kind, error) {
 	return Plain, nil
 }
 
-// Render renders dir with the detected renderer.
-func Render(ctx context.Context, dir string, opts Options) (*Result, error) {
-	// Containment checks compare resolved paths, which are relative for
-	// a relative input: work on absolute ones.
+// absolute makes dir and opts.Root absolute: containment checks compare
+// resolved paths, which are relative for a relative input.
+func absolute(dir string, opts Options) (string, Options, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, err
+		return "", opts, err
 	}
 	if opts.Root != "" {
 		if opts.Root, err = filepath.Abs(opts.Root); err != nil {
-			return nil, err
+			return "", opts, err
 		}
+	}
+	return dir, opts, nil
+}
+
+// Render renders dir with the detected renderer.
+func Render(ctx context.Context, dir string, opts Options) (*Result, error) {
+	dir, opts, err := absolute(dir, opts)
+	if err != nil {
+		return nil, err
 	}
 	kind, err := Detect(dir)
 	if err != nil {
