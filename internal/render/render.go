@@ -50,7 +50,7 @@ type Options struct {
 	// Lookup, when set, is what Helm's `lookup` template function reads
 	// the cluster with; unset, `lookup` finds nothing, as in `helm
 	// template`.
-	Lookup Lookup
+	Lookup Lookup `json:"-"`
 	// IsUpgrade renders a chart as Helm upgrades a release that exists
 	// (.Release.IsUpgrade true, .Release.IsInstall false).
 	IsUpgrade bool

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package renderworker
+
+import (
+	"errors"
+	"os/exec"
+)
+
+// anonymousMemory is known on Linux only; elsewhere a worker is bounded by
+// its timeout and GOMEMLIMIT.
+func anonymousMemory(int) (int64, error) { return 0, errors.New("memory use is read on Linux only") }
+
+func setParentDeathSignal(*exec.Cmd) {}
