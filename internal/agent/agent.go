@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -30,6 +31,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/controller/application"
+	"github.com/berth-dev/berth/internal/renderworker"
 	"github.com/berth-dev/berth/internal/source"
 	"github.com/berth-dev/berth/internal/webhook"
 )
@@ -63,6 +65,9 @@ type Options struct {
 	DefaultInterval time.Duration
 	Concurrency     int
 	ResolveImages   bool
+	// Render bounds each Helm or Kustomize render, made in a worker
+	// process (see renderworker); its Command and Env are for tests.
+	Render renderworker.Options
 	// RESTConfig overrides Kubeconfig (tests).
 	RESTConfig *rest.Config
 	// Ready, when set, is closed once the manager has started (tests).
@@ -88,6 +93,7 @@ func DefaultOptions() Options {
 		DefaultInterval:         time.Minute,
 		Concurrency:             8,
 		ResolveImages:           true,
+		Render:                  renderworker.DefaultOptions(),
 	}
 }
 
@@ -111,7 +117,34 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DefaultInterval, "default-interval", o.DefaultInterval, "Git poll interval when an Application sets none")
 	fs.BoolVar(&o.ResolveImages, "resolve-images", o.ResolveImages, "resolve image tags to digests and apply digest-pinned references (tag-moved detection)")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Applications reconciled in parallel")
+	fs.Var(quantity{&o.Render.MemoryLimit}, "render-memory-limit", "memory of its own (256Mi, 1Gi) a Helm or Kustomize render may use in its worker process before it is stopped and its revision rejected")
+	fs.DurationVar(&o.Render.Timeout, "render-timeout", o.Render.Timeout, "how long a Helm or Kustomize render may run in its worker process before it is stopped and its revision rejected")
+	fs.IntVar(&o.Render.Workers, "render-workers", o.Render.Workers, "Helm and Kustomize renders run at once, each in its own worker process")
 }
+
+// quantity is a flag of bytes written as a Kubernetes quantity (256Mi).
+type quantity struct{ v *int64 }
+
+func (q quantity) String() string {
+	if q.v == nil {
+		return ""
+	}
+	return resource.NewQuantity(*q.v, resource.BinarySI).String()
+}
+
+func (q quantity) Set(s string) error {
+	x, err := resource.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	if x.Value() <= 0 {
+		return fmt.Errorf("%s: want more than zero", s)
+	}
+	*q.v = x.Value()
+	return nil
+}
+
+func (q quantity) Type() string { return "quantity" }
 
 // Scheme returns the scheme with Kubernetes and berth types.
 func Scheme() *runtime.Scheme {
@@ -174,6 +207,13 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
 	fetchDur := application.FetchObserver()
+	ropts := o.Render
+	ropts.Stopped = application.RenderStopObserver()
+	renders, err := renderworker.New(ropts)
+	if err != nil {
+		return err
+	}
+	defer renders.Close()
 	rec := &application.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -188,6 +228,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		MaxConcurrent:         o.Concurrency,
 		SkipImageResolution:   !o.ResolveImages,
 		Namespace:             o.WatchNamespace,
+		Renderer:              renders,
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Application controller: %w", err)

@@ -3,7 +3,9 @@
 // The agent is a controller-runtime manager running in the cluster. For each
 // Application it pulls a snapshot of one Git commit (package source, one
 // fetch per repository and commit shared by every Application), renders it
-// (package render: plain YAML, Kustomize or Helm), validates the whole
+// (package render: plain YAML, Kustomize or Helm; charts and overlays in
+// child processes that package renderworker stops at a memory or time
+// limit), validates the whole
 // revision with a strict server-side dry-run and applies it in stages
 // (package apply, the only owner of server-side apply) as the Application's
 // service account, prunes what Git no longer holds, and reports health

@@ -222,9 +222,11 @@ spec:
           httpGet: {path: /readyz, port: probes}
         livenessProbe:
           httpGet: {path: /healthz, port: probes}
+        # 512Mi for the agent, and room for its two render workers
+        # (--render-workers, at most --render-memory-limit each).
         resources:
           requests: {cpu: 100m, memory: 128Mi}
-          limits: {memory: 512Mi}
+          limits: {memory: 1Gi}
         securityContext:
           allowPrivilegeEscalation: false
           readOnlyRootFilesystem: true

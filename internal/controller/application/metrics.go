@@ -18,6 +18,7 @@ type Metrics struct {
 	PolicyViolations  *prometheus.GaugeVec
 	Rollbacks         *prometheus.CounterVec
 	UncachedReads     prometheus.Counter
+	RenderStops       *prometheus.CounterVec
 }
 
 var defaultMetrics = newMetrics()
@@ -53,9 +54,18 @@ func newMetrics() *Metrics {
 		UncachedReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "berth_uncached_application_reads_total", Help: "Applications read from the API server because the cache had not caught up with the agent's last status write.",
 		}),
+		RenderStops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_render_worker_stops_total", Help: "Helm or Kustomize renders whose worker process was stopped or ended, by reason (memory, timeout, crash).",
+		}, []string{"reason"}),
 	}
-	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks, m.UncachedReads)
+	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks, m.UncachedReads, m.RenderStops)
 	return m
+}
+
+// RenderStopObserver returns a callback counting render workers stopped at
+// a limit or ended by a crash.
+func RenderStopObserver() func(reason string) {
+	return func(reason string) { defaultMetrics.RenderStops.WithLabelValues(reason).Inc() }
 }
 
 // FetchObserver returns a callback recording real Git fetch durations.

@@ -24,8 +24,14 @@ import (
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/policy"
+	"github.com/berth-dev/berth/internal/render"
 	"github.com/berth-dev/berth/internal/source"
 )
+
+// Renderer renders a chart or overlay as render.Render does.
+type Renderer interface {
+	Render(ctx context.Context, dir string, opts render.Options) (*render.Result, error)
+}
 
 // Reconciler reconciles Applications.
 type Reconciler struct {
@@ -53,6 +59,10 @@ type Reconciler struct {
 	// SkipImageResolution turns tag-to-digest resolution off (for clusters
 	// that cannot reach their registries); image rules still run.
 	SkipImageResolution bool
+	// Renderer renders Helm charts and Kustomize overlays; nil renders in
+	// this process (render.Render), without limits. The agent's runs them
+	// in worker processes it can stop (renderworker.Pool).
+	Renderer Renderer
 
 	digests *policy.DigestCache
 
@@ -109,6 +119,9 @@ type Reconciler struct {
 	// helmRenders holds, per Helm Application, its last render (see
 	// cachedHelmRender).
 	helmRenders sync.Map
+	// renderStops holds, per Application, the render a worker was stopped
+	// for at a limit (see renderStopped).
+	renderStops sync.Map
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that
@@ -192,7 +205,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders} {
+		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops} {
 		m.Delete(key)
 	}
 	if r.watcher != nil {

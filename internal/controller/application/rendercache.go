@@ -1,9 +1,11 @@
 package application
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -13,6 +15,7 @@ import (
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/render"
+	"github.com/berth-dev/berth/internal/renderworker"
 )
 
 // helmRender is an Application's last render of a chart, kept as JSON
@@ -28,14 +31,14 @@ type renderedObject struct {
 	source manifest.Source
 }
 
-// helmRenderKey names what a chart's render depends on besides the
+// renderKey names what a chart's or overlay's render depends on besides the
 // cluster's objects: the Application (its UID: one deleted and created
 // again under its name starts afresh), the commit and path, the render
 // options (values, values files, environment, namespace, release name),
 // the account its lookups read as, the capabilities Helm's templates see
 // (API versions in any order), and the last `berth sync` request, which
 // renders again. Other spec fields (interval, sync policy) are not in it.
-func helmRenderKey(app *berthv1.Application, sha, user string, opts render.Options) (string, error) {
+func renderKey(app *berthv1.Application, sha, user string, opts render.Options) (string, error) {
 	apis := slices.Clone(opts.APIVersions)
 	slices.Sort(apis)
 	b, err := json.Marshal(struct {
@@ -122,4 +125,45 @@ func decodeRendered(kept []renderedObject) ([]manifest.Object, error) {
 		out = append(out, manifest.Object{Object: u, Source: k.source})
 	}
 	return out, nil
+}
+
+// renderStop is a render stopped at a limit of the worker it ran in, and
+// what it was rendered from.
+type renderStop struct {
+	key string
+	err error
+}
+
+// renderDir renders dir: plain YAML in this process (bounded by its
+// loader's limits), a chart or an overlay through r.Renderer when set.
+func (r *Reconciler) renderDir(ctx context.Context, kind render.Kind, dir string, opts render.Options) (*render.Result, error) {
+	if r.Renderer == nil || kind == render.Plain {
+		return render.Render(ctx, dir, opts)
+	}
+	return r.Renderer.Render(ctx, dir, opts)
+}
+
+// keepRenderStop remembers a render stopped at a memory or time limit:
+// the same commit, values and spec would go past it again, so they are
+// not rendered again (every poll would cost the limit once more) until
+// one of them changes or `berth sync` asks.
+func (r *Reconciler) keepRenderStop(app *berthv1.Application, key string, err error) {
+	var le *renderworker.LimitError
+	if key != "" && errors.As(err, &le) {
+		r.renderStops.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, renderStop{key: key, err: err})
+	}
+}
+
+// renderStopped returns the error of app's last render when it was
+// stopped at a limit and key has not changed since.
+func (r *Reconciler) renderStopped(app *berthv1.Application, key string) error {
+	v, ok := r.renderStops.Load(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	if !ok {
+		return nil
+	}
+	if s := v.(renderStop); s.key == key {
+		return fmt.Errorf("%w; it is not rendered again until the commit or the Application's spec changes, or `berth sync` asks", s.err)
+	}
+	r.renderStops.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	return nil
 }

@@ -2,8 +2,11 @@ package application
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/render"
+	"github.com/berth-dev/berth/internal/renderworker"
 )
 
 // A chart's render is kept per commit and spec: a later pass gets the same
@@ -35,7 +39,7 @@ func TestHelmRenderIsKeptPerCommitAndSpec(t *testing.T) {
 	r := &Reconciler{}
 	keyOf := func(app *berthv1.Application, sha, user string, opts render.Options) string {
 		t.Helper()
-		k, err := helmRenderKey(app, sha, user, opts)
+		k, err := renderKey(app, sha, user, opts)
 		must(t, err)
 		return k
 	}
@@ -95,5 +99,30 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A render stopped at a worker's limit is remembered for its key only: the
+// same key gets the error back without a render, another key renders (and
+// forgets it); other errors are not remembered.
+func TestRenderStopIsKeptPerKey(t *testing.T) {
+	r := &Reconciler{}
+	app := &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "apps"}}
+	r.keepRenderStop(app, "k1", errors.New("template: cm.yaml:3: bad"))
+	if err := r.renderStopped(app, "k1"); err != nil {
+		t.Fatalf("a template error was remembered: %v", err)
+	}
+	stop := &renderworker.LimitError{Reason: "memory", Limit: "256 MiB"}
+	r.keepRenderStop(app, "k1", fmt.Errorf("chart: %w", stop))
+	err := r.renderStopped(app, "k1")
+	var le *renderworker.LimitError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "more than 256 MiB") || !strings.Contains(err.Error(), "not rendered again") {
+		t.Fatalf("same key: %v, want the stop", err)
+	}
+	if err := r.renderStopped(app, "k2"); err != nil {
+		t.Fatalf("another key: %v, want a render", err)
+	}
+	if err := r.renderStopped(app, "k1"); err != nil {
+		t.Fatalf("the first key after another: %v, want a render", err)
 	}
 }

@@ -127,12 +127,10 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 	}
 	opts.Root = snap.Dir
 	var lookupErr error
-	helmKey := ""
-	if kind, err := render.Detect(dir); err == nil && kind == render.Helm {
+	key, helmKey := "", ""
+	kind, _ := render.Detect(dir) // an error is the render's to report
+	if kind == render.Helm {
 		if opts.KubeVersion, opts.APIVersions, err = r.helmCapabilities(); err != nil {
-			return nil, err
-		}
-		if helmKey, err = helmRenderKey(app, snap.Revision, r.impersonatedUser(app), opts); err != nil {
 			return nil, err
 		}
 		// As Helm's upgrade renders it: `lookup` reads the cluster, as
@@ -147,11 +145,22 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 			return m, err
 		}
 	}
+	if kind == render.Helm || kind == render.Kustomize {
+		if key, err = renderKey(app, snap.Revision, r.impersonatedUser(app), opts); err != nil {
+			return nil, err
+		}
+		if kind == render.Helm {
+			helmKey = key
+		}
+	}
 	res, err := r.cachedHelmRender(app, helmKey, dir, opts)
 	if err != nil {
 		return nil, prefixErr(app.Spec.Source.Path, err)
 	}
 	if res == nil {
+		if err := r.renderStopped(app, key); err != nil {
+			return nil, prefixErr(app.Spec.Source.Path, err)
+		}
 		if helmKey != "" {
 			// An upgrade when the release exists, as Helm decides it.
 			latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, opts.ReleaseName)
@@ -160,12 +169,13 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 			}
 			opts.IsUpgrade = latest != nil
 		}
-		if res, err = render.Render(ctx, dir, opts); err != nil {
+		if res, err = r.renderDir(ctx, kind, dir, opts); err != nil {
 			if lookupErr != nil {
 				if cerr := clusterReadErr(lookupErr); errors.Is(cerr, errClusterRead) {
 					return nil, cerr
 				}
 			}
+			r.keepRenderStop(app, key, err)
 			return nil, prefixErr(app.Spec.Source.Path, err)
 		}
 		if helmKey != "" {
