@@ -9,14 +9,14 @@ import (
 // NewCmdRenderWorker is the agent's render worker process: it renders
 // Helm charts and Kustomize overlays the agent sends on stdin and answers
 // on stdout (see renderworker). The agent starts it; people do not.
-func NewCmdRenderWorker(s Streams) *cobra.Command {
+func NewCmdRenderWorker(Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:    "render-worker",
 		Short:  "Render charts and overlays for the agent, over stdin and stdout",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return renderworker.Serve(cmd.Context(), s.In, s.Out)
+			return renderworker.ServeProcess(cmd.Context())
 		},
 	}
 }

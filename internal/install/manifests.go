@@ -222,8 +222,8 @@ spec:
           httpGet: {path: /readyz, port: probes}
         livenessProbe:
           httpGet: {path: /healthz, port: probes}
-        # 512Mi for the agent, and room for its two render workers
-        # (--render-workers, at most --render-memory-limit each).
+        # About 300Mi for the agent at 1000 Applications, and room for its
+        # two render workers (--render-workers) at --render-memory-limit.
         resources:
           requests: {cpu: 100m, memory: 128Mi}
           limits: {memory: 1Gi}

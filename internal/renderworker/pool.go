@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -32,7 +33,8 @@ type Options struct {
 	// memory: not the binary's pages, which it shares with the agent) a
 	// worker may use during a render.
 	MemoryLimit int64
-	// Timeout bounds one render.
+	// Timeout bounds one render's own time: the lookups it asks the
+	// caller for are not counted (the caller bounds them).
 	Timeout time.Duration
 	// Workers is how many renders run at once; more wait for a worker.
 	Workers int
@@ -70,18 +72,24 @@ func DefaultOptions() Options {
 // LimitError is a render stopped because it went past a limit. The same
 // chart, values and commit will go past it again.
 type LimitError struct {
-	// Reason is "memory" or "timeout".
+	// Reason is "memory", "timeout" or "size".
 	Reason string
 	// Limit is the limit passed, as people read it ("256 MiB", "1m0s").
 	Limit string
 }
 
 func (e *LimitError) Error() string {
-	if e.Reason == "memory" {
+	switch e.Reason {
+	case "memory":
 		return fmt.Sprintf("the render was stopped: it used more than %s of memory (the agent's --render-memory-limit)", e.Limit)
+	case "size":
+		return fmt.Sprintf("the render was stopped: it returned more than %s", e.Limit)
 	}
-	return fmt.Sprintf("the render was stopped: it ran longer than %s (the agent's --render-timeout)", e.Limit)
+	return fmt.Sprintf("the render was stopped: it ran longer than %s, lookups not counted (the agent's --render-timeout)", e.Limit)
 }
+
+// ErrClosed is returned by Render once the Pool is closed.
+var ErrClosed = errors.New("the render pool is closed")
 
 // Pool runs renders in worker processes. It is safe for concurrent use.
 type Pool struct {
@@ -172,12 +180,21 @@ func (p *Pool) Close() {
 
 func (p *Pool) take() (*worker, error) {
 	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	for n := len(p.idle); n > 0; n = len(p.idle) {
 		w := p.idle[n-1]
 		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
 		w.idle.Stop()
-		return w, nil
+		select {
+		case <-w.exited:
+			continue // died while idle (the kernel's OOM killer): not this render's fault
+		default:
+			p.mu.Unlock()
+			return w, nil
+		}
 	}
 	p.mu.Unlock()
 	return p.start()
@@ -211,19 +228,41 @@ type worker struct {
 	stdin  io.WriteCloser
 	in     *json.Encoder
 	budget *budgetReader
-	out    *json.Decoder
 	stderr *stderrHead
 	idle   *time.Timer
+	// exited is closed once the process has ended and been waited for
+	// (cmd.ProcessState is set).
+	exited chan struct{}
 	// broken marks a worker that must not serve again: stopped, crashed,
 	// or out of step with the protocol.
 	broken bool
 }
 
+// DataLimitEnv names the hard limit, in bytes over what the Go runtime
+// maps at its start, that ServeProcess sets on its own process's data
+// (RLIMIT_DATA): a single allocation larger than that fails in the worker
+// at once ("fatal error: runtime: out of memory"), before the Pool's
+// watchdog could see it grow. The Pool sets one and a half times its
+// memory limit: the data limit counts memory mapped (a Go heap maps more
+// than it uses), the watchdog memory used.
+const DataLimitEnv = "BERTH_RENDER_DATA_LIMIT"
+
+// workerEnv is what a worker inherits of the agent's environment: what a
+// process needs to run, nothing of the agent's configuration.
+var workerEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "TZ"}
+
 func (p *Pool) start() (*worker, error) {
 	cmd := exec.Command(p.o.Command[0], p.o.Command[1:]...) //nolint:gosec,noctx // the agent's own executable (or a test's); it outlives a render, and the Pool stops it
+	for _, k := range workerEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	// The worker's garbage collector works to stay under the limit before
 	// the Pool has to stop it.
-	cmd.Env = append(append(os.Environ(), p.o.Env...), "GOMEMLIMIT="+strconv.FormatInt(p.o.MemoryLimit*3/4, 10))
+	cmd.Env = append(append(cmd.Env, p.o.Env...),
+		"GOMEMLIMIT="+strconv.FormatInt(p.o.MemoryLimit*3/4, 10),
+		DataLimitEnv+"="+strconv.FormatInt(p.o.MemoryLimit*3/2, 10))
 	setParentDeathSignal(cmd)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -233,13 +272,21 @@ func (p *Pool) start() (*worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	errTail := &stderrHead{max: 1024}
-	cmd.Stderr = errTail
+	errHead := &stderrHead{max: 1024}
+	cmd.Stderr = errHead
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting a render worker (%s): %w", p.o.Command[0], err)
 	}
-	budget := &budgetReader{r: bufio.NewReaderSize(stdout, 64<<10)}
-	return &worker{cmd: cmd, stdin: stdin, in: json.NewEncoder(stdin), budget: budget, out: json.NewDecoder(budget), stderr: errTail}, nil
+	w := &worker{cmd: cmd, stdin: stdin, in: json.NewEncoder(stdin), stderr: errHead, exited: make(chan struct{}),
+		budget: &budgetReader{r: bufio.NewReaderSize(stdout, 64<<10)}}
+	// Waited for at once, so a worker that dies while idle is reaped and
+	// known. Wait closes stdout only once the process has ended, when
+	// nothing more is read from it.
+	go func() {
+		_ = cmd.Wait()
+		close(w.exited)
+	}()
+	return w, nil
 }
 
 // stop ends the process and waits for it.
@@ -247,59 +294,82 @@ func (w *worker) stop() {
 	w.broken = true
 	_ = w.stdin.Close()
 	_ = w.cmd.Process.Kill()
-	_ = w.cmd.Wait()
+	<-w.exited
 }
 
 // run sends one render to w and serves its lookups until its answer, while
-// a watchdog stops it at a limit or when ctx ends. The render's own error
+// a watchdog stops it at a limit or when the caller's ctx ends. The time
+// limit counts the worker's own time: not the lookups the agent answers
+// (the API server's time, bounded by the caller). The render's own error
 // (a template's, a file's) is returned as is; the worker serves again.
-func (p *Pool) run(parent context.Context, w *worker, dir string, opts render.Options) (*result, error) {
-	ctx, cancel := context.WithTimeout(parent, p.o.Timeout)
-	defer cancel()
+func (p *Pool) run(ctx context.Context, w *worker, dir string, opts render.Options) (*result, error) {
 	w.stderr.reset()
 	var (
-		killed *LimitError
-		done   = make(chan struct{})
-		wg     sync.WaitGroup
+		inLookup atomic.Bool
+		killed   *LimitError
+		stopped  bool // by the watchdog, for any reason
+		done     = make(chan struct{})
+		wg       sync.WaitGroup
 	)
 	wg.Go(func() {
-		tick := time.NewTicker(50 * time.Millisecond)
+		const step = 25 * time.Millisecond
+		tick := time.NewTicker(step)
 		defer tick.Stop()
+		var spent time.Duration
+		last := time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case <-ctx.Done():
-				if parent.Err() == nil {
-					killed = &LimitError{Reason: "timeout", Limit: p.o.Timeout.String()}
-				}
+				stopped = true
 				_ = w.cmd.Process.Kill()
 				return
-			case <-tick.C:
-				if n, err := anonymousMemory(w.cmd.Process.Pid); err == nil && n > p.o.MemoryLimit {
-					killed = &LimitError{Reason: "memory", Limit: fmt.Sprintf("%d MiB", p.o.MemoryLimit>>20)}
-					_ = w.cmd.Process.Kill()
-					return
+			case now := <-tick.C:
+				if !inLookup.Load() {
+					spent += now.Sub(last)
 				}
+				last = now
+				switch n, err := anonymousMemory(w.cmd.Process.Pid); {
+				case err == nil && n > p.o.MemoryLimit:
+					killed = &LimitError{Reason: "memory", Limit: mib(p.o.MemoryLimit)}
+				case spent > p.o.Timeout:
+					killed = &LimitError{Reason: "timeout", Limit: p.o.Timeout.String()}
+				default:
+					continue
+				}
+				stopped = true
+				_ = w.cmd.Process.Kill()
+				return
 			}
 		}
 	})
-	res, renderErr, err := p.exchange(w, dir, opts)
+	res, renderErr, err := p.exchange(w, dir, opts, &inLookup)
 	close(done)
 	wg.Wait()
-	if err == nil && killed == nil && ctx.Err() == nil {
+	if err == nil && !stopped {
 		return res, renderErr
 	}
 	// The worker is out of step, or gone: it serves no more.
 	w.stop()
+	var le *LimitError
 	switch {
 	case killed != nil:
-		p.stopped(killed.Reason)
-		return nil, killed
-	case parent.Err() != nil:
-		return nil, parent.Err()
+		le = killed
 	case errors.Is(err, errTooLarge):
-		return nil, fmt.Errorf("the render was stopped: it returned more than %d MiB", p.o.MaxResultBytes>>20)
+		le = &LimitError{Reason: "size", Limit: mib(p.o.MaxResultBytes)}
+	case strings.Contains(w.stderr.String(), "out of memory") || strings.Contains(w.stderr.String(), "failed to allocate"):
+		// The data limit ended it for memory (the Go runtime's message;
+		// the race detector's runtime words it the second way).
+		le = &LimitError{Reason: "memory", Limit: mib(p.o.MemoryLimit)}
+	case err == nil:
+		return res, renderErr // answered as the caller gave up: still an answer
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	}
+	if le != nil {
+		p.stopped(le.Reason)
+		return nil, le
 	}
 	p.stopped("crash")
 	msg := w.cmd.ProcessState.String()
@@ -308,6 +378,8 @@ func (p *Pool) run(parent context.Context, w *worker, dir string, opts render.Op
 	}
 	return nil, fmt.Errorf("the render process ended (%s) before it answered: %w", msg, err)
 }
+
+func mib(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
 
 func (p *Pool) stopped(reason string) {
 	if p.o.Stopped != nil {
@@ -319,15 +391,18 @@ var errTooLarge = errors.New("answer too large")
 
 // exchange is the protocol: a render request, lookups answered in turn,
 // then a result or the render's error (renderErr). err is the exchange's
-// own: a pipe that broke, an answer out of step.
-func (p *Pool) exchange(w *worker, dir string, opts render.Options) (res *result, renderErr, err error) {
+// own: a pipe that broke, an answer out of step. The two sides take turns,
+// so nothing is read ahead of an answer; each exchange decodes afresh and
+// keeps no buffer the size of the last answer.
+func (p *Pool) exchange(w *worker, dir string, opts render.Options, inLookup *atomic.Bool) (res *result, renderErr, err error) {
 	if err := w.in.Encode(message{Render: &renderCall{Dir: dir, Options: opts, Lookup: opts.Lookup != nil}}); err != nil {
 		return nil, nil, err
 	}
+	out := json.NewDecoder(w.budget)
 	for {
 		w.budget.left = p.o.MaxResultBytes
 		var m message
-		if err := w.out.Decode(&m); err != nil {
+		if err := out.Decode(&m); err != nil {
 			if w.budget.left < 0 {
 				return nil, nil, errTooLarge
 			}
@@ -336,6 +411,7 @@ func (p *Pool) exchange(w *worker, dir string, opts render.Options) (res *result
 		switch {
 		case m.Lookup != nil:
 			reply := &lookupReply{}
+			inLookup.Store(true)
 			if opts.Lookup == nil {
 				reply.Error = "lookup is not served"
 			} else if obj, err := opts.Lookup(m.Lookup.APIVersion, m.Lookup.Kind, m.Lookup.Namespace, m.Lookup.Name); err != nil {
@@ -343,6 +419,7 @@ func (p *Pool) exchange(w *worker, dir string, opts render.Options) (res *result
 			} else {
 				reply.Object = obj
 			}
+			inLookup.Store(false)
 			if err := w.in.Encode(message{Reply: reply}); err != nil {
 				return nil, nil, err
 			}

@@ -18,18 +18,34 @@ import (
 	"github.com/berth-dev/berth/internal/render"
 )
 
-// workerEnv makes this test binary a worker: "serve" runs Serve, "crash"
-// reads a request and dies as a Go runtime's fatal error does.
-const workerEnv = "BERTH_TEST_RENDER_WORKER"
+// testWorkerEnv makes this test binary a worker: "serve" runs
+// ServeProcess; "noisy" prints to stdout as a careless library would, then
+// serves; "crash" reads a request and dies as a Go runtime's fatal error
+// does; "env" dies printing its environment.
+const testWorkerEnv = "BERTH_TEST_RENDER_WORKER"
 
 func TestMain(m *testing.M) {
-	switch os.Getenv(workerEnv) {
+	switch os.Getenv(testWorkerEnv) {
 	case "serve":
-		if err := Serve(context.Background(), os.Stdin, os.Stdout); err != nil {
+		if err := ServeProcess(context.Background()); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
 		os.Exit(0)
+	case "noisy":
+		out, err := protocolOutput()
+		if err != nil {
+			os.Exit(3)
+		}
+		fmt.Println("a library's line on stdout")
+		if err := Serve(context.Background(), os.Stdin, out); err != nil {
+			os.Exit(2)
+		}
+		os.Exit(0)
+	case "env":
+		_, _ = io.ReadFull(os.Stdin, make([]byte, 1))
+		fmt.Fprint(os.Stderr, strings.Join(os.Environ(), " "))
+		os.Exit(2)
 	case "crash":
 		_, _ = io.ReadFull(os.Stdin, make([]byte, 1))
 		fmt.Fprint(os.Stderr, "runtime: goroutine stack exceeds 1000000000-byte limit\nfatal error: stack overflow\n\nruntime stack:\nruntime.throw(...)\n")
@@ -45,7 +61,7 @@ func pool(t *testing.T, mode string, o Options) *Pool {
 		t.Fatal(err)
 	}
 	o.Command = []string{exe}
-	o.Env = []string{workerEnv + "=" + mode}
+	o.Env = []string{testWorkerEnv + "=" + mode}
 	p, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +249,13 @@ func TestMemoryLimitStopsTheRender(t *testing.T) {
 	if _, err := p.Render(context.Background(), fine, render.Options{ReleaseName: "fine"}); err != nil {
 		t.Fatalf("render after the stop: %v", err)
 	}
-	if d := cmp.Diff([]string{"memory"}, s.get()); d != "" {
+	// One allocation of 1 GB, made at once, faster than the watchdog
+	// looks: the worker's data limit stops it.
+	one := chart(t, map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\ndata:\n  n: {{ repeat 1000000000 \"x\" | len | quote }}\n"})
+	if _, err := p.Render(context.Background(), one, render.Options{ReleaseName: "one"}); !errors.As(err, &le) || le.Reason != "memory" {
+		t.Fatalf("one large allocation: %v, want the memory limit", err)
+	}
+	if d := cmp.Diff([]string{"memory", "memory"}, s.get()); d != "" {
 		t.Errorf("stops (-want +got):\n%s", d)
 	}
 }
@@ -259,12 +281,76 @@ func TestTimeoutStopsTheRender(t *testing.T) {
 	}
 }
 
+// The time limit counts the worker's own time, not the lookups the caller
+// answers.
+func TestTimeoutLeavesLookupsOut(t *testing.T) {
+	p := pool(t, "serve", Options{Workers: 1, Timeout: 300 * time.Millisecond})
+	dir := chart(t, map[string]string{"cm.yaml": "{{ $a := lookup \"v1\" \"ConfigMap\" \"x\" \"a\" }}{{ $b := lookup \"v1\" \"ConfigMap\" \"x\" \"b\" }}apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow-api}\n"})
+	slowAPI := func(string, string, string, string) (map[string]any, error) {
+		time.Sleep(400 * time.Millisecond)
+		return map[string]any{}, nil
+	}
+	if _, err := p.Render(context.Background(), dir, render.Options{ReleaseName: "x", Lookup: slowAPI}); err != nil {
+		t.Fatalf("render with 800 ms of lookups under a 300 ms limit: %v", err)
+	}
+}
+
+// A worker that dies while idle (the kernel's out-of-memory killer) is
+// replaced, and the next render does not fail for it.
+func TestWorkerDeadWhileIdleIsReplaced(t *testing.T) {
+	var s stops
+	p := pool(t, "serve", Options{Workers: 1, Stopped: s.add})
+	dir := chart(t, map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"})
+	if _, err := p.Render(context.Background(), dir, render.Options{ReleaseName: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	w := p.idle[0]
+	p.mu.Unlock()
+	if err := w.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-w.exited
+	if _, err := p.Render(context.Background(), dir, render.Options{ReleaseName: "x"}); err != nil {
+		t.Fatalf("render after the idle worker died: %v", err)
+	}
+	if got := s.get(); len(got) != 0 {
+		t.Errorf("stops %v, want none", got)
+	}
+	p.Close()
+	if _, err := p.Render(context.Background(), dir, render.Options{ReleaseName: "x"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("render after Close: %v, want ErrClosed", err)
+	}
+}
+
+// What a library prints on stdout does not reach the protocol.
+func TestStdoutNoiseStaysOutOfTheProtocol(t *testing.T) {
+	p := pool(t, "noisy", Options{Workers: 1})
+	dir := chart(t, map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"})
+	if _, err := p.Render(context.Background(), dir, render.Options{ReleaseName: "x"}); err != nil {
+		t.Fatalf("render by a worker that printed on stdout: %v", err)
+	}
+}
+
+// A worker gets what a process needs of the agent's environment, its
+// limits, and nothing else.
+func TestWorkerEnvironment(t *testing.T) {
+	t.Setenv("BERTH_TEST_AGENT_SECRET", "s3cret")
+	p := pool(t, "env", Options{Workers: 1, MemoryLimit: 100 << 20})
+	_, err := p.Render(context.Background(), chart(t, nil), render.Options{ReleaseName: "x"})
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "GOMEMLIMIT=78643200") ||
+		!strings.Contains(err.Error(), DataLimitEnv+"=157286400") || !strings.Contains(err.Error(), "PATH=") {
+		t.Fatalf("worker environment: %v", err)
+	}
+}
+
 // A render whose answer is larger than allowed is refused, not read.
 func TestResultLimit(t *testing.T) {
 	p := pool(t, "serve", Options{Workers: 1, MaxResultBytes: 1 << 20})
 	big := chart(t, map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n  n: {{ repeat 2000000 \"x\" | quote }}\n"})
 	_, err := p.Render(context.Background(), big, render.Options{ReleaseName: "big"})
-	if err == nil || !strings.Contains(err.Error(), "returned more than 1 MiB") {
+	var le *LimitError
+	if !errors.As(err, &le) || le.Reason != "size" || !strings.Contains(err.Error(), "returned more than 1 MiB") {
 		t.Fatalf("error %v, want the answer refused", err)
 	}
 }

@@ -4,6 +4,7 @@ package renderworker
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 )
 
@@ -12,3 +13,7 @@ import (
 func anonymousMemory(int) (int64, error) { return 0, errors.New("memory use is read on Linux only") }
 
 func setParentDeathSignal(*exec.Cmd) {}
+
+func limitData() error { return nil }
+
+func protocolOutput() (*os.File, error) { return os.Stdout, nil }

@@ -15,6 +15,21 @@ import (
 	"github.com/berth-dev/berth/internal/render"
 )
 
+// ServeProcess is Serve on this process's stdin and stdout, as `berth
+// render-worker` runs it: the protocol keeps the real stdout, and anything
+// a library prints to os.Stdout goes to stderr instead of into the
+// protocol; the data limit the Pool sets (DataLimitEnv) is applied first.
+func ServeProcess(ctx context.Context) error {
+	if err := limitData(); err != nil {
+		return err
+	}
+	out, err := protocolOutput()
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, os.Stdin, out)
+}
+
 // Serve is the worker's side: it reads render requests from in, one at a
 // time, renders each with render.Render and writes the result to out,
 // until in ends. It is what `berth render-worker` runs; nothing else

@@ -10,6 +10,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 
@@ -136,7 +137,11 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 		// As Helm's upgrade renders it: `lookup` reads the cluster, as
 		// the Application's account, so a value a chart keeps across
 		// upgrades (a generated password) is kept.
-		lookup := helmrelease.Lookup(ctx, r.impersonatedConfig(app), r.Mapper)
+		// Bounded: a render waits for each lookup, and the render
+		// worker's time limit leaves them out.
+		lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+		defer cancel()
+		lookup := helmrelease.Lookup(lctx, r.impersonatedConfig(app), r.Mapper)
 		opts.Lookup = func(apiVersion, kind, namespace, name string) (map[string]any, error) {
 			m, err := lookup(apiVersion, kind, namespace, name)
 			if err != nil && lookupErr == nil {
@@ -205,6 +210,9 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 	}
 	return &revision{sha: snap.Revision, kind: res.Kind, objects: res.Objects, helm: res.Helm, helmHooks: res.HelmHooks}, nil
 }
+
+// lookupTimeout bounds the lookups of one Helm render together.
+const lookupTimeout = time.Minute
 
 // errPathMissing: the Application's path is not in the commit fetched. For
 // a new Application the commit may be older than the push that adds the
