@@ -54,7 +54,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func pool(t *testing.T, mode string, o Options) *Pool {
+func pool(t testing.TB, mode string, o Options) *Pool {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -70,7 +70,7 @@ func pool(t *testing.T, mode string, o Options) *Pool {
 	return p
 }
 
-func write(t *testing.T, files map[string]string) string {
+func write(t testing.TB, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	for p, c := range files {
@@ -87,7 +87,7 @@ func write(t *testing.T, files map[string]string) string {
 
 const chartYAML = "apiVersion: v2\nname: demo\nversion: 0.1.0\n"
 
-func chart(t *testing.T, templates map[string]string) string {
+func chart(t testing.TB, templates map[string]string) string {
 	t.Helper()
 	files := map[string]string{"Chart.yaml": chartYAML, "values.yaml": "replicas: 2\nname: demo\n"}
 	for name, tpl := range templates {
