@@ -29,8 +29,10 @@ import (
 
 func TestMain(m *testing.M) {
 	// The test binary doubles as a separate agent process for tests that
-	// kill the agent (see startChildAgent).
-	if os.Getenv(childAgentEnv) != "" {
+	// kill the agent (see startChildAgent), and as the render workers of
+	// every agent, in this process or a child one (which hands its
+	// workers a minimal environment, without childAgentEnv).
+	if os.Getenv(childAgentEnv) != "" || len(os.Args) > 1 && os.Args[1] == "render-worker" {
 		os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}))
 	}
 	testenv.Main(m)

@@ -344,6 +344,32 @@ func TestWorkerEnvironment(t *testing.T) {
 	}
 }
 
+// A Kustomize diamond (each level loads the one below twice, under two
+// prefixes: 2^24 loads) is stopped too.
+func TestKustomizeDiamondIsStopped(t *testing.T) {
+	files := map[string]string{
+		"l0/a/kustomization.yaml": "resources: [cm.yaml]\nnamePrefix: a-\n", "l0/a/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+		"l0/b/kustomization.yaml": "resources: [cm.yaml]\nnamePrefix: b-\n", "l0/b/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm}\n",
+	}
+	const depth = 24
+	for i := 1; i <= depth; i++ {
+		for _, side := range []string{"a", "b"} {
+			files[fmt.Sprintf("l%d/%s/kustomization.yaml", i, side)] = fmt.Sprintf("resources: [../../l%d/a, ../../l%d/b]\nnamePrefix: %s-\n", i-1, i-1, side)
+		}
+	}
+	root := write(t, files)
+	var s stops
+	p := pool(t, "serve", Options{Workers: 1, Timeout: time.Second, MemoryLimit: 64 << 20, Stopped: s.add})
+	_, err := p.Render(context.Background(), filepath.Join(root, fmt.Sprintf("l%d/a", depth)), render.Options{Root: root})
+	var le *LimitError
+	if !errors.As(err, &le) {
+		t.Fatalf("error %v, want a limit", err)
+	}
+	if got := s.get(); len(got) != 1 || got[0] != le.Reason {
+		t.Errorf("stops %v, want one for %s", got, le.Reason)
+	}
+}
+
 // A render whose answer is larger than allowed is refused, not read.
 func TestResultLimit(t *testing.T) {
 	p := pool(t, "serve", Options{Workers: 1, MaxResultBytes: 1 << 20})

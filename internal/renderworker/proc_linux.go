@@ -34,7 +34,11 @@ func statusField(pid int, name string) (int64, error) {
 }
 
 // setParentDeathSignal has the kernel kill the worker when the agent ends,
-// even in the middle of a render.
+// even in the middle of a render. Linux sends it when the thread that
+// started the worker ends, not only the process: the Go runtime does not
+// end its threads unless a goroutine locked to one exits, which berth's
+// code does not do; a worker ended that way fails its render as a crash,
+// or, idle, is replaced.
 func setParentDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
