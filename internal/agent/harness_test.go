@@ -136,11 +136,8 @@ func (f *fixture) startAgentIn(pod string, leaderElect bool, elected chan<- stru
 	opts.DefaultInterval = 2 * time.Second
 	opts.Elected = elected
 	// Charts and overlays render in worker processes, as in a cluster:
-	// this test binary, run as `berth render-worker` (see TestMain).
-	exe, err := os.Executable()
-	must(t, err)
-	opts.Render.Command = []string{exe, "render-worker"}
-	opts.Render.Env = []string{childAgentEnv + "=1"}
+	// by default this test binary, run as `berth render-worker` (see
+	// TestMain).
 	ready := make(chan struct{})
 	opts.Ready = ready
 	ctx, cancel := context.WithCancel(context.Background())

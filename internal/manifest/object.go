@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -58,3 +59,14 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("%s: %v", e.Source, e.Err) }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// FromJSON decodes an object kept or sent as JSON, with src as its
+// source; numbers come back as float64, as the YAML loader
+// (sigs.k8s.io/yaml) makes them.
+func FromJSON(b []byte, src Source) (Object, error) {
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(b, &u.Object); err != nil {
+		return Object{}, &Error{Source: src, Err: err}
+	}
+	return Object{Object: u, Source: src}, nil
+}

@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/render"
 )
@@ -436,13 +434,11 @@ func (p *Pool) exchange(w *worker, dir string, opts render.Options, inLookup *at
 func fromObjects(objs []object) ([]manifest.Object, error) {
 	out := make([]manifest.Object, 0, len(objs))
 	for _, o := range objs {
-		u := &unstructured.Unstructured{}
-		// Numbers come back as float64, as the render's YAML decoder
-		// (sigs.k8s.io/yaml) made them.
-		if err := json.Unmarshal(o.Object, &u.Object); err != nil {
-			return nil, &manifest.Error{Source: o.Source, Err: err}
+		m, err := manifest.FromJSON(o.Object, o.Source)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, manifest.Object{Object: u, Source: o.Source})
+		out = append(out, m)
 	}
 	return out, nil
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
@@ -116,13 +115,11 @@ func encodeRendered(objs []manifest.Object) ([]renderedObject, error) {
 func decodeRendered(kept []renderedObject) ([]manifest.Object, error) {
 	var out []manifest.Object
 	for _, k := range kept {
-		u := &unstructured.Unstructured{}
-		// Numbers come back as float64, as the render's YAML decoder
-		// (sigs.k8s.io/yaml) made them.
-		if err := json.Unmarshal(k.json, &u.Object); err != nil {
-			return nil, fmt.Errorf("%s: %w", k.source.File, err)
+		o, err := manifest.FromJSON(k.json, k.source)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, manifest.Object{Object: u, Source: k.source})
+		out = append(out, o)
 	}
 	return out, nil
 }
