@@ -46,7 +46,8 @@ func (m *Manager) Validate(ctx context.Context, objs []manifest.Object) (ChangeS
 
 // Apply validates the whole revision, then applies it in stages: CRDs and
 // Namespaces first (waiting for CRDs to be Established), then everything
-// else. Unchanged objects are not written. If validation fails nothing is
+// else, each stage in Helm's install order by kind (see installRank).
+// Unchanged objects are not written. If validation fails nothing is
 // written and a *ValidationError is returned.
 func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet, error) {
 	plans, err := m.plan(ctx, objs, true)
@@ -61,6 +62,8 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 			stage2 = append(stage2, p)
 		}
 	}
+	inInstallOrder(stage1)
+	inInstallOrder(stage2)
 	if err := m.write(ctx, stage1, nil); err != nil {
 		return changeSet(plans), err
 	}

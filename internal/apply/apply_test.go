@@ -1,9 +1,12 @@
 package apply_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -504,4 +507,88 @@ spec:
 func deleteCRD(env *testenv.Env, name string) {
 	_ = dynamic.NewForConfigOrDie(env.Config).Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
 		Delete(context.Background(), name, metav1.DeleteOptions{})
+}
+
+// Git's order (here the reverse of what a cluster needs) does not decide
+// the write order: ServiceAccount, Secret and ConfigMap are written before
+// the Service, the Service before the Deployment whose Pods use them, the
+// Ingress after it, as Helm installs. The order is read from each
+// object's resourceVersion, which this API server takes from etcd's
+// revision counter at the write.
+func TestWritesFollowInstallOrder(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	objs := parse(t, "app.yaml", `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  rules:
+  - host: web.example.test
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  selector: {matchLabels: {a: web}}
+  template:
+    metadata: {labels: {a: web}}
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: c
+        image: "example.test/x:1"
+        envFrom: [{configMapRef: {name: web}}, {secretRef: {name: web}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  selector: {a: web}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web, namespace: `+ns+`}
+data: {MODE: web}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: web, namespace: `+ns+`}
+stringData: {TOKEN: t}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: web, namespace: `+ns+`}
+`)
+	cs, err := m.Apply(context.Background(), objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type write struct {
+		kind string
+		rv   int64
+	}
+	var writes []write
+	for _, e := range cs.Entries {
+		if e.Action != apply.Created || e.Live == nil {
+			t.Fatalf("%s: %s, want created with its state", e.ID, e.Action)
+		}
+		rv, err := strconv.ParseInt(e.Live.GetResourceVersion(), 10, 64)
+		if err != nil {
+			t.Fatalf("%s: resourceVersion %q: %v", e.ID, e.Live.GetResourceVersion(), err)
+		}
+		writes = append(writes, write{e.Live.GetKind(), rv})
+	}
+	slices.SortFunc(writes, func(a, b write) int { return cmp.Compare(a.rv, b.rv) })
+	var got []string
+	for _, w := range writes {
+		got = append(got, w.kind)
+	}
+	want := []string{"ServiceAccount", "Secret", "ConfigMap", "Service", "Deployment", "Ingress"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("written in the order %v, want %v", got, want)
+	}
 }

@@ -39,15 +39,17 @@ type PruneOptions struct {
 	PruneAnnotation string
 }
 
-// Prune deletes refs (objects gone from Git). PersistentVolumeClaims,
-// PersistentVolumes, Namespaces and CustomResourceDefinitions are kept
-// unless annotated PruneAnnotation: "true", and a Namespace also while it
-// holds a PersistentVolumeClaim that is not; any object annotated "false"
-// is kept; objects not carrying OwnerLabels are kept.
+// Prune deletes refs (objects gone from Git), in Helm's uninstall order by
+// kind (workloads before the ServiceAccounts and ConfigMaps they use).
+// PersistentVolumeClaims, PersistentVolumes, Namespaces and
+// CustomResourceDefinitions are kept unless annotated PruneAnnotation:
+// "true", and a Namespace also while it holds a PersistentVolumeClaim that
+// is not; any object annotated "false" is kept; objects not carrying
+// OwnerLabels are kept.
 func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (ChangeSet, error) {
 	var cs ChangeSet
 	var problems []Problem
-	for _, r := range refs {
+	for _, r := range InUninstallOrder(refs) {
 		u := &unstructured.Unstructured{}
 		u.SetGroupVersionKind(r.GVK)
 		u.SetNamespace(r.Namespace)
