@@ -163,6 +163,25 @@ func TestLoadDirRefusesHostileInput(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("alias bomb", func(t *testing.T) {
+		// Nine levels of nine aliases: 387 million strings if expanded.
+		var b strings.Builder
+		b.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\nx0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
+		for i := 1; i <= 9; i++ {
+			fmt.Fprintf(&b, "x%d: &a%d [*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+		}
+		_, err := Parse("bomb.yaml", []byte(b.String()))
+		if err == nil || !strings.Contains(err.Error(), "bomb.yaml") || !strings.Contains(err.Error(), "alias") {
+			t.Fatalf("err = %v, want the file named and the aliasing refused", err)
+		}
+	})
+	t.Run("deep nesting", func(t *testing.T) {
+		doc := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\ndata: " + strings.Repeat("[", 1<<20) + strings.Repeat("]", 1<<20) + "\n"
+		_, err := Parse("deep.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "deep.yaml") {
+			t.Fatalf("err = %v, want the file named", err)
+		}
+	})
 	t.Run("oversized file", func(t *testing.T) {
 		root := t.TempDir()
 		write(t, root, "big.yaml", strings.Replace(cm, "%s", "x", 1)+"# "+strings.Repeat("x", 2000)+"\n")
