@@ -207,11 +207,39 @@ func FindFile(dir string) (root string, ok bool) {
 	if err != nil {
 		return "", false
 	}
+	return findFile(d, func(d string) bool {
+		_, err := os.Stat(filepath.Join(d, ".git"))
+		return err == nil
+	})
+}
+
+// FindFileWithin is FindFile for a directory dir inside a checkout at top
+// (the agent's, which holds no .git): it looks in dir and its parents up
+// to top, never above it. It finds the file `berth check` finds for the
+// same path, so CI and the agent read the same policy.
+func FindFileWithin(top, dir string) (root string, ok bool) {
+	t, err := filepath.Abs(top)
+	if err != nil {
+		return "", false
+	}
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", false
+	}
+	if rel, err := filepath.Rel(t, d); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return findFile(d, func(d string) bool { return d == t })
+}
+
+// findFile looks in d and its parents, stopping after the directory last
+// accepts or at the filesystem root.
+func findFile(d string, last func(string) bool) (string, bool) {
 	for {
 		if fi, err := os.Stat(filepath.Join(d, filepath.FromSlash(ConfigFile))); err == nil && fi.Mode().IsRegular() {
 			return d, true
 		}
-		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+		if last(d) {
 			return "", false
 		}
 		parent := filepath.Dir(d)

@@ -91,3 +91,44 @@ func TestFindFile(t *testing.T) {
 		t.Fatalf("FindFile = %q %v, want %q", root, ok, repo)
 	}
 }
+
+// The agent's checkout has no .git: the search stops at its top, and finds
+// the file nearest to the Application's path, as FindFile does for
+// `berth check` in a clone.
+func TestFindFileWithin(t *testing.T) {
+	outer := t.TempDir()
+	top := filepath.Join(outer, "checkout")
+	for _, d := range []string{".berth", "checkout/apps/web/.berth", "checkout/apps/api"} {
+		if err := os.MkdirAll(filepath.Join(outer, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Above the checkout: never read.
+	if err := os.WriteFile(filepath.Join(outer, ".berth", "policy.yaml"), []byte("rules: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if root, ok := FindFileWithin(top, filepath.Join(top, "apps/api")); ok {
+		t.Fatalf("FindFileWithin = %q: read a file above the checkout", root)
+	}
+	if err := os.WriteFile(filepath.Join(top, "apps/web/.berth/policy.yaml"), []byte("rules: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if root, ok := FindFileWithin(top, filepath.Join(top, "apps/web")); !ok || root != filepath.Join(top, "apps/web") {
+		t.Fatalf("FindFileWithin = %q %v, want the app's own directory", root, ok)
+	}
+	if err := os.MkdirAll(filepath.Join(top, ".berth"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(top, ".berth/policy.yaml"), []byte("rules: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if root, ok := FindFileWithin(top, filepath.Join(top, "apps/api")); !ok || root != top {
+		t.Fatalf("FindFileWithin = %q %v, want the checkout's top", root, ok)
+	}
+	if root, ok := FindFileWithin(top, filepath.Join(top, "apps/web")); !ok || root != filepath.Join(top, "apps/web") {
+		t.Fatalf("FindFileWithin = %q %v, want the nearest file, not the top's", root, ok)
+	}
+	if _, ok := FindFileWithin(top, outer); ok {
+		t.Fatal("FindFileWithin looked in a directory outside the checkout")
+	}
+}

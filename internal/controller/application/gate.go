@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/policy"
+	"github.com/berth-dev/berth/internal/render"
 	"github.com/berth-dev/berth/internal/source"
 )
 
@@ -32,13 +35,13 @@ type gateOutcome struct {
 }
 
 // gate runs berth's policy gates on a rendered revision: the repository's
-// .berth/policy.yaml merged with spec.policy, image tags resolved to
-// digests with the Application's pull secrets, tag-moved checked against
-// the images of the applied revision.
+// policy file (see policyFile) merged with spec.policy, image tags resolved
+// to digests with the Application's pull secrets, tag-moved checked
+// against the images of the applied revision.
 func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *source.Snapshot, rev *revision) gateOutcome {
-	repoCfg, err := policy.LoadFile(snap.Dir)
+	repoCfg, err := policyFile(app, snap)
 	if err != nil {
-		return gateOutcome{rejected: fmt.Errorf("%s: %w", policy.ConfigFile, err), reason: "PolicyInvalid"}
+		return gateOutcome{rejected: err, reason: "PolicyInvalid"}
 	}
 	var appCfg policy.Config
 	if app.Spec.Policy != nil && len(app.Spec.Policy.Raw) > 0 {
@@ -84,6 +87,33 @@ func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *s
 	}
 	r.recordPolicy(app, g.Report)
 	return out
+}
+
+// policyFile reads the .berth/policy.yaml nearest to the Application's
+// path: in its directory or the first of its parents up to the
+// repository's root, the file `berth check PATH` reads in CI. None is an
+// empty policy; an invalid one is an error naming it from the root.
+func policyFile(app *berthv1.Application, snap *source.Snapshot) (policy.Config, error) {
+	dir, err := render.Join(snap.Dir, app.Spec.Source.Path)
+	if err != nil {
+		return policy.Config{}, err
+	}
+	found, ok := policy.FindFileWithin(snap.Dir, dir)
+	if !ok {
+		return policy.Config{}, nil
+	}
+	cfg, err := policy.LoadFile(found)
+	if err != nil {
+		name := policy.ConfigFile
+		if rel, rerr := filepath.Rel(snap.Dir, found); rerr == nil && rel != "." {
+			name = path.Join(filepath.ToSlash(rel), policy.ConfigFile)
+		}
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // LoadFile's own prefix is the name without the directory
+		}
+		return policy.Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
 }
 
 // recordPolicy turns warnings into a condition, an event (on change) and
