@@ -261,6 +261,16 @@ func (f *fixture) createApp(name, path string, mutate ...func(*berthv1.Applicati
 	return app
 }
 
+// berth runs the berth CLI in this process against the sandbox, in the
+// fixture's namespace, and returns its exit code, stdout and stderr.
+func (f *fixture) berth(args ...string) (int, string, string) {
+	f.t.Helper()
+	var out, errOut strings.Builder
+	args = append(args, "-n", f.ns, "--kubeconfig", filepath.Join(f.env.Dir, "kubeconfig"))
+	code := cli.Main(context.Background(), args, cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return code, out.String(), errOut.String()
+}
+
 // waitApp polls the Application until cond holds.
 func (f *fixture) waitApp(name string, timeout time.Duration, what string, cond func(*berthv1.Application) bool) *berthv1.Application {
 	f.t.Helper()

@@ -332,7 +332,7 @@ func TestPreSyncHookRunsAgainWhenACommitReturns(t *testing.T) {
 	f.waitReleasesHealthy("demo", 2)
 
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	_, _, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	f.waitApp("demo", 60*time.Second, "rolled back to release 1", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && ready(a) && a.Status.CurrentRelease == 3

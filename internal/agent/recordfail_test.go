@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -196,10 +197,23 @@ func TestUnrecordedSnapshotOutlivesAHooklessRevision(t *testing.T) {
 	if snap := app.Status.UnrecordedSync.Snapshot; snap.Job != backup {
 		t.Fatalf("unrecorded snapshot = %+v, want v2's backup %s kept", snap, backup)
 	}
-	_, err := apps.RequestRollback(context.Background(), f.c, types.NamespacedName{Namespace: f.ns, Name: "demo"}, 1)
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	_, token, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	if refusal := f.waitEvent("demo", "RollbackRefused"); !strings.Contains(refusal, "could not be recorded yet") || !strings.Contains(refusal, backup) {
 		t.Fatalf("RollbackRefused event = %q, want v2's backup named", refusal)
+	}
+	// `berth rollback` hears the refusal (and exits 2, pushing nothing to
+	// Git with --revert-in-git).
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = apps.WaitRollback(wctx, f.c, key, token)
+	if refused, ok := errors.AsType[*apps.RollbackRefusedError](err); !ok || !strings.Contains(refused.Message, "could not be recorded yet") {
+		t.Fatalf("WaitRollback = %v, want the agent's refusal", err)
+	}
+	code, out, errOut := f.berth("rollback", "demo", "--to", "1", "--timeout", "30s")
+	if code != 2 || !strings.Contains(errOut, "the agent refused the rollback") || !strings.Contains(errOut, "could not be recorded yet") {
+		t.Fatalf("berth rollback: exit %d, stdout %q, stderr %q; want 2 and the agent's refusal", code, out, errOut)
 	}
 }
 
@@ -227,7 +241,7 @@ func rollbackWhileUnrecorded(t *testing.T, restart bool) {
 	if restart {
 		f.stopAgent(0)
 	}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	_, _, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	if restart {
 		f.startAgent(false, nil)
@@ -251,7 +265,7 @@ func rollbackWhileUnrecorded(t *testing.T, restart bool) {
 	if snap := rels[0].Spec.Snapshot; snap == nil || snap.Job != backup {
 		t.Fatalf("release 2 snapshot = %+v, want the backup that ran before the apply (%s)", snap, backup)
 	}
-	_, err = apps.RequestRollback(context.Background(), f.c, key, 1)
+	_, _, err = apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	f.waitApp("demo", 60*time.Second, "rolled back to release 1", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.CurrentRelease == 3 && ready(a)

@@ -133,10 +133,12 @@ func TestManualRollbackAndUnpin(t *testing.T) {
 	f.waitReleasesHealthy("demo", 2)
 
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	n, err := apps.RequestRollback(context.Background(), f.c, key, 0)
-	must(t, err)
-	if n != 1 {
-		t.Fatalf("default rollback target = %d, want 1", n)
+	// `berth rollback` with no --to: the newest healthy release before the
+	// current one. It waits for the release the rollback recorded, and its
+	// verdict.
+	code, out, errOut := f.berth("rollback", "demo", "--timeout", "60s")
+	if code != 0 || !strings.Contains(out, "demo rolled back to release 1 as release 3") || !strings.Contains(out, "healthy; pinned while Git is at "+v2[:7]) {
+		t.Fatalf("berth rollback: exit %d, stdout %q, stderr %q; want release 1 rolled back to as release 3, healthy, pinned", code, out, errOut)
 	}
 	f.waitApp("demo", 30*time.Second, "pinned to the rollback", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && ready(a)
@@ -174,7 +176,7 @@ func TestRollbackPrunesOnlyWhenPruneIsOn(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
 	f.waitReleasesHealthy("demo", 2)
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	_, _, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	f.waitApp("demo", 30*time.Second, "pinned to the rollback", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && ready(a)
@@ -308,7 +310,7 @@ func manualRollbackFailingAfterRestore(t *testing.T, restart bool) {
 
 	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 1)
+	_, _, err := apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	f.waitApp("demo", 60*time.Second, "rollback failed after its restore, recorded in status", func(a *berthv1.Application) bool {
 		s := condition(a, berthv1.ConditionStalled)
@@ -359,7 +361,7 @@ func TestPinnedManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 		f.waitReleasesHealthy("demo", i+2)
 	}
 	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
-	_, err := apps.RequestRollback(context.Background(), f.c, key, 2)
+	_, _, err := apps.RequestRollback(context.Background(), f.c, key, 2)
 	must(t, err)
 	f.waitApp("demo", 60*time.Second, "pinned to release 4 (release 2's manifests)", func(a *berthv1.Application) bool {
 		return a.Status.Pin != nil && a.Status.CurrentRelease == 4 && ready(a)
@@ -372,7 +374,7 @@ func TestPinnedManualRollbackFailingAfterItsRestoreIsRetried(t *testing.T) {
 	// From the pin, back to release 1: release 2's backup is restored, then
 	// the record fails.
 	thaw := freezeReleasesOf(t, f, berthv1.TriggerRollback, berthv1.TriggerRollback)
-	_, err = apps.RequestRollback(context.Background(), f.c, key, 1)
+	_, _, err = apps.RequestRollback(context.Background(), f.c, key, 1)
 	must(t, err)
 	f.waitApp("demo", 60*time.Second, "rollback failed after its restore", func(a *berthv1.Application) bool {
 		s := condition(a, berthv1.ConditionStalled)

@@ -2,11 +2,14 @@ package apps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,28 +71,86 @@ func PrintHistory(ctx context.Context, c client.Client, key types.NamespacedName
 }
 
 // RequestRollback asks the agent to roll back to release n (0: the newest
-// healthy release before the current one) and returns the chosen number.
-func RequestRollback(ctx context.Context, c client.Client, key types.NamespacedName, n int64) (int64, error) {
+// healthy release before the current one) and returns the chosen number
+// and the request's token (for WaitRollback).
+func RequestRollback(ctx context.Context, c client.Client, key types.NamespacedName, n int64) (int64, string, error) {
 	app := &berthv1.Application{}
 	if err := c.Get(ctx, key, app); err != nil {
-		return 0, fmt.Errorf("reading %s: %w", key, err)
+		return 0, "", fmt.Errorf("reading %s: %w", key, err)
 	}
 	if n == 0 {
 		rels, err := (&release.Store{Client: c}).List(ctx, key.Namespace, key.Name)
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		prev := release.LastHealthy(rels, app.Status.CurrentRelease)
 		if prev == nil {
-			return 0, fmt.Errorf("%s has no healthy release before release %d", key, app.Status.CurrentRelease)
+			return 0, "", fmt.Errorf("%s has no healthy release before release %d", key, app.Status.CurrentRelease)
 		}
 		n = prev.Spec.Number
 	}
 	if _, err := (&release.Store{Client: c}).Get(ctx, key.Namespace, key.Name, n); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	tok := fmt.Sprintf("%d@%s", n, time.Now().UTC().Format(time.RFC3339Nano))
-	return n, annotate(ctx, c, key, berthv1.RollbackAnnotation, tok)
+	return n, tok, annotate(ctx, c, key, berthv1.RollbackAnnotation, tok)
+}
+
+// RollbackRefusedError is the agent's refusal of a rollback request:
+// nothing was changed.
+type RollbackRefusedError struct {
+	Message string
+}
+
+func (e *RollbackRefusedError) Error() string { return "the agent refused the rollback: " + e.Message }
+
+// WaitRollback waits until the agent handled rollback request token. Once
+// it rolled back, it waits for the verdict of the release the rollback
+// recorded and returns that release: Healthy, or an error with the
+// agent's reason when it failed. A refusal is a *RollbackRefusedError; a
+// rollback that failed after its data restore (the agent retries it) is
+// another error, as is ctx ending.
+func WaitRollback(ctx context.Context, c client.Client, key types.NamespacedName, token string) (*berthv1.Release, error) {
+	store := &release.Store{Client: c}
+	var rel *berthv1.Release
+	for {
+		app := &berthv1.Application{}
+		if err := c.Get(ctx, key, app); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", key, err)
+		}
+		// The agent writes the outcome in the status write that marks the
+		// token handled.
+		if app.Status.LastHandledRollback == token {
+			if rel == nil {
+				cur, err := store.Get(ctx, key.Namespace, key.Name, app.Status.CurrentRelease)
+				if err == nil && cur.Spec.Request == token {
+					rel = cur
+				}
+			} else if fresh, err := store.Get(ctx, key.Namespace, key.Name, rel.Spec.Number); err == nil {
+				rel = fresh
+			}
+			stalled := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled)
+			ready := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionReady)
+			switch {
+			case rel != nil:
+				switch rel.Status.Health {
+				case berthv1.ReleaseHealthy, berthv1.ReleaseSuperseded:
+					return rel, nil
+				case berthv1.ReleaseFailed, berthv1.ReleaseRolledBack:
+					return rel, fmt.Errorf("rolled back as release %d, which is %s: %s", rel.Spec.Number, rel.Status.Health, rel.Status.Reason)
+				}
+			case stalled != nil && stalled.Status == metav1.ConditionTrue && stalled.Reason == "RollbackFailed":
+				return nil, errors.New(stalled.Message)
+			case ready != nil && ready.Reason == "RollbackRefused":
+				return nil, &RollbackRefusedError{Message: ready.Message}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return rel, fmt.Errorf("waiting for the agent to roll %s back: %w", key, ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
 }
 
 // RequestUnpin asks the agent to follow Git again.

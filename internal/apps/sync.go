@@ -34,14 +34,8 @@ func WaitSync(ctx context.Context, c client.Client, key types.NamespacedName, to
 			return nil, fmt.Errorf("reading %s: %w", key, err)
 		}
 		if app.Status.LastHandledSyncRequest == token {
-			if s := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); s != nil && s.Status == "True" {
-				return app, fmt.Errorf("sync failed: %s", s.Message)
-			}
-			if r := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionReady); r != nil && r.Status == "True" {
-				return app, nil
-			}
-			if r := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionReady); r != nil && r.Reason == "HealthCheckFailed" {
-				return app, fmt.Errorf("applied but unhealthy: %s", r.Message)
+			if done, err := settled(app); done {
+				return app, err
 			}
 		}
 		select {
@@ -50,4 +44,20 @@ func WaitSync(ctx context.Context, c client.Client, key types.NamespacedName, to
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
+}
+
+// settled reports whether app came to rest: Ready (nil), Stalled or
+// failing its health check (an error with the agent's message).
+func settled(app *berthv1.Application) (bool, error) {
+	if s := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); s != nil && s.Status == "True" {
+		return true, fmt.Errorf("sync failed: %s", s.Message)
+	}
+	r := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionReady)
+	if r != nil && r.Status == "True" {
+		return true, nil
+	}
+	if r != nil && r.Reason == "HealthCheckFailed" {
+		return true, fmt.Errorf("applied but unhealthy: %s", r.Message)
+	}
+	return false, nil
 }

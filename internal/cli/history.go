@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/apps"
 	"github.com/berth-dev/berth/internal/gitrevert"
+	"github.com/berth-dev/berth/internal/release"
 )
 
 // NewCmdHistory lists an Application's releases.
@@ -34,6 +37,9 @@ func NewCmdHistory(s Streams) *cobra.Command {
 type RollbackOptions struct {
 	connFlags
 	To int64
+	// Wait for the agent's answer and the rollback release's verdict.
+	Wait    bool
+	Timeout time.Duration
 	// RevertInGit also pushes a commit that restores the Application's path
 	// to the release's commit, with the user's own Git credentials.
 	RevertInGit bool
@@ -41,7 +47,9 @@ type RollbackOptions struct {
 }
 
 // NewCmdRollback pins an Application to an earlier release.
-// Exit codes: 0 done, 1 rollback requested but Git not reverted, 2 nothing done.
+// Exit codes: 0 done (rolled back and healthy, Git reverted when asked),
+// 1 rolled back or requested but not healthy, not confirmed in time, or
+// Git not reverted, 2 nothing done (refused here or by the agent).
 func NewCmdRollback(s Streams) *cobra.Command {
 	o := &RollbackOptions{}
 	cmd := &cobra.Command{
@@ -50,7 +58,10 @@ func NewCmdRollback(s Streams) *cobra.Command {
 		Long: "Roll back to an earlier release (default: the last healthy one) and pin it while auto-sync stays on.\n\n" +
 			"With --revert-in-git, also push a commit that restores the Application's path on its branch to the\n" +
 			"release's commit, using your own Git credentials (never the agent's). The rollback is requested first;\n" +
-			"when Git cannot be reverted the command says why and exits 1. See docs/revert-in-git.md.",
+			"when Git cannot be reverted the command says why and exits 1. See docs/revert-in-git.md.\n\n" +
+			"By default the command waits for the agent: exit 0 once the rollback release is healthy, 1 when it\n" +
+			"is not (or --timeout passes first), 2 when the agent refuses the rollback (nothing changed, and Git\n" +
+			"is not reverted). With --wait=false it exits once the request is made.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, _, ns, err := o.Client()
@@ -58,11 +69,26 @@ func NewCmdRollback(s Streams) *cobra.Command {
 				return err
 			}
 			key := types.NamespacedName{Namespace: ns, Name: args[0]}
-			n, err := apps.RequestRollback(cmd.Context(), c, key, o.To)
+			n, token, err := apps.RequestRollback(cmd.Context(), c, key, o.To)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(s.Out, "rollback of %s to release %d requested; `berth history %s` shows it\n", args[0], n, args[0])
+			if !o.Wait {
+				fmt.Fprintf(s.Out, "rollback of %s to release %d requested; `berth history %s` shows it\n", args[0], n, args[0])
+			} else {
+				fmt.Fprintf(s.Out, "rollback of %s to release %d requested; waiting for the agent\n", args[0], n)
+				ctx, cancel := context.WithTimeout(cmd.Context(), o.Timeout)
+				defer cancel()
+				rel, err := apps.WaitRollback(ctx, c, key, token)
+				if _, refused := errors.AsType[*apps.RollbackRefusedError](err); refused {
+					return &ExitError{Code: 2, Err: err}
+				}
+				if err != nil {
+					return &ExitError{Code: 1, Err: err}
+				}
+				fmt.Fprintf(s.Out, "%s rolled back to release %d as release %d (commit %s), healthy; pinned while Git is at %s: `berth unpin %s` or a new commit follows Git again\n",
+					args[0], n, rel.Spec.Number, release.ShortCommit(rel.Spec.Commit), release.ShortCommit(rel.Spec.RolledBackFrom), args[0])
+			}
 			if !o.RevertInGit {
 				return nil
 			}
@@ -77,6 +103,8 @@ func NewCmdRollback(s Streams) *cobra.Command {
 	o.bind(cmd.Flags(), false)
 	fs := cmd.Flags()
 	fs.Int64Var(&o.To, "to", 0, "release number (default: the newest healthy release before the current one)")
+	fs.BoolVar(&o.Wait, "wait", true, "wait until the agent rolled back and the release is healthy")
+	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "how long to wait")
 	fs.BoolVar(&o.RevertInGit, "revert-in-git", false, "also push a commit restoring the app's path in Git to the release's commit")
 	fs.StringVar(&o.Git.Username, "git-username", "", "HTTPS user for --revert-in-git (default $"+gitrevert.EnvUsername+")")
 	fs.StringVar(&o.Git.PasswordFile, "git-password-file", "", "file holding the HTTPS password or token for --revert-in-git (default $"+gitrevert.EnvPassword+")")

@@ -85,7 +85,8 @@ func TestRollbackRevertInGit(t *testing.T) {
 	}
 	rollback := func(t *testing.T, extra ...string) (int, string, string) {
 		t.Helper()
-		args := append([]string{"rollback", "shop", "-n", ns, "--kubeconfig", sandbox.KubeconfigPath(env.Dir), "--revert-in-git", "--git-username", user}, extra...)
+		// No agent runs here: nothing would answer the request.
+		args := append([]string{"rollback", "shop", "-n", ns, "--kubeconfig", sandbox.KubeconfigPath(env.Dir), "--wait=false", "--revert-in-git", "--git-username", user}, extra...)
 		return run(t, "", args...)
 	}
 	annotation := func(t *testing.T) string {
