@@ -287,7 +287,8 @@ type ApplicationStatus struct {
 	// Health of the owned objects: Healthy, Progressing, Degraded, Unknown.
 	// +optional
 	Health string `json:"health,omitempty"`
-	// Sync state: Synced, OutOfSync, Failed.
+	// Sync state: Synced, OutOfSync, Failed, or Pinned (held at a release
+	// by a rollback while Git is elsewhere).
 	// +optional
 	Sync string `json:"sync,omitempty"`
 	// Inventory lists the objects the Application owns.

@@ -99,7 +99,7 @@ func DefaultOptions() Options {
 
 // BindFlags registers the options as flags.
 func (o *Options) BindFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig (default: in-cluster, then $KUBECONFIG)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig (default: $KUBECONFIG when set, else in-cluster, else ~/.kube/config)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Prometheus metrics address (0 disables)")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "health and readiness probe address")
 	fs.StringVar(&o.PprofAddr, "pprof-bind-address", o.PprofAddr, "Go pprof address for profiling (default off)")

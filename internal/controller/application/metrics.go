@@ -55,7 +55,7 @@ func newMetrics() *Metrics {
 			Name: "berth_uncached_application_reads_total", Help: "Applications read from the API server because the cache had not caught up with the agent's last status write.",
 		}),
 		RenderStops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "berth_render_worker_stops_total", Help: "Helm or Kustomize renders whose worker process was stopped or ended, by reason (memory, timeout, crash).",
+			Name: "berth_render_worker_stops_total", Help: "Helm or Kustomize renders whose worker process was stopped or ended, by reason (memory, timeout, size, crash).",
 		}, []string{"reason"}),
 	}
 	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks, m.UncachedReads, m.RenderStops)
