@@ -80,6 +80,18 @@ func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 	f.c = c
+	// Runs after the agents stop and before the namespace is deleted: the
+	// Applications' cleanup finalizer would hold the namespace in
+	// Terminating, with no agent left to remove it.
+	t.Cleanup(func() {
+		var list berthv1.ApplicationList
+		if c.List(context.Background(), &list, client.InNamespace(f.ns)) != nil {
+			return
+		}
+		for i := range list.Items {
+			_ = c.Patch(context.Background(), &list.Items[i], client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+		}
+	})
 	ctx := context.Background()
 	// The deployer may write in its namespace only.
 	must(t, c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: f.ns}}))
@@ -269,6 +281,23 @@ func (f *fixture) berth(args ...string) (int, string, string) {
 	args = append(args, "-n", f.ns, "--kubeconfig", filepath.Join(f.env.Dir, "kubeconfig"))
 	code := cli.Main(context.Background(), args, cli.Streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 	return code, out.String(), errOut.String()
+}
+
+// waitGone polls until the object name of obj's kind is gone from the
+// fixture's namespace.
+func (f *fixture) waitGone(obj client.Object, name string, timeout time.Duration) {
+	f.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, obj)
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%T %s still there after %s (err %v, finalizers %v, deleting since %v)", obj, name, timeout, err, obj.GetFinalizers(), obj.GetDeletionTimestamp())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // waitApp polls the Application until cond holds.

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,10 +12,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/agent"
 	"github.com/berth-dev/berth/internal/install"
 	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/release"
@@ -40,7 +44,8 @@ func installRBAC(t *testing.T, f *fixture) *rest.Config {
 		case "ClusterRoleBinding":
 			_ = unstructured.SetNestedField(u.Object, "berth-agent-"+f.ns, "roleRef", "name")
 		case "ValidatingAdmissionPolicyBinding":
-			_ = unstructured.SetNestedField(u.Object, "berth-agent-secrets-"+f.ns, "spec", "policyName")
+			policy, _, _ := unstructured.NestedString(u.Object, "spec", "policyName")
+			_ = unstructured.SetNestedField(u.Object, policy+"-"+f.ns, "spec", "policyName")
 		case "ClusterRole", "ValidatingAdmissionPolicy":
 		default:
 			continue // CRDs (installed), the Namespace, the agent's Deployment and Service
@@ -159,10 +164,38 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 		t.Errorf("image after the rollback = %q", got)
 	}
 
+	// It set its finalizer under these rights, and may change nothing else
+	// of an Application.
+	app := &berthv1.Application{}
+	must(t, f.c.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "demo"}, app))
+	if !slices.Contains(app.Finalizers, berthv1.CleanupFinalizer) {
+		t.Fatalf("finalizers = %v, want %s", app.Finalizers, berthv1.CleanupFinalizer)
+	}
+	agentClient, err := client.New(f.agentConfig, client.Options{Scheme: agent.Scheme()})
+	must(t, err)
+	for what, patch := range map[string]string{
+		"its service account": `{"spec":{"serviceAccountName":"cluster-admin-sa"}}`,
+		"a label":             `{"metadata":{"labels":{"x":"y"}}}`,
+		"another finalizer":   `{"metadata":{"finalizers":["berth.dev/cleanup","example.test/other"]}}`,
+	} {
+		err := agentClient.Patch(ctx, app.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(patch)))
+		if err == nil || !strings.Contains(err.Error(), "changes nothing of an Application but its berth.dev/cleanup finalizer") {
+			t.Errorf("the agent changing %s of an Application: %v, want the install's policy to refuse it", what, err)
+		}
+	}
+
 	// Drift is seen at once under these rights: an app polled hourly is
 	// healed through its watch (made as its account).
 	healSHA := f.wt.Write("heal/cm.yaml", cm("healed", "git")).CommitAndPush("heal")
 	f.createApp("heal", "heal", func(a *berthv1.Application) { a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour} })
 	f.waitApp("heal", 60*time.Second, "applied", appliedReady(healSHA))
 	f.editAndWaitHealed("healed", "git")
+
+	// Deleted, an Application's objects are pruned under these rights (as
+	// its account), and its finalizer is removed.
+	must(t, f.c.Delete(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "heal"}}))
+	f.waitGone(&berthv1.Application{}, "heal", 60*time.Second)
+	if f.get(&corev1.ConfigMap{}, "healed") {
+		t.Error("ConfigMap healed is still there after its Application was deleted")
+	}
 }

@@ -19,5 +19,8 @@
 // RequeueAfter while waiting for health or the next poll. Watches on owned
 // objects (metadata-only, selected by berth's ownership labels) bring the
 // Application back within seconds of a manual change, so drift is healed or
-// reported, and a webhook receiver triggers an immediate fetch.
+// reported, and a webhook receiver triggers an immediate fetch. A deleted
+// Application is held by berth's finalizer until what it applied is
+// pruned (or kept, when it is suspended, has prune off, or its account
+// may no longer delete).
 package controller

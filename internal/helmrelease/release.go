@@ -11,6 +11,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart"
 	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/release"
 	rspb "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/client-go/rest"
@@ -229,4 +230,34 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 		return 0, fmt.Errorf("rolled %s back to revision %d, but reading the revision it created: %w", name, version, err)
 	}
 	return latest.Version, nil
+}
+
+// Forget deletes every stored revision of release name (Helm's records,
+// not the objects they list: berth prunes those itself, keeping what it
+// protects), so `helm list` no longer shows it. Helm's delete hooks are
+// not run. It returns how many revisions it deleted; none is no error.
+func Forget(cfg *rest.Config, namespace, name string) (int, error) {
+	ac, err := configure(cfg, namespace)
+	if err != nil {
+		return 0, err
+	}
+	revs, err := ac.Releases.History(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading helm history of %s: %w", name, err)
+	}
+	n := 0
+	for _, r := range revs {
+		acc, err := release.NewAccessor(r)
+		if err != nil {
+			return n, fmt.Errorf("reading helm release %s: %w", name, err)
+		}
+		if _, err := ac.Releases.Delete(name, acc.Version()); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+			return n, fmt.Errorf("deleting revision %d of helm release %s: %w", acc.Version(), name, err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -72,10 +72,12 @@ kind: ClusterRole
 metadata:
   name: berth-agent
 rules:
-# Applications: read, and write status only.
+# Applications: read, write status, and patch to set or remove the
+# berth.dev/cleanup finalizer (the berth-agent-applications policy below
+# refuses any other change it would make to one).
 - apiGroups: ["berth.dev"]
   resources: ["applications"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["berth.dev"]
   resources: ["applications/status"]
   verbs: ["get", "patch", "update"]
@@ -132,6 +134,42 @@ metadata:
   name: berth-agent-secrets
 spec:
   policyName: berth-agent-secrets
+  validationActions: [Deny]
+---
+# The agent patches an Application only to set or remove its finalizer: it
+# changes no spec (the account to act as, the source, the policy), label,
+# annotation or other finalizer.
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: berth-agent-applications
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: ["berth.dev"]
+      apiVersions: ["*"]
+      operations: ["UPDATE"]
+      resources: ["applications"]
+  matchConditions:
+  - name: berth-agent
+    expression: "request.userInfo.username == 'system:serviceaccount:{{.Namespace}}:berth-agent'"
+  validations:
+  - expression: >-
+      object.spec == oldObject.spec &&
+      object.metadata.?labels.orValue({}) == oldObject.metadata.?labels.orValue({}) &&
+      object.metadata.?annotations.orValue({}) == oldObject.metadata.?annotations.orValue({}) &&
+      object.metadata.?ownerReferences.orValue([]) == oldObject.metadata.?ownerReferences.orValue([]) &&
+      object.metadata.?finalizers.orValue([]).filter(f, f != 'berth.dev/cleanup') ==
+        oldObject.metadata.?finalizers.orValue([]).filter(f, f != 'berth.dev/cleanup')
+    message: "the berth agent changes nothing of an Application but its berth.dev/cleanup finalizer"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: berth-agent-applications
+spec:
+  policyName: berth-agent-applications
   validationActions: [Deny]
 ---
 apiVersion: rbac.authorization.k8s.io/v1

@@ -153,8 +153,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	if err != nil || app == nil {
 		return ctrl.Result{}, err
 	}
+	if !app.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, app)
+	}
 	if app.Spec.Suspend {
 		return ctrl.Result{}, nil
+	}
+	if err := r.ensureFinalizer(ctx, app); err != nil {
+		return ctrl.Result{}, err
 	}
 	before := app.DeepCopy()
 	defer func() {

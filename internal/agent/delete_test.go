@@ -1,0 +1,143 @@
+package agent_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/helmrelease"
+)
+
+// Deleting an Application prunes what it applied, with a sync's
+// protections: the PersistentVolumeClaim and an object annotated
+// berth.dev/prune: "false" stay; its Helm release's records go with a
+// chart's objects; its Releases are garbage-collected. Suspended, or with
+// prune off, it keeps everything; an account that may no longer delete
+// (its RoleBinding gone first) does not hold the Application forever.
+func TestDeletingAnApplicationPrunesWhatItApplied(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pvName := f.persistentVolume()
+	keep := strings.Replace(cm("kept", "x"), "metadata:\n", "metadata:\n  annotations: {berth.dev/prune: \"false\"}\n", 1)
+	// A second account, whose rights are taken away before its
+	// Application is deleted.
+	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "leaving", Namespace: f.ns}}))
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "leaving-admin", Namespace: f.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "leaving", Namespace: f.ns}},
+	}
+	must(t, f.c.Create(ctx, binding))
+	sha := f.wt.Write("app/cm.yaml", cm("settings", "v1")).
+		Write("app/deploy.yaml", deploy("1")).
+		Write("app/pvc.yaml", strings.Replace(pvc, "%s", pvName, 1)).
+		Write("app/keep.yaml", keep).
+		Write("suspended/cm.yaml", cm("suspended", "x")).
+		Write("noprune/cm.yaml", cm("noprune", "x")).
+		Write("leaving/cm.yaml", cm("leaving", "x")).
+		Write("chart/Chart.yaml", chartYAML).
+		Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).CommitAndPush("five apps")
+	off := false
+	f.createApp("demo", "app")
+	f.createApp("suspended", "suspended")
+	f.createApp("noprune", "noprune", func(a *berthv1.Application) { a.Spec.SyncPolicy.Prune = &off })
+	f.createApp("leaving", "leaving", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "leaving" })
+	f.createApp("hello", "chart")
+	for _, name := range []string{"demo", "suspended", "noprune", "leaving", "hello"} {
+		app := f.waitApp(name, 60*time.Second, "applied", appliedReady(sha))
+		if !slices.Contains(app.Finalizers, berthv1.CleanupFinalizer) {
+			t.Fatalf("%s: finalizers = %v, want %s", name, app.Finalizers, berthv1.CleanupFinalizer)
+		}
+	}
+	if len(f.releases("demo")) != 1 {
+		t.Fatalf("releases of demo = %s", releaseSummary(f.releases("demo")))
+	}
+
+	del := func(name string) {
+		t.Helper()
+		must(t, f.c.Delete(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name}}))
+		f.waitGone(&berthv1.Application{}, name, 60*time.Second)
+	}
+
+	del("demo")
+	if f.get(&corev1.ConfigMap{}, "settings") {
+		t.Error("ConfigMap settings is still there after its Application was deleted")
+	}
+	if d := (&appsv1.Deployment{}); f.get(d, "web") && d.DeletionTimestamp.IsZero() {
+		t.Error("Deployment web is still there after its Application was deleted")
+	}
+	if !f.get(&corev1.PersistentVolumeClaim{}, "data") {
+		t.Error("the PersistentVolumeClaim was deleted with its Application; it must be kept")
+	}
+	if !f.get(&corev1.ConfigMap{}, "kept") {
+		t.Error(`an object annotated berth.dev/prune: "false" was deleted with its Application`)
+	}
+	if msg := f.waitEvent("demo", "CleanedUp"); !strings.Contains(msg, "PersistentVolumeClaim") || !strings.Contains(msg, "kept") {
+		t.Errorf("CleanedUp event = %q, want the kept claim named", msg)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(f.releases("demo")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("releases of the deleted Application = %s, want none (garbage-collected)", releaseSummary(f.releases("demo")))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	del("hello")
+	if f.get(&corev1.ConfigMap{}, "hello-config") {
+		t.Error("the chart's ConfigMap is still there after its Application was deleted")
+	}
+	rels, err := helmrelease.List(f.env.Config, f.ns)
+	must(t, err)
+	if len(rels) != 0 {
+		t.Errorf("helm releases after the Application was deleted = %+v, want none", rels)
+	}
+
+	// Suspended, then deleted: everything stays.
+	app := &berthv1.Application{}
+	must(t, f.c.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "suspended"}, app))
+	app.Spec.Suspend = true
+	must(t, f.c.Update(ctx, app))
+	del("suspended")
+	if !f.get(&corev1.ConfigMap{}, "suspended") {
+		t.Error("the objects of an Application deleted while suspended were deleted")
+	}
+
+	del("noprune")
+	if !f.get(&corev1.ConfigMap{}, "noprune") {
+		t.Error("the objects of an Application with prune off were deleted with it")
+	}
+
+	must(t, f.c.Delete(ctx, binding))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		sar, err := f.env.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               "system:serviceaccount:" + f.ns + ":leaving",
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: f.ns, Verb: "delete", Resource: "configmaps"},
+		}}, metav1.CreateOptions{})
+		must(t, err)
+		if !sar.Status.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the account may still delete ConfigMaps 30s after its RoleBinding was deleted")
+		}
+	}
+	del("leaving")
+	if !f.get(&corev1.ConfigMap{}, "leaving") {
+		t.Error("ConfigMap leaving is gone, yet its account had no right to delete it")
+	}
+	if msg := f.waitEvent("leaving", "CleanupSkipped"); !strings.Contains(msg, "may not delete") || !strings.Contains(msg, "ConfigMap") {
+		t.Errorf("CleanupSkipped event = %q, want the kept objects named", msg)
+	}
+}

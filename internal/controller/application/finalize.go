@@ -1,0 +1,178 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/helmrelease"
+	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/render"
+)
+
+// ensureFinalizer sets berth's cleanup finalizer on app, once: a deleted
+// Application then waits for the agent to prune what it applied (see
+// finalize). The write is a metadata patch guarded by app's
+// resourceVersion; a conflict is retried by the caller's requeue.
+func (r *Reconciler) ensureFinalizer(ctx context.Context, app *berthv1.Application) error {
+	if controllerutil.ContainsFinalizer(app, berthv1.CleanupFinalizer) {
+		return nil
+	}
+	orig := app.DeepCopy()
+	controllerutil.AddFinalizer(app, berthv1.CleanupFinalizer)
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	if err := r.Patch(ctx, app, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		// A conflict means the cache was behind: the retry reads the API
+		// server (see read).
+		r.written.Store(key, unknownVersion)
+		return fmt.Errorf("setting the finalizer %s: %w", berthv1.CleanupFinalizer, err)
+	}
+	// The status written at the end of the pass is read back from here.
+	r.written.Store(key, app.ResourceVersion)
+	return nil
+}
+
+// finalize lets a deleted Application go, after pruning what it applied:
+// every object of its inventory, as a sync prunes what Git dropped
+// (owned objects only, PersistentVolumeClaims, PersistentVolumes,
+// Namespaces and CRDs kept unless annotated berth.dev/prune: "true", any
+// object annotated "false" kept), as its own service account, in Helm's
+// uninstall order, and the records of its Helm release. Suspended, or with
+// prune off, it keeps everything. When its account may no longer delete
+// (its RoleBinding went first, as in a namespace being deleted) the objects
+// are kept and an event lists them: a finalizer that can never finish would
+// hold the namespace in Terminating for good. Other errors are retried.
+// Its releases go with it (they are owned by it).
+func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ctrl.Result, error) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	if !controllerutil.ContainsFinalizer(app, berthv1.CleanupFinalizer) {
+		r.forget(key)
+		return ctrl.Result{}, nil
+	}
+	inv := app.Status.Inventory
+	switch {
+	case len(inv) == 0:
+	case app.Spec.Suspend:
+		r.Recorder.Eventf(app, corev1.EventTypeNormal, "CleanupSkipped", "deleted while suspended: the %d object(s) it applied are kept", len(inv))
+	case !pruneOn(app):
+		r.Recorder.Eventf(app, corev1.EventTypeNormal, "CleanupSkipped", "deleted with prune off: the %d object(s) it applied are kept", len(inv))
+	case r.impersonatedUser(app) == "":
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "deleted without a service account to act as: the %d object(s) it applied are kept", len(inv))
+	default:
+		if err := r.cleanUp(ctx, app); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	orig := app.DeepCopy()
+	controllerutil.RemoveFinalizer(app, berthv1.CleanupFinalizer)
+	if err := r.Patch(ctx, app, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("removing the finalizer %s: %w", berthv1.CleanupFinalizer, err)
+	}
+	r.forget(key)
+	return ctrl.Result{}, nil
+}
+
+// cleanUp prunes app's inventory and forgets its Helm release (see
+// finalize). It returns an error only for what a retry may fix.
+func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) error {
+	mgr, err := r.manager(app)
+	if err != nil {
+		return err
+	}
+	cs, err := mgr.Prune(ctx, refsOf(app.Status.Inventory), apply.PruneOptions{
+		OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
+		PruneAnnotation: berthv1.PruneAnnotation,
+	})
+	var kept []string
+	for _, e := range cs.Entries {
+		if e.Action == apply.Skipped {
+			kept = append(kept, e.ID+" ("+e.Reason+")")
+		}
+	}
+	if we, ok := errors.AsType[*apply.WriteError](err); ok && allForbidden(we) {
+		for _, p := range we.Problems {
+			kept = append(kept, p.ID+" (not allowed)")
+		}
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "deleted, but %s may not delete what it applied; kept: %s", r.impersonatedUser(app), strings.Join(kept, "; "))
+		return nil
+	}
+	if err != nil {
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "deleting what it applied: %v; retrying", err)
+		return err
+	}
+	msg := fmt.Sprintf("deleted: %d object(s) it applied deleted", cs.Count(apply.Deleted))
+	if app.Status.Renderer == string(render.Helm) {
+		m, err := r.forgetHelmRelease(app)
+		switch {
+		case apierrors.IsForbidden(err):
+			kept = append(kept, "the records of its Helm release (not allowed)")
+		case err != nil:
+			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "deleting the records of its Helm release: %v; retrying", err)
+			return err
+		default:
+			msg += m
+		}
+	}
+	if len(kept) > 0 {
+		msg += "; kept: " + strings.Join(kept, "; ")
+	}
+	r.Recorder.Event(app, corev1.EventTypeNormal, "CleanedUp", msg)
+	return nil
+}
+
+// forgetHelmRelease deletes the records of app's Helm release when the
+// release is app's: its newest revision installs objects labelled as
+// app's, and no other's (an Application refused for a release name
+// another one uses never installed it). It returns what it did, for the
+// event.
+func (r *Reconciler) forgetHelmRelease(app *berthv1.Application) (string, error) {
+	opts, err := RenderOptions(app)
+	if err != nil || opts.ReleaseName == "" {
+		return "", nil
+	}
+	cfg := r.impersonatedConfig(app)
+	latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, opts.ReleaseName)
+	if err != nil || latest == nil {
+		return "", err
+	}
+	objs, err := manifest.Parse("helm release "+opts.ReleaseName, []byte(latest.Manifest))
+	if err != nil {
+		return "", nil // not berth's: left alone
+	}
+	mine := 0
+	for _, o := range objs {
+		l := o.Object.GetLabels()
+		if l[berthv1.OwnerNameLabel] != LabelValue(app.Name) || l[berthv1.OwnerNamespaceLabel] != app.Namespace {
+			return "", nil
+		}
+		mine++
+	}
+	if mine == 0 {
+		return "", nil
+	}
+	n, err := helmrelease.Forget(cfg, app.Spec.Namespace, opts.ReleaseName)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(", and %d revision(s) of Helm release %s", n, opts.ReleaseName), nil
+}
+
+// allForbidden reports whether every problem of we is an RBAC denial.
+func allForbidden(we *apply.WriteError) bool {
+	for _, p := range we.Problems {
+		if !apierrors.IsForbidden(p.Err) {
+			return false
+		}
+	}
+	return len(we.Problems) > 0
+}
