@@ -183,23 +183,26 @@ func TestHelmInstallsWhatBerthRendered(t *testing.T) {
 	}
 }
 
-// The agent reads the .berth/policy.yaml nearest to the Application's
-// path, as `berth check PATH` does in CI: a file next to the app that
-// turns a rule off is honoured, and an invalid one is named from the
-// repository's root.
-func TestPolicyFileNextToTheAppIsRead(t *testing.T) {
+// The agent reads the repository root's .berth/policy.yaml only, as
+// `berth check` does: a file an app team adds next to its manifests does
+// not change what is enforced (here it would refuse the revision), and the
+// PolicyCompliant condition says it is not read.
+func TestNestedPolicyFileIsNotRead(t *testing.T) {
 	f := newFixture(t)
 	latest := strings.Replace(deploy("1"), "example.test/web:1", "example.test/web:latest", 1)
 	sha := f.wt.Write("app/deploy.yaml", latest).
-		Write("app/.berth/policy.yaml", "rules:\n  image-latest-tag: {mode: \"off\"}\n").
-		Write(".berth/policy.yaml", "rules:\n  image-latest-tag: {mode: enforce}\n").CommitAndPush("latest allowed for app")
+		Write("app/.berth/policy.yaml", "rules:\n  image-latest-tag: {mode: enforce}\n").
+		Write(".berth/policy.yaml", "rules:\n  image-latest-tag: {mode: \"off\"}\n").CommitAndPush("latest allowed at the root")
 	f.createApp("demo", "app")
-	f.waitApp("demo", 60*time.Second, "applied under the app's own policy file", func(a *berthv1.Application) bool {
+	app := f.waitApp("demo", 60*time.Second, "applied under the root's policy file", func(a *berthv1.Application) bool {
 		return a.Status.LastAppliedRevision == sha
 	})
+	if c := condition(app, "PolicyCompliant"); c == nil || !strings.Contains(c.Message, "app/.berth/policy.yaml is not read") {
+		t.Errorf("PolicyCompliant = %+v, want the nested file named as not read", c)
+	}
 
-	sha = f.wt.Write("app/.berth/policy.yaml", "rules:\n  no-such-rule: {mode: enforce}\n").CommitAndPush("broken policy")
-	if msg := f.waitRejected("demo", sha, "PolicyInvalid"); !strings.Contains(msg, "app/.berth/policy.yaml") || !strings.Contains(msg, "no-such-rule") {
-		t.Errorf("message %q does not name the file from the repository's root and the rule", msg)
+	sha = f.wt.Write(".berth/policy.yaml", "rules:\n  no-such-rule: {mode: enforce}\n").CommitAndPush("broken policy")
+	if msg := f.waitRejected("demo", sha, "PolicyInvalid"); !strings.Contains(msg, ".berth/policy.yaml") || !strings.Contains(msg, "no-such-rule") {
+		t.Errorf("message %q does not name the file and the rule", msg)
 	}
 }

@@ -22,7 +22,7 @@ type CheckOptions struct {
 	// FailOn is the lowest severity of an enforce-mode violation that fails
 	// the check.
 	FailOn string
-	// PolicyFile overrides PATH/.berth/policy.yaml.
+	// PolicyFile overrides the repository's .berth/policy.yaml.
 	PolicyFile string
 	// Resolve resolves image tags through the registries as the agent does.
 	Resolve bool
@@ -51,8 +51,10 @@ func NewCmdCheck(s Streams) *cobra.Command {
 		Long: `Run every policy gate (image references, pod security, secrets, RBAC,
 resources and probes) over the manifests under PATH and print each
 violation with its rule ID, object, file:line and how to fix it. The policy
-is PATH/.berth/policy.yaml, or the first one found in PATH's parents up to
-the repository root. With --resolve, image tags are resolved to digests
+is the .berth/policy.yaml at the root of the Git work tree holding PATH (or
+--root), the one the agent reads; one deeper in the tree is not read, by
+either (a warning names it). Outside Git, the first .berth/policy.yaml in
+PATH or its parents. With --resolve, image tags are resolved to digests
 through the registries as the agent does (image-digest-required then judges
 what the agent would apply). See docs/policy.md.
 
@@ -74,7 +76,7 @@ one; 2 the check could not run.`,
 	cmd.Flags().BoolVar(&o.Resolve, "resolve", false, "resolve image tags to digests through the registries, as the agent does (default: no network)")
 	cmd.Flags().StringSliceVar(&o.PullSecrets, "pull-secret", nil, "with --resolve: a .dockerconfigjson file with registry credentials, repeatable")
 	cmd.Flags().StringVar(&o.Root, "root", "", rootUsage)
-	cmd.Flags().StringVar(&o.PolicyFile, "policy", "", "policy file (default: "+policy.ConfigFile+" in PATH or its parents up to the Git root)")
+	cmd.Flags().StringVar(&o.PolicyFile, "policy", "", "policy file (default: "+policy.ConfigFile+" at the Git root, or --root)")
 	return cmd
 }
 
@@ -93,12 +95,7 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
-	var cfg policy.Config
-	if o.PolicyFile != "" {
-		cfg, err = policy.ReadFile(o.PolicyFile)
-	} else if root, ok := policy.FindFile(o.Path); ok {
-		cfg, err = policy.LoadFile(root)
-	}
+	cfg, err := o.policy(s)
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
 	}
@@ -148,6 +145,37 @@ const rootUsage = "repository root: Kustomize bases and files, and Helm chart sy
 // rootOf is the --root of path: the flag, else the Git work tree holding
 // path, else (outside Git) path itself: a checkout without .git, or a
 // directory unpacked from an archive, is confined too.
+// policy reads the policy the agent would: --policy, else the .berth/policy.yaml
+// at the root of the Git work tree holding PATH (or --root). A file deeper
+// in the tree is not read, by the agent either: a warning names it.
+// Outside Git, the first .berth/policy.yaml in PATH or its parents.
+func (o *CheckOptions) policy(s Streams) (policy.Config, error) {
+	if o.PolicyFile != "" {
+		return policy.ReadFile(o.PolicyFile)
+	}
+	root := o.Root
+	if root == "" {
+		root = render.RepoRoot(o.Path)
+	}
+	if root == "" {
+		if dir, ok := policy.FindFile(o.Path); ok {
+			return policy.LoadFile(dir)
+		}
+		return policy.Config{}, nil
+	}
+	at := o.Path
+	if resolved, err := filepath.EvalSymlinks(at); err == nil {
+		at = resolved // as RepoRoot resolved the root
+	}
+	if found, ok := policy.FindFileWithin(root, at); ok {
+		if abs, err := filepath.Abs(root); err == nil && found != abs {
+			fmt.Fprintf(s.ErrOut, "warning: %s is not read: only %s at the repository's root is, by berth check and the agent alike (per-app settings go in the Application's spec.policy)\n",
+				filepath.Join(found, filepath.FromSlash(policy.ConfigFile)), policy.ConfigFile)
+		}
+	}
+	return policy.LoadFile(root)
+}
+
 func rootOf(flag, path string) string {
 	if flag != "" {
 		return flag

@@ -27,9 +27,11 @@ func TestCheckGolden(t *testing.T) {
 		args []string
 		code int
 	}{
-		{"check-bad", []string{"check", "testdata/check/bad"}, 1},
-		{"check-bad-json", []string{"check", "testdata/check/bad", "-o", "json"}, 1},
-		{"check-bad-fail-on-critical", []string{"check", "testdata/check/bad", "--fail-on", "critical"}, 1},
+		// testdata/check/bad stands for a repository of its own (--root):
+		// its .berth/policy.yaml is then at the root.
+		{"check-bad", []string{"check", "testdata/check/bad", "--root", "testdata/check/bad"}, 1},
+		{"check-bad-json", []string{"check", "testdata/check/bad", "--root", "testdata/check/bad", "-o", "json"}, 1},
+		{"check-bad-fail-on-critical", []string{"check", "testdata/check/bad", "--root", "testdata/check/bad", "--fail-on", "critical"}, 1},
 		{"check-good", []string{"check", "testdata/check/good"}, 0},
 		{"check-missing", []string{"check", filepath.Join(dir, "nope")}, 2},
 		{"check-invalid-policy", []string{"check", "testdata/check/good", "--policy", badPolicy}, 2},
@@ -165,5 +167,25 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// berth check reads the policy the agent reads: the Git root's. A file
+// deeper in the tree would loosen it (here: allow a latest tag) and is not
+// read; a warning says so.
+func TestCheckReadsTheRootPolicyOnly(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		".git/HEAD":                   "ref: refs/heads/main\n",
+		".berth/policy.yaml":          "rules:\n  container-probes: {mode: \"off\"}\n  container-resources: {mode: \"off\"}\n  pod-security-restricted: {mode: \"off\"}\n",
+		"apps/web/.berth/policy.yaml": "rules:\n  image-latest-tag: {mode: \"off\"}\n",
+		"apps/web/pod.yaml":           "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n  - {name: web, image: \"example.test/web:latest\"}\n",
+	})
+	code, out, errOut := run(t, "", "check", filepath.Join(dir, "apps/web"))
+	if code != 1 || !strings.Contains(out, "image-latest-tag") {
+		t.Errorf("exit %d, want 1 for the latest tag (the nested file is not read):\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, filepath.Join(dir, "apps/web/.berth/policy.yaml")+" is not read") {
+		t.Errorf("stderr = %q, want a warning naming the file that is not read", errOut)
 	}
 }

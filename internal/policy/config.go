@@ -213,10 +213,10 @@ func FindFile(dir string) (root string, ok bool) {
 	})
 }
 
-// FindFileWithin is FindFile for a directory dir inside a checkout at top
-// (the agent's, which holds no .git): it looks in dir and its parents up
-// to top, never above it. It finds the file `berth check` finds for the
-// same path, so CI and the agent read the same policy.
+// FindFileWithin is FindFile for a directory dir inside a tree at top (a
+// Git work tree, or the agent's checkout, which holds no .git): it looks
+// in dir and its parents up to top, never above it. berth reads only top's
+// file; one found below top is named in a warning as not read.
 func FindFileWithin(top, dir string) (root string, ok bool) {
 	t, err := filepath.Abs(top)
 	if err != nil {

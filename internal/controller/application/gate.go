@@ -39,7 +39,7 @@ type gateOutcome struct {
 // to digests with the Application's pull secrets, tag-moved checked
 // against the images of the applied revision.
 func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *source.Snapshot, rev *revision) gateOutcome {
-	repoCfg, err := policyFile(app, snap)
+	repoCfg, ignored, err := policyFile(app, snap)
 	if err != nil {
 		return gateOutcome{rejected: err, reason: "PolicyInvalid"}
 	}
@@ -85,40 +85,40 @@ func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *s
 	case g.Report.Blocked():
 		out.rejected, out.reason = errors.New(g.Report.Summary()), "PolicyViolation"
 	}
-	r.recordPolicy(app, g.Report)
+	var notes []string
+	if ignored != "" {
+		notes = append(notes, fmt.Sprintf("%s is not read: only the repository's root %s is (per-app settings go in spec.policy)", ignored, policy.ConfigFile))
+	}
+	r.recordPolicy(app, g.Report, notes...)
 	return out
 }
 
-// policyFile reads the .berth/policy.yaml nearest to the Application's
-// path: in its directory or the first of its parents up to the
-// repository's root, the file `berth check PATH` reads in CI. None is an
-// empty policy; an invalid one is an error naming it from the root.
-func policyFile(app *berthv1.Application, snap *source.Snapshot) (policy.Config, error) {
+// policyFile reads the repository's policy: the .berth/policy.yaml at its
+// root, the one `berth check` reads in CI. A file deeper in the tree is not
+// read: the root's is the one a platform team guards (CODEOWNERS), and one
+// an app team adds next to its manifests must not loosen it (per-app
+// settings go in spec.policy). One found between the Application's path
+// and the root is returned by name, for a warning. None is an empty
+// policy; an invalid one is an error.
+func policyFile(app *berthv1.Application, snap *source.Snapshot) (cfg policy.Config, ignored string, err error) {
+	if cfg, err = policy.LoadFile(snap.Dir); err != nil {
+		return cfg, "", err
+	}
 	dir, err := render.Join(snap.Dir, app.Spec.Source.Path)
 	if err != nil {
-		return policy.Config{}, err
+		return cfg, "", err
 	}
-	found, ok := policy.FindFileWithin(snap.Dir, dir)
-	if !ok {
-		return policy.Config{}, nil
-	}
-	cfg, err := policy.LoadFile(found)
-	if err != nil {
-		name := policy.ConfigFile
-		if rel, rerr := filepath.Rel(snap.Dir, found); rerr == nil && rel != "." {
-			name = path.Join(filepath.ToSlash(rel), policy.ConfigFile)
+	if found, ok := policy.FindFileWithin(snap.Dir, dir); ok && found != filepath.Clean(snap.Dir) {
+		if rel, err := filepath.Rel(snap.Dir, found); err == nil {
+			ignored = path.Join(filepath.ToSlash(rel), policy.ConfigFile)
 		}
-		if inner := errors.Unwrap(err); inner != nil {
-			err = inner // LoadFile's own prefix is the name without the directory
-		}
-		return policy.Config{}, fmt.Errorf("%s: %w", name, err)
 	}
-	return cfg, nil
+	return cfg, ignored, nil
 }
 
 // recordPolicy turns warnings into a condition, an event (on change) and
 // a metric.
-func (r *Reconciler) recordPolicy(app *berthv1.Application, rep *policy.Report) {
+func (r *Reconciler) recordPolicy(app *berthv1.Application, rep *policy.Report, notes ...string) {
 	counts := map[string]int{}
 	for _, v := range rep.Violations {
 		counts[v.RuleID+"\x00"+string(v.Mode)]++
@@ -135,6 +135,7 @@ func (r *Reconciler) recordPolicy(app *berthv1.Application, rep *policy.Report) 
 	for _, e := range rep.ExpiredExceptions() {
 		parts = append(parts, fmt.Sprintf("expired exception for %s on %s (expired %s)", e.Rule, e.Object, e.Expires))
 	}
+	parts = append(parts, notes...)
 	sort.Strings(parts)
 	if len(parts) == 0 {
 		setCondition(app, ConditionPolicy, metav1.ConditionTrue, "NoWarnings", "every policy gate passed")
