@@ -273,6 +273,11 @@ kind: ConfigMap
 metadata: {name: keepme, namespace: `+ns+`, labels: {owner: me}, annotations: {berth.dev/prune: "false"}}
 ---
 apiVersion: v1
+kind: Secret
+metadata: {name: helmkept, namespace: `+ns+`, labels: {owner: me}, annotations: {helm.sh/resource-policy: keep}}
+stringData: {password: generated}
+---
+apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: data, namespace: `+ns+`, labels: {owner: me}}
 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
@@ -326,7 +331,7 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 	for _, e := range cs.Entries {
 		got[e.ID[strings.LastIndexAny(e.ID, "/ ")+1:]] = e.Action
 	}
-	want := map[string]apply.Action{"owned": apply.Deleted, "foreign": apply.Skipped, "keepme": apply.Skipped, "data": apply.Skipped, "scratch": apply.Deleted,
+	want := map[string]apply.Action{"owned": apply.Deleted, "foreign": apply.Skipped, "keepme": apply.Skipped, "helmkept": apply.Skipped, "data": apply.Skipped, "scratch": apply.Deleted,
 		// Deleting a CRD deletes every resource of its kind; deleting a
 		// Namespace, every PVC in it.
 		"widgets." + ns + ".example.test": apply.Skipped, ns + "-empty": apply.Deleted, ns + "-full": apply.Skipped}

@@ -29,11 +29,12 @@ func TestUninstallOrder(t *testing.T) {
 	for _, r := range apply.InUninstallOrder(in) {
 		got = append(got, r.GVK.Kind+"/"+r.Name)
 	}
-	// Webhooks first (they could refuse the rest), workloads before what
-	// they use, the Namespace last, kinds Helm does not know after the
-	// known ones by name, one kind's objects in the order given.
-	want := []string{"ValidatingWebhookConfiguration/web", "Ingress/web", "Deployment/web", "Deployment/api",
-		"ConfigMap/web", "ServiceAccount/web", "Namespace/ns", "Gadget/a", "Widget/b"}
+	// Webhooks first (they could refuse the rest), then custom resources
+	// by kind name (while the operator that finalizes them still runs),
+	// workloads before what they use, the Namespace last, one kind's
+	// objects in the order given.
+	want := []string{"ValidatingWebhookConfiguration/web", "Gadget/a", "Widget/b", "Ingress/web", "Deployment/web", "Deployment/api",
+		"ConfigMap/web", "ServiceAccount/web", "Namespace/ns"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("uninstall order\n got %v\nwant %v", got, want)
 	}

@@ -96,6 +96,10 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 	return cs, nil
 }
 
+// helmResourcePolicy is Helm's annotation; "keep" keeps an object through
+// helm uninstall.
+const helmResourcePolicy = "helm.sh/resource-policy"
+
 // keep returns why live must not be pruned, or "".
 func keep(live *unstructured.Unstructured, opts PruneOptions) string {
 	labels := live.GetLabels()
@@ -107,6 +111,10 @@ func keep(live *unstructured.Unstructured, opts PruneOptions) string {
 	ann := live.GetAnnotations()[opts.PruneAnnotation]
 	if ann == "false" {
 		return opts.PruneAnnotation + `: "false"`
+	}
+	// What `helm uninstall` keeps, berth keeps too.
+	if live.GetAnnotations()[helmResourcePolicy] == "keep" {
+		return helmResourcePolicy + `: "keep"`
 	}
 	gk := live.GroupVersionKind().GroupKind()
 	if ann == "true" {
