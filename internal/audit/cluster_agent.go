@@ -150,7 +150,7 @@ func beyond(r rbacv1.PolicyRule, allowed []rbacv1.PolicyRule) string {
 			for _, v := range r.Verbs {
 				covered := false
 				for _, a := range allowed {
-					if len(a.ResourceNames) == 0 && matches(a.APIGroups, g) && matches(a.Resources, res) && matches(a.Verbs, v) {
+					if namesCovered(a.ResourceNames, r.ResourceNames) && matches(a.APIGroups, g) && matches(a.Resources, res) && matches(a.Verbs, v) {
 						covered = true
 						break
 					}
@@ -166,6 +166,24 @@ func beyond(r rbacv1.PolicyRule, allowed []rbacv1.PolicyRule) string {
 		}
 	}
 	return ""
+}
+
+// namesCovered reports whether a rule limited to the objects named allowed
+// (none: every object) grants what a rule limited to asked does: asked
+// must name only objects among allowed.
+func namesCovered(allowed, asked []string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	if len(asked) == 0 {
+		return false
+	}
+	for _, n := range asked {
+		if !matches(allowed, n) {
+			return false
+		}
+	}
+	return true
 }
 
 // matches reports whether list grants x ("*" grants anything; a "*" asked

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -49,5 +50,51 @@ func NewCmdInstall(s Streams) *cobra.Command {
 	cmd.Flags().StringVar(&o.Install.DefaultServiceAccount, "default-service-account", "", "service account impersonated when an Application names none")
 	cmd.Flags().BoolVar(&o.Apply, "apply", false, "apply to the cluster instead of printing")
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig for --apply")
+	return cmd
+}
+
+// UninstallOptions are the flags of `berth uninstall`.
+type UninstallOptions struct {
+	Install install.Options
+	connFlags
+	Wait time.Duration
+}
+
+// NewCmdUninstall removes berth from a cluster, keeping what its
+// Applications applied.
+func NewCmdUninstall(s Streams) *cobra.Command {
+	o := &UninstallOptions{Install: install.DefaultOptions()}
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Remove berth from the cluster, keeping everything its Applications applied",
+		Long: "Remove berth from the cluster and keep everything its Applications applied: stop the agent (delete its\n" +
+			"Deployment, wait for its pods to be gone), take berth's cleanup finalizer off every Application, then delete\n" +
+			"the rest of the install, its CRDs (and with them every Application and Release) last.\n\n" +
+			"To have the agent delete what an Application applied, delete that Application first, while the agent runs.\n" +
+			"Do not `kubectl delete` the install's manifests: an agent still running would then prune what every\n" +
+			"Application applied, or Applications would stay Terminating with no agent left. See docs/agent.md.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := o.Config()
+			if err != nil {
+				return err
+			}
+			res, err := install.Uninstall(cmd.Context(), cfg, o.Install, o.Wait)
+			for _, id := range res.Deleted {
+				fmt.Fprintf(s.Out, "deleted %s\n", id)
+			}
+			if res.Released > 0 {
+				fmt.Fprintf(s.Out, "took the cleanup finalizer off %d Application(s): what they applied is kept\n", res.Released)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "berth uninstalled from %s; the objects its Applications applied are kept\n", o.Install.Namespace)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.Install.Namespace, "agent-namespace", o.Install.Namespace, "namespace of the agent")
+	cmd.Flags().DurationVar(&o.Wait, "wait", 2*time.Minute, "how long to wait for the agent's pods to stop")
+	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig of the cluster")
 	return cmd
 }

@@ -41,7 +41,7 @@ func NewRootCmd(s Streams) *cobra.Command {
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.AddCommand(NewCmdSandbox(s), NewCmdVersion(s), scancmd.NewCmdScan(s), scancmd.NewCmdDB(s), NewCmdCheck(s), NewCmdAudit(s),
-		NewCmdAgent(s), NewCmdGet(s), NewCmdSync(s), NewCmdDiff(s), NewCmdRender(s), NewCmdInstall(s),
+		NewCmdAgent(s), NewCmdGet(s), NewCmdSync(s), NewCmdDiff(s), NewCmdRender(s), NewCmdInstall(s), NewCmdUninstall(s),
 		NewCmdUp(s), NewCmdDown(s), NewCmdGitServer(s), NewCmdNotify(s), NewCmdBench(s),
 		NewCmdHistory(s), NewCmdRollback(s), NewCmdUnpin(s), NewCmdRehearse(s), NewCmdRenderWorker(s))
 	return root

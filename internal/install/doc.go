@@ -1,6 +1,7 @@
 // Package install produces the manifests that install berth's agent in a
 // cluster — its namespace, the CRDs, a least-privilege ServiceAccount and
-// RBAC, the Deployment and the webhook Service — and applies them.
+// RBAC, the Deployment and the webhook Service — applies them, and
+// uninstalls berth again (Uninstall), keeping what Applications applied.
 //
 // The agent's own RBAC is deliberately narrow: it reads Applications and
 // writes their status, gets the Secrets that hold Git credentials by name,

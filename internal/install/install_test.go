@@ -2,6 +2,8 @@ package install_test
 
 import (
 	"context"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -19,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/install"
 	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/sandbox"
 	"github.com/berth-dev/berth/internal/testenv"
 )
 
@@ -123,5 +128,97 @@ func uninstall(t *testing.T, env *testenv.Env, objs []manifest.Object) {
 		if err := ri.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("uninstall %s: %v", o.ID(), err)
 		}
+	}
+}
+
+// `berth uninstall` on a sandbox of its own (it deletes berth's CRDs, which
+// the shared one keeps for other packages): the agent's Deployment goes
+// first, then the finalizer of every Application, then the rest; the
+// objects an Application applied stay, and nothing is left Terminating.
+func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bins, err := sandbox.Build(ctx, sandbox.BuildOptions{Progress: os.Stderr})
+	if err != nil {
+		t.Fatalf("compiling the sandbox: %v", err)
+	}
+	dir := t.TempDir()
+	_, err = sandbox.Up(ctx, sandbox.UpOptions{Dir: dir, Binaries: bins, Nodes: 1})
+	t.Cleanup(func() { _, _ = sandbox.Down(context.Background(), dir) })
+	if err != nil {
+		t.Fatalf("starting a sandbox: %v", err)
+	}
+	cfg, err := sandbox.RESTConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := install.Options{Namespace: "berth-system", Image: "example.test/berth:1", Replicas: 1}
+	if _, err := install.Apply(ctx, cfg, o); err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An Application holding the finalizer, and an object it applied.
+	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	applied := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "shop",
+		Labels: map[string]string{berthv1.OwnerNameLabel: "web", berthv1.OwnerNamespaceLabel: "shop"}}}
+	if _, err := kc.CoreV1().ConfigMaps("shop").Create(ctx, applied, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	apps := dyn.Resource(schema.GroupVersionResource{Group: "berth.dev", Version: "v1alpha1", Resource: "applications"})
+	app := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "berth.dev/v1alpha1", "kind": "Application",
+		"metadata": map[string]any{"name": "web", "namespace": "shop", "finalizers": []any{berthv1.CleanupFinalizer}},
+		"spec":     map[string]any{"namespace": "shop", "source": map[string]any{"url": "https://git.example.test/shop.git"}},
+	}}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		_, err = apps.Namespace("shop").Create(ctx, app, metav1.CreateOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("creating the Application: %v", err)
+		}
+	}
+
+	res, err := install.Uninstall(ctx, cfg, o, time.Minute)
+	if err != nil {
+		t.Fatalf("uninstall: %v", err)
+	}
+	if res.Released != 1 {
+		t.Errorf("released %d Applications, want 1", res.Released)
+	}
+	for _, want := range []string{"apps/Deployment berth-system/berth-agent", "apiextensions.k8s.io/CustomResourceDefinition applications.berth.dev", "Namespace berth-system"} {
+		if !slices.Contains(res.Deleted, want) {
+			t.Errorf("deleted %v, want %s among them", res.Deleted, want)
+		}
+	}
+	// The CRD, and with it the Application, is gone: nothing hangs.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		_, err := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Get(ctx, "applications.berth.dev", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Application CRD is still there 60s after the uninstall (err %v): an Application holds it", err)
+		}
+	}
+	if _, err := kc.CoreV1().ConfigMaps("shop").Get(ctx, "settings", metav1.GetOptions{}); err != nil {
+		t.Errorf("what the Application applied is gone: %v", err)
+	}
+	if _, err := kc.RbacV1().ClusterRoles().Get(ctx, "berth-agent", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the agent's ClusterRole: %v, want it deleted", err)
+	}
+	// Again: nothing left to do, no error.
+	if res, err := install.Uninstall(ctx, cfg, o, time.Minute); err != nil || res.Released != 0 {
+		t.Errorf("uninstalling again: %+v, %v", res, err)
 	}
 }

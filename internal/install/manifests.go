@@ -81,6 +81,12 @@ rules:
 - apiGroups: ["berth.dev"]
   resources: ["applications/status"]
   verbs: ["get", "patch", "update"]
+# Its own CRD, by name: a deleted Application whose CRD is being deleted
+# (berth uninstalled) keeps what it applied.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames: ["applications.berth.dev"]
+  verbs: ["get"]
 # Release records: the agent's own history of every Application.
 - apiGroups: ["berth.dev"]
   resources: ["releases"]

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,7 +38,17 @@ func (r *Reconciler) ensureFinalizer(ctx context.Context, app *berthv1.Applicati
 		// A conflict means the cache was behind: the retry reads the API
 		// server (see read).
 		r.written.Store(key, unknownVersion)
-		return fmt.Errorf("setting the finalizer %s: %w", berthv1.CleanupFinalizer, err)
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("setting the finalizer %s: %w", berthv1.CleanupFinalizer, err)
+		}
+		// Refused (an install without the right, an admission policy):
+		// the Application syncs all the same, only a deletion will not
+		// clean up. Said once per process and Application.
+		*app = *orig
+		if _, said := r.finalizerRefused.LoadOrStore(key, struct{}{}); !said {
+			r.Recorder.Eventf(app, corev1.EventTypeWarning, "FinalizerRefused", "cannot set the finalizer %s (%v): deleting this Application will not delete what it applied", berthv1.CleanupFinalizer, err)
+		}
+		return nil
 	}
 	// The status written at the end of the pass is read back from here.
 	r.written.Store(key, app.ResourceVersion)
@@ -60,8 +73,13 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 		return ctrl.Result{}, nil
 	}
 	inv := app.Status.Inventory
+	uninstall, uerr := r.crdDeleting(ctx)
 	switch {
 	case len(inv) == 0:
+	case uninstall:
+		r.Recorder.Eventf(app, corev1.EventTypeNormal, "CleanupSkipped", "deleted with berth's Application CRD (berth uninstalled): the %d object(s) it applied are kept", len(inv))
+	case uerr != nil:
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "cannot tell whether berth is being uninstalled (%v): the %d object(s) it applied are kept", uerr, len(inv))
 	case app.Spec.Suspend:
 		r.Recorder.Eventf(app, corev1.EventTypeNormal, "CleanupSkipped", "deleted while suspended: the %d object(s) it applied are kept", len(inv))
 	case !pruneOn(app):
@@ -70,7 +88,13 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "deleted without a service account to act as: the %d object(s) it applied are kept", len(inv))
 	default:
 		if err := r.cleanUp(ctx, app); err != nil {
-			return ctrl.Result{}, err
+			// A failure that is not a refusal (a webhook down, an API
+			// that does not answer) is retried for a while, not for
+			// ever: a finalizer that never finishes holds the namespace.
+			if since := app.DeletionTimestamp; since != nil && time.Since(since.Time) < cleanupPatience {
+				return ctrl.Result{}, err
+			}
+			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "gave up after %s: %v; what was not deleted is kept", cleanupPatience, err)
 		}
 	}
 	orig := app.DeepCopy()
@@ -80,6 +104,33 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 	}
 	r.forget(key)
 	return ctrl.Result{}, nil
+}
+
+// cleanupPatience is how long a deleted Application's cleanup is retried
+// before it is let go with what could not be deleted.
+const cleanupPatience = 10 * time.Minute
+
+// applicationCRD is the name of berth's Application CRD.
+const applicationCRD = "applications.berth.dev"
+
+// crdDeleting reports whether berth's Application CRD is being deleted (or
+// gone): berth is being uninstalled, and the Applications go with the CRD,
+// not because anyone wants their objects deleted.
+func (r *Reconciler) crdDeleting(ctx context.Context) (bool, error) {
+	reader := r.APIReader
+	if reader == nil {
+		reader = r.Client
+	}
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+	err := reader.Get(ctx, types.NamespacedName{Name: applicationCRD}, crd)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading CustomResourceDefinition %s: %w", applicationCRD, err)
+	}
+	return crd.DeletionTimestamp != nil, nil
 }
 
 // cleanUp prunes app's inventory and forgets its Helm release (see

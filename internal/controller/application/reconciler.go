@@ -119,6 +119,9 @@ type Reconciler struct {
 	// helmRenders holds, per Helm Application, its last render (see
 	// cachedHelmRender).
 	helmRenders sync.Map
+	// finalizerRefused holds Applications whose cleanup finalizer could not
+	// be set (see ensureFinalizer).
+	finalizerRefused sync.Map
 	// renderStops holds, per Application, the render a worker was stopped
 	// for at a limit (see renderStopped).
 	renderStops sync.Map
@@ -211,7 +214,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops} {
+		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused} {
 		m.Delete(key)
 	}
 	if r.watcher != nil {
