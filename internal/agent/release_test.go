@@ -154,6 +154,15 @@ func TestManualRollbackAndUnpin(t *testing.T) {
 		t.Fatalf("auto-sync undid the rollback: %q", c.Data["greeting"])
 	}
 
+	// A request for a release that is not there (trimmed since the CLI
+	// looked) is refused, and heard as such.
+	f.annotate("demo", berthv1.RollbackAnnotation, "999@gone")
+	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := apps.WaitRollback(wctx, f.c, key, "999@gone"); err == nil || !strings.Contains(err.Error(), "the agent refused the rollback") || !strings.Contains(err.Error(), "no such release") {
+		t.Fatalf("WaitRollback for a missing release = %v, want the agent's refusal", err)
+	}
+
 	must(t, apps.RequestUnpin(context.Background(), f.c, key))
 	f.waitApp("demo", 30*time.Second, "following Git again", func(a *berthv1.Application) bool {
 		return a.Status.Pin == nil && a.Status.LastAppliedRevision == v2 && ready(a)

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -115,16 +116,24 @@ func WaitRollback(ctx context.Context, c client.Client, key types.NamespacedName
 	var rel *berthv1.Release
 	for {
 		app := &berthv1.Application{}
-		if err := c.Get(ctx, key, app); err != nil {
+		err := c.Get(ctx, key, app)
+		if apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("reading %s: %w", key, err)
 		}
 		// The agent writes the outcome in the status write that marks the
-		// token handled.
-		if app.Status.LastHandledRollback == token {
+		// token handled. Other read errors are retried.
+		if err == nil && app.Status.LastHandledRollback == token {
 			if rel == nil {
-				cur, err := store.Get(ctx, key.Namespace, key.Name, app.Status.CurrentRelease)
-				if err == nil && cur.Spec.Request == token {
-					rel = cur
+				// The release this request recorded, wherever the
+				// history has moved since (a new commit, an automatic
+				// rollback).
+				if rels, err := store.List(ctx, key.Namespace, key.Name); err == nil {
+					for i := range rels {
+						if rels[i].Spec.Request == token {
+							rel = &rels[i]
+							break
+						}
+					}
 				}
 			} else if fresh, err := store.Get(ctx, key.Namespace, key.Name, rel.Spec.Number); err == nil {
 				rel = fresh

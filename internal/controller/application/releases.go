@@ -358,17 +358,26 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 	if tok == "" || tok == app.Status.LastHandledRollback {
 		return nil, nil
 	}
-	app.Status.LastHandledRollback = tok
 	numStr, _, _ := strings.Cut(tok, "@")
 	n, err := strconv.ParseInt(numStr, 10, 64)
 	if err != nil {
-		r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackRefused", "invalid rollback request %q", tok)
+		app.Status.LastHandledRollback = tok
+		msg := fmt.Sprintf("invalid rollback request %q", tok)
+		r.Recorder.Event(app, corev1.EventTypeWarning, "RollbackRefused", msg)
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackRefused", msg)
 		return nil, nil
 	}
 	target, err := r.freshReleases().Get(ctx, app.Namespace, app.Name, n)
+	if err != nil && !apierrors.IsNotFound(err) {
+		// Not handled: asked again at the retry.
+		return nil, fmt.Errorf("reading release %d for a rollback: %w", n, err)
+	}
+	app.Status.LastHandledRollback = tok
 	if err != nil {
-		r.Recorder.Eventf(app, corev1.EventTypeWarning, "RollbackRefused", "release %d: %v", n, err)
-		return nil, nil
+		msg := fmt.Sprintf("rollback to release %d refused: no such release (trimmed from the history?)", n)
+		r.Recorder.Event(app, corev1.EventTypeWarning, "RollbackRefused", msg)
+		setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "RollbackRefused", msg)
+		return &ctrl.Result{RequeueAfter: r.interval(app)}, nil
 	}
 	if err := r.rollbackTo(ctx, app, mgr, target, gitRevision, "berth rollback", tok); err != nil {
 		if errors.Is(err, errFailedAfterRestore) {
