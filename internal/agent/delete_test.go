@@ -38,7 +38,21 @@ func TestDeletingAnApplicationPrunesWhatItApplied(t *testing.T) {
 		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "leaving", Namespace: f.ns}},
 	}
 	must(t, f.c.Create(ctx, binding))
+	// demo may create a Namespace (opted in to pruning), into which
+	// another Application deploys.
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: f.ns + "-deployer-cluster"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: f.ns}},
+	}
+	must(t, f.c.Create(ctx, crb))
+	t.Cleanup(func() { _ = f.c.Delete(context.Background(), crb) })
+	shared := f.ns + "-shared"
+	t.Cleanup(func() {
+		_ = f.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: shared}})
+	})
 	sha := f.wt.Write("app/cm.yaml", cm("settings", "v1")).
+		Write("app/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+shared+"\n  annotations: {berth.dev/prune: \"true\"}\n").
 		Write("app/deploy.yaml", deploy("1")).
 		Write("app/pvc.yaml", strings.Replace(pvc, "%s", pvName, 1)).
 		Write("app/keep.yaml", keep).
@@ -54,6 +68,7 @@ func TestDeletingAnApplicationPrunesWhatItApplied(t *testing.T) {
 	f.createApp("noprune", "noprune", func(a *berthv1.Application) { a.Spec.SyncPolicy.Prune = &off })
 	f.createApp("leaving", "leaving", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "leaving" })
 	f.createApp("hello", "chart")
+	f.createApp("tenant", "tenant", func(a *berthv1.Application) { a.Spec.Namespace = shared; a.Spec.Suspend = true })
 	for _, name := range []string{"demo", "suspended", "noprune", "leaving", "hello"} {
 		app := f.waitApp(name, 60*time.Second, "applied", appliedReady(sha))
 		if !slices.Contains(app.Finalizers, berthv1.CleanupFinalizer) {
@@ -83,8 +98,12 @@ func TestDeletingAnApplicationPrunesWhatItApplied(t *testing.T) {
 	if !f.get(&corev1.ConfigMap{}, "kept") {
 		t.Error(`an object annotated berth.dev/prune: "false" was deleted with its Application`)
 	}
-	if msg := f.waitEvent("demo", "CleanedUp"); !strings.Contains(msg, "PersistentVolumeClaim") || !strings.Contains(msg, "kept") {
-		t.Errorf("CleanedUp event = %q, want the kept claim named", msg)
+	if msg := f.waitEvent("demo", "CleanedUp"); !strings.Contains(msg, "PersistentVolumeClaim") || !strings.Contains(msg, "kept") ||
+		!strings.Contains(msg, "Application "+f.ns+"/tenant deploys into it") {
+		t.Errorf("CleanedUp event = %q, want the kept claim and the kept Namespace named", msg)
+	}
+	if ns := (&corev1.Namespace{}); f.c.Get(ctx, types.NamespacedName{Name: shared}, ns) != nil || !ns.DeletionTimestamp.IsZero() {
+		t.Errorf("Namespace %s, into which another Application deploys, was deleted with demo", shared)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for len(f.releases("demo")) > 0 {

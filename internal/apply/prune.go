@@ -37,6 +37,10 @@ type PruneOptions struct {
 	// PersistentVolumeClaims, PersistentVolumes, Namespaces and
 	// CustomResourceDefinitions, and opt-out ("false") for others.
 	PruneAnnotation string
+	// KeepNamespace, when set, is asked about a Namespace opted in to
+	// pruning that holds no PersistentVolumeClaim: a reason keeps it (for
+	// the agent: another Application deploys into it).
+	KeepNamespace func(ctx context.Context, name string) (string, error)
 }
 
 // Prune deletes refs (objects gone from Git), in Helm's uninstall order by
@@ -71,6 +75,9 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 		reason := keep(live, opts)
 		if reason == "" && r.GVK.GroupKind() == (schema.GroupKind{Kind: "Namespace"}) {
 			reason, err = m.keepNamespace(ctx, r.Name, opts)
+			if err == nil && reason == "" && opts.KeepNamespace != nil {
+				reason, err = opts.KeepNamespace(ctx, r.Name)
+			}
 			if err != nil {
 				problems = append(problems, Problem{ID: id, Err: err})
 				continue

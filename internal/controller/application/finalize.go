@@ -140,10 +140,7 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 	if err != nil {
 		return err
 	}
-	cs, err := mgr.Prune(ctx, refsOf(app.Status.Inventory), apply.PruneOptions{
-		OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
-		PruneAnnotation: berthv1.PruneAnnotation,
-	})
+	cs, err := mgr.Prune(ctx, refsOf(app.Status.Inventory), r.pruneOptions(app))
 	var kept []string
 	for _, e := range cs.Entries {
 		if e.Action == apply.Skipped {

@@ -232,10 +232,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	}
 	next := inventoryOf(objs)
 	if gone := subtract(app.Status.Inventory, next); pruneOn(app) && len(gone) > 0 {
-		if _, err := mgr.Prune(ctx, refsOf(gone), apply.PruneOptions{
-			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
-			PruneAnnotation: berthv1.PruneAnnotation,
-		}); err != nil {
+		if _, err := mgr.Prune(ctx, refsOf(gone), r.pruneOptions(app)); err != nil {
 			return failedAfter(restore, err)
 		}
 	}

@@ -345,10 +345,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 
 	next := inventoryOf(rev.objects)
 	if gone := subtract(app.Status.Inventory, next); pruneOn(app) && len(gone) > 0 {
-		pcs, perr := mgr.Prune(ctx, refsOf(gone), apply.PruneOptions{
-			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
-			PruneAnnotation: berthv1.PruneAnnotation,
-		})
+		pcs, perr := mgr.Prune(ctx, refsOf(gone), r.pruneOptions(app))
 		cs.Entries = append(cs.Entries, pcs.Entries...)
 		var kept []string
 		for _, e := range pcs.Entries {
@@ -396,6 +393,28 @@ func keepWritten(app *berthv1.Application, cs apply.ChangeSet) {
 }
 
 // pruneOn reports whether app's sync policy prunes (the default).
+// pruneOptions are the protections of every prune of app's objects: only
+// what app owns, berth.dev/prune honoured, and a Namespace kept while
+// another Application deploys into it.
+func (r *Reconciler) pruneOptions(app *berthv1.Application) apply.PruneOptions {
+	return apply.PruneOptions{
+		OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
+		PruneAnnotation: berthv1.PruneAnnotation,
+		KeepNamespace: func(ctx context.Context, name string) (string, error) {
+			var list berthv1.ApplicationList
+			if err := r.List(ctx, &list); err != nil {
+				return "", fmt.Errorf("listing Applications before deleting Namespace %s: %w", name, err)
+			}
+			for _, a := range list.Items {
+				if a.Spec.Namespace == name && a.DeletionTimestamp.IsZero() && (a.Namespace != app.Namespace || a.Name != app.Name) {
+					return fmt.Sprintf("Application %s/%s deploys into it", a.Namespace, a.Name), nil
+				}
+			}
+			return "", nil
+		},
+	}
+}
+
 func pruneOn(app *berthv1.Application) bool {
 	return app.Spec.SyncPolicy.Prune == nil || *app.Spec.SyncPolicy.Prune
 }
