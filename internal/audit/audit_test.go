@@ -2,11 +2,9 @@ package audit
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -139,19 +137,7 @@ func apiserverArgs(t *testing.T, dir string) []string {
 // encryptionSandbox starts a second sandbox whose apiserver encrypts Secrets.
 func encryptionSandbox(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	bins, err := sandbox.Build(ctx, sandbox.BuildOptions{Progress: os.Stderr})
-	if err != nil {
-		t.Fatalf("compiling the sandbox: %v", err)
-	}
-	dir := t.TempDir()
-	_, err = sandbox.Up(ctx, sandbox.UpOptions{Dir: dir, Binaries: bins, EncryptionAtRest: true})
-	t.Cleanup(func() { _, _ = sandbox.Down(context.Background(), dir) })
-	if err != nil {
-		t.Fatalf("starting a sandbox with encryption at rest: %v", err)
-	}
-	return dir
+	return testenv.OwnSandbox(t, sandbox.UpOptions{EncryptionAtRest: true}).Dir
 }
 
 func TestAuditClusterEncryptionAtRest(t *testing.T) {

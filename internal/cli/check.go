@@ -142,9 +142,6 @@ func (o *CheckOptions) run(cmd *cobra.Command, s Streams) error {
 // rootUsage describes the --root flag of render and check.
 const rootUsage = "repository root: Kustomize bases and files, and Helm chart symlinks, must stay inside it (default: the Git work tree holding PATH; outside Git, PATH itself)"
 
-// rootOf is the --root of path: the flag, else the Git work tree holding
-// path, else (outside Git) path itself: a checkout without .git, or a
-// directory unpacked from an archive, is confined too.
 // policy reads the policy the agent would: --policy, else the .berth/policy.yaml
 // at the root of the Git work tree holding PATH (or --root). A file deeper
 // in the tree is not read, by the agent either: a warning names it.
@@ -176,6 +173,9 @@ func (o *CheckOptions) policy(s Streams) (policy.Config, error) {
 	return policy.LoadFile(root)
 }
 
+// rootOf is the --root of path: the flag, else the Git work tree holding
+// path, else (outside Git) path itself: a checkout without .git, or a
+// directory unpacked from an archive, is confined too.
 func rootOf(flag, path string) string {
 	if flag != "" {
 		return flag

@@ -2,7 +2,6 @@ package install_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -138,20 +137,7 @@ func uninstall(t *testing.T, env *testenv.Env, objs []manifest.Object) {
 func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bins, err := sandbox.Build(ctx, sandbox.BuildOptions{Progress: os.Stderr})
-	if err != nil {
-		t.Fatalf("compiling the sandbox: %v", err)
-	}
-	dir := t.TempDir()
-	_, err = sandbox.Up(ctx, sandbox.UpOptions{Dir: dir, Binaries: bins, Nodes: 1})
-	t.Cleanup(func() { _, _ = sandbox.Down(context.Background(), dir) })
-	if err != nil {
-		t.Fatalf("starting a sandbox: %v", err)
-	}
-	cfg, err := sandbox.RESTConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := testenv.OwnSandbox(t, sandbox.UpOptions{Nodes: 1}).Config
 	o := install.Options{Namespace: "berth-system", Image: "example.test/berth:1", Replicas: 1}
 	if _, err := install.Apply(ctx, cfg, o); err != nil {
 		t.Fatalf("install: %v", err)

@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
@@ -32,7 +34,7 @@ type Uninstalled struct {
 }
 
 // applications is the Application resource.
-var applications = schema.GroupVersionResource{Group: berthv1.GroupVersion.Group, Version: berthv1.GroupVersion.Version, Resource: "applications"}
+var applications = berthv1.GroupVersion.WithResource("applications")
 
 // Uninstall removes berth from the cluster and keeps every object its
 // Applications applied: it stops the agent (deletes its Deployment and
@@ -87,17 +89,20 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o Options, wait time.Durat
 		return nil
 	}
 
-	// 1. The agent.
+	// 1. The agent, and its pods (those its Deployment selects).
+	var selector string
 	for _, obj := range objs {
 		if obj.Object.GetKind() == "Deployment" {
 			if err := remove(obj); err != nil {
 				return out, err
 			}
+			m, _, _ := unstructured.NestedStringMap(obj.Object.Object, "spec", "selector", "matchLabels")
+			selector = labels.SelectorFromSet(m).String()
 		}
 	}
 	pods := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "pods"}).Namespace(o.Namespace)
-	for deadline := time.Now().Add(wait); ; {
-		l, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=berth-agent"})
+	for deadline := time.Now().Add(wait); selector != ""; {
+		l, err := pods.List(ctx, metav1.ListOptions{LabelSelector: selector})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return out, fmt.Errorf("listing the agent's pods: %w", err)
 		}

@@ -91,6 +91,31 @@ func setup(ctx context.Context) (*Env, func(), error) {
 	return env, stop, nil
 }
 
+// OwnSandbox starts a sandbox of t's own, with opts (Dir and Binaries are
+// filled in: a fresh directory, the cached binaries), for a test that needs
+// one the shared sandbox cannot be (other apiserver flags, or deleting
+// berth's CRDs), and stops it when t ends. It returns its Env.
+func OwnSandbox(t testing.TB, opts sandbox.UpOptions) *Env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	bins, err := sandbox.Build(ctx, sandbox.BuildOptions{Progress: os.Stderr})
+	if err != nil {
+		t.Fatalf("compiling the sandbox: %v", err)
+	}
+	opts.Dir, opts.Binaries = t.TempDir(), bins
+	_, err = sandbox.Up(ctx, opts)
+	t.Cleanup(func() { _, _ = sandbox.Down(context.Background(), opts.Dir) })
+	if err != nil {
+		t.Fatalf("starting a sandbox of the test's own: %v", err)
+	}
+	env, err := connect(opts.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
 func connect(dir string) (*Env, error) {
 	cfg, err := sandbox.RESTConfig(dir)
 	if err != nil {

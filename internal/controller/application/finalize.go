@@ -60,11 +60,12 @@ func (r *Reconciler) ensureFinalizer(ctx context.Context, app *berthv1.Applicati
 // (owned objects only, PersistentVolumeClaims, PersistentVolumes,
 // Namespaces and CRDs kept unless annotated berth.dev/prune: "true", any
 // object annotated "false" kept), as its own service account, in Helm's
-// uninstall order, and the records of its Helm release. Suspended, or with
-// prune off, it keeps everything. When its account may no longer delete
-// (its RoleBinding went first, as in a namespace being deleted) the objects
-// are kept and an event lists them: a finalizer that can never finish would
-// hold the namespace in Terminating for good. Other errors are retried.
+// uninstall order, and the records of its Helm release. It keeps
+// everything when keepAll says so (suspended, prune off, berth being
+// uninstalled). When its account may no longer delete (its RoleBinding went
+// first, as in a namespace being deleted) the objects are kept and an event
+// lists them: a finalizer that can never finish would hold the namespace
+// in Terminating for good. Other errors are retried for cleanupPatience.
 // Its releases go with it (they are owned by it).
 func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ctrl.Result, error) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
@@ -72,22 +73,14 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 		r.forget(key)
 		return ctrl.Result{}, nil
 	}
-	inv := app.Status.Inventory
-	uninstall, uerr := r.crdDeleting(ctx)
-	switch {
-	case len(inv) == 0:
-	case uninstall:
-		r.Recorder.Eventf(app, corev1.EventTypeNormal, "CleanupSkipped", "deleted with berth's Application CRD (berth uninstalled): the %d object(s) it applied are kept", len(inv))
-	case uerr != nil:
-		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "cannot tell whether berth is being uninstalled (%v): the %d object(s) it applied are kept", uerr, len(inv))
-	case app.Spec.Suspend:
-		r.Recorder.Eventf(app, corev1.EventTypeNormal, "CleanupSkipped", "deleted while suspended: the %d object(s) it applied are kept", len(inv))
-	case !pruneOn(app):
-		r.Recorder.Eventf(app, corev1.EventTypeNormal, "CleanupSkipped", "deleted with prune off: the %d object(s) it applied are kept", len(inv))
-	case r.impersonatedUser(app) == "":
-		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "deleted without a service account to act as: the %d object(s) it applied are kept", len(inv))
-	default:
-		if err := r.cleanUp(ctx, app); err != nil {
+	if len(app.Status.Inventory) > 0 {
+		if why, warn := r.keepAll(ctx, app); why != "" {
+			typ := corev1.EventTypeNormal
+			if warn {
+				typ = corev1.EventTypeWarning
+			}
+			r.Recorder.Eventf(app, typ, "CleanupSkipped", "%s: the %d object(s) it applied are kept", why, len(app.Status.Inventory))
+		} else if err := r.cleanUp(ctx, app); err != nil {
 			// A failure that is not a refusal (a webhook down, an API
 			// that does not answer) is retried for a while, not for
 			// ever: a finalizer that never finishes holds the namespace.
@@ -104,6 +97,26 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 	}
 	r.forget(key)
 	return ctrl.Result{}, nil
+}
+
+// keepAll returns why a deleted app keeps everything it applied ("": it
+// does not), and whether that deserves a warning.
+func (r *Reconciler) keepAll(ctx context.Context, app *berthv1.Application) (string, bool) {
+	switch {
+	case app.Spec.Suspend:
+		return "deleted while suspended", false
+	case !pruneOn(app):
+		return "deleted with prune off", false
+	case r.impersonatedUser(app) == "":
+		return "deleted without a service account to act as", true
+	}
+	switch uninstall, err := r.crdDeleting(ctx); {
+	case err != nil:
+		return fmt.Sprintf("cannot tell whether berth is being uninstalled (%v)", err), true
+	case uninstall:
+		return "deleted with berth's Application CRD (berth uninstalled)", false
+	}
+	return "", false
 }
 
 // cleanupPatience is how long a deleted Application's cleanup is retried
@@ -197,16 +210,14 @@ func (r *Reconciler) forgetHelmRelease(app *berthv1.Application) (string, error)
 	if err != nil {
 		return "", nil // not berth's: left alone
 	}
-	mine := 0
+	if len(objs) == 0 {
+		return "", nil
+	}
 	for _, o := range objs {
 		l := o.Object.GetLabels()
 		if l[berthv1.OwnerNameLabel] != LabelValue(app.Name) || l[berthv1.OwnerNamespaceLabel] != app.Namespace {
 			return "", nil
 		}
-		mine++
-	}
-	if mine == 0 {
-		return "", nil
 	}
 	n, err := helmrelease.Forget(cfg, app.Spec.Namespace, opts.ReleaseName)
 	if err != nil {

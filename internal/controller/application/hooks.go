@@ -388,10 +388,7 @@ func (r *Reconciler) deleteHookJobs(ctx context.Context, app *berthv1.Applicatio
 	mgr, err := r.manager(app)
 	if err == nil {
 		var cs apply.ChangeSet
-		cs, err = mgr.Prune(ctx, refs, apply.PruneOptions{
-			OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
-			PruneAnnotation: berthv1.PruneAnnotation,
-		})
+		cs, err = mgr.Prune(ctx, refs, r.pruneOptions(app))
 		var deleted []string
 		for _, e := range cs.Entries {
 			if e.Action == apply.Deleted {
