@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -280,7 +281,18 @@ func TestAuditAgentRBACAgainstTheInstall(t *testing.T) {
 	if c, _ := rep.Get(CheckAgentRBAC); c.Status != Fail || !strings.Contains(c.Detail, "no ValidatingAdmissionPolicy limits that") {
 		t.Fatalf("agent RBAC without the Secrets policy = %+v, want fail", c)
 	}
-	installSecretsPolicy(t, env.Client, ns)
+	// With it, patch on Applications without the policy that limits it
+	// to the cleanup finalizer fails.
+	installPolicies(t, env.Client, ns, "berth-agent-secrets")
+	rep, err = Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := rep.Get(CheckAgentRBAC); c.Status != Fail || !strings.Contains(c.Detail, "may patch Applications, and no ValidatingAdmissionPolicy limits that to the berth.dev/cleanup finalizer") ||
+		strings.Contains(c.Detail, "may create Secrets") {
+		t.Fatalf("agent RBAC without the Applications policy = %+v, want fail naming only that policy", c)
+	}
+	installPolicies(t, env.Client, ns, "berth-agent-applications")
 	rep, err = Cluster(ctx, env.Config, ClusterOptions{AgentServiceAccount: ns + "/berth-agent"})
 	if err != nil {
 		t.Fatal(err)
@@ -324,9 +336,9 @@ func TestAuditAgentRBACAgainstTheInstall(t *testing.T) {
 	}
 }
 
-// installSecretsPolicy creates berth install's Secrets policy and binding
-// for the agent in ns, under names unique to ns.
-func installSecretsPolicy(t *testing.T, cs kubernetes.Interface, ns string) {
+// installPolicies creates the named admission policies of berth install,
+// and their bindings, for the agent in ns, under names unique to ns.
+func installPolicies(t *testing.T, cs kubernetes.Interface, ns string, names ...string) {
 	t.Helper()
 	ctx := context.Background()
 	data, err := install.Manifests(install.Options{Namespace: ns, Image: "example.test/berth:1", Replicas: 1})
@@ -338,6 +350,9 @@ func installSecretsPolicy(t *testing.T, cs kubernetes.Interface, ns string) {
 		t.Fatal(err)
 	}
 	for _, o := range objs {
+		if !slices.Contains(names, o.Object.GetName()) {
+			continue
+		}
 		switch o.Object.GetKind() {
 		case "ValidatingAdmissionPolicy":
 			var p admissionregistrationv1.ValidatingAdmissionPolicy

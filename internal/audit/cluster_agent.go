@@ -60,7 +60,7 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 		groups[g] = true
 	}
 	var lines, problems []string
-	grantsSecretCreate := false
+	grantsSecretCreate, grantsAppWrite := false, false
 	for _, b := range snap.bindings {
 		bound := false
 		for _, s := range b.subjects {
@@ -98,18 +98,35 @@ func agentRBAC(ctx context.Context, cs kubernetes.Interface, sa string) (Check, 
 			if matches(r.APIGroups, "") && matches(r.Resources, "secrets") && matches(r.Verbs, "create") {
 				grantsSecretCreate = true
 			}
+			if matches(r.APIGroups, "berth.dev") && matches(r.Resources, "applications") &&
+				(matches(r.Verbs, "patch") || matches(r.Verbs, "update")) {
+				grantsAppWrite = true
+			}
 			if extra := beyond(r, allowed); extra != "" {
 				problems = append(problems, extra+" via "+b.via()+", beyond what `berth install` grants")
 			}
 		}
 	}
-	if grantsSecretCreate {
-		ok, err := secretsPolicy(ctx, cs, user)
+	// Two of the install's grants are safe only with the admission policy
+	// that narrows them: each is looked for, bound and denying.
+	for _, need := range []struct {
+		granted            bool
+		what, marker, risk string
+	}{
+		{grantsSecretCreate, "may create Secrets", "berth.dev/release-manifests",
+			"limits that to berth.dev/release-manifests (berth install's berth-agent-secrets): it could write a token Secret for any service account"},
+		{grantsAppWrite, "may patch Applications", "berth.dev/cleanup",
+			"limits that to the berth.dev/cleanup finalizer (berth install's berth-agent-applications): it could change an Application's service account, source or policy"},
+	} {
+		if !need.granted {
+			continue
+		}
+		ok, err := boundPolicy(ctx, cs, user, need.marker)
 		switch {
 		case err != nil:
-			problems = append(problems, "may create Secrets, and the admission policies that should limit that cannot be read: "+err.Error())
+			problems = append(problems, need.what+", and the admission policies that should limit that cannot be read: "+err.Error())
 		case !ok:
-			problems = append(problems, "may create Secrets, and no ValidatingAdmissionPolicy limits that to berth.dev/release-manifests (berth install's berth-agent-secrets): it could write a token Secret for any service account")
+			problems = append(problems, need.what+", and no ValidatingAdmissionPolicy "+need.risk)
 		}
 	}
 	sort.Strings(lines)
@@ -197,10 +214,11 @@ func matches(list []string, x string) bool {
 	return false
 }
 
-// secretsPolicy reports whether a bound, denying ValidatingAdmissionPolicy
-// restricts user's Secret writes to release manifests, as berth install's
-// berth-agent-secrets does.
-func secretsPolicy(ctx context.Context, cs kubernetes.Interface, user string) (bool, error) {
+// boundPolicy reports whether a bound, denying ValidatingAdmissionPolicy
+// for user has a validation that names marker, as berth install's
+// berth-agent-secrets (berth.dev/release-manifests) and
+// berth-agent-applications (berth.dev/cleanup) do.
+func boundPolicy(ctx context.Context, cs kubernetes.Interface, user, marker string) (bool, error) {
 	policies, err := cs.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return false, err
@@ -215,7 +233,7 @@ func secretsPolicy(ctx context.Context, cs kubernetes.Interface, user string) (b
 			forUser = forUser || strings.Contains(m.Expression, "'"+user+"'")
 		}
 		for _, v := range p.Spec.Validations {
-			restricts = restricts || strings.Contains(v.Expression, "berth.dev/release-manifests")
+			restricts = restricts || strings.Contains(v.Expression, marker)
 		}
 		if !forUser || !restricts {
 			continue
