@@ -21,10 +21,6 @@ import (
 	"github.com/berth-dev/berth/internal/sandbox"
 )
 
-// baselineWorkers is how many creates the baseline runs at once: the
-// agent's default concurrency.
-const baselineWorkers = 16
-
 // resources maps the kinds of the bench's app to their resources.
 var resources = map[string]schema.GroupVersionResource{
 	"ServiceAccount": {Version: "v1", Resource: "serviceaccounts"},
@@ -35,7 +31,7 @@ var resources = map[string]schema.GroupVersionResource{
 
 // runBaseline measures what the cluster alone needs for n apps: on a fresh
 // sandbox of the same shape, it creates the same objects directly (plain
-// creates, baselineWorkers at a time; no Git, no validation, no records,
+// creates, as many at a time as the agent reconciles Applications; no Git, no validation, no records,
 // no agent) and returns the time until every Deployment is available. The
 // agent's figure is reported against it.
 func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (time.Duration, error) {
@@ -87,7 +83,7 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 	cpu0 := readCPU(pids)
 	profiled := profileAPIServer(ctx, cfg, fmt.Sprintf("baseline-%d", n), o.Out)
 	start := time.Now()
-	err = fanOut(len(objs), baselineWorkers, func(i int) error {
+	err = fanOut(len(objs), o.concurrency(), func(i int) error {
 		obj := objs[i]
 		gvr, ok := resources[obj.Object.GetKind()]
 		if !ok {

@@ -55,6 +55,9 @@ type Options struct {
 	// Requests prints the API server's requests per app, by verb and
 	// resource, for the agent's run and the baseline.
 	Requests bool
+	// Concurrency is the agent's --concurrency, and the baseline's number
+	// of workers (0: DefaultConcurrency).
+	Concurrency int
 }
 
 // Result is one size's figures.
@@ -83,6 +86,11 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(o.Out, "agent --concurrency %d", o.concurrency())
+	if o.Baseline {
+		fmt.Fprintf(o.Out, "; the baseline creates with as many workers")
+	}
+	fmt.Fprintln(o.Out)
 	var results []Result
 	for _, n := range o.Sizes {
 		var base time.Duration
@@ -503,7 +511,7 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 	agent := exec.Command(o.Binary, "agent", "--kubeconfig", conn.Kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address=0", "--pprof-bind-address", os.Getenv("BERTH_BENCH_PPROF"), "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--webhook-secret-file", secret,
-		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", concurrency())
+		"--cache-dir", filepath.Join(dir, "agent-cache"), "--default-interval", "10m", "--concurrency", strconv.Itoa(o.concurrency()))
 	agent.Stdout, agent.Stderr = agentLog, agentLog
 	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := agent.Start(); err != nil {

@@ -15,7 +15,7 @@ import (
 // NewCmdBench measures the agent on fresh sandboxes.
 func NewCmdBench(s Streams) *cobra.Command {
 	var sizes string
-	var samples, rollbacks, requestCosts int
+	var samples, rollbacks, requestCosts, concurrency int
 	var baseline, requests bool
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -35,7 +35,7 @@ func NewCmdBench(s Streams) *cobra.Command {
 				return err
 			}
 			self, _ = filepath.EvalSymlinks(self)
-			opts := bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out, Baseline: baseline, Requests: requests}
+			opts := bench.Options{Sizes: ns, Samples: samples, Binary: self, Out: s.Out, Baseline: baseline, Requests: requests, Concurrency: concurrency}
 			if requestCosts > 0 && rollbacks > 0 {
 				return fmt.Errorf("--request-costs and --rollbacks are separate measurements: pick one")
 			}
@@ -62,6 +62,7 @@ func NewCmdBench(s Streams) *cobra.Command {
 	cmd.Flags().StringVar(&sizes, "apps", "100,500,1000", "comma-separated numbers of Applications")
 	cmd.Flags().BoolVar(&baseline, "baseline", true, "also time the cluster alone creating the same objects directly, on its own sandbox, and report the agent against it")
 	cmd.Flags().BoolVar(&requests, "requests", false, "print the API server's requests per app by verb and resource, for the agent and the baseline")
+	cmd.Flags().IntVar(&concurrency, "concurrency", bench.DefaultConcurrency, "the agent's --concurrency, and the baseline's number of workers")
 	cmd.Flags().IntVar(&samples, "samples", 20, "samples for the latency figures")
 	cmd.Flags().IntVar(&requestCosts, "request-costs", 0, "instead: send N requests of each kind an agent sync makes to a fresh sandbox and print the API server's CPU per request")
 	cmd.Flags().IntVar(&rollbacks, "rollbacks", 0, "instead: measure N automatic rollbacks (failure signal → previous release Healthy) and the rehearsal's cost")
