@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -158,5 +159,58 @@ func TestDeletingAnApplicationPrunesWhatItApplied(t *testing.T) {
 	}
 	if msg := f.waitEvent("leaving", "CleanupSkipped"); !strings.Contains(msg, "may not delete") || !strings.Contains(msg, "ConfigMap") {
 		t.Errorf("CleanupSkipped event = %q, want the kept objects named", msg)
+	}
+}
+
+// Deleting the Application of a chart with delete hooks uninstalls its
+// Helm release through Helm: the pre-delete hook (a Job Helm waits for)
+// runs before anything is deleted, the post-delete hook after; berth's
+// own prune deletes the objects in between, so the chart's
+// PersistentVolumeClaim is kept, as Helm's uninstall would not.
+func TestDeletingAHelmApplicationRunsItsDeleteHooks(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pvName := f.persistentVolume()
+	hook := func(kind, name, event, body string) string {
+		return "apiVersion: " + map[string]string{"Job": "batch/v1", "ConfigMap": "v1"}[kind] + "\nkind: " + kind +
+			"\nmetadata:\n  name: " + name + "\n  annotations:\n    helm.sh/hook: " + event + "\n" + body
+	}
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).
+		Write("chart/templates/pvc.yaml", strings.Replace(pvc, "%s", pvName, 1)).
+		Write("chart/templates/pre-delete.yaml", hook("Job", "backup", "pre-delete",
+			"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1\n")).
+		Write("chart/templates/post-delete.yaml", hook("ConfigMap", "goodbye", "post-delete", "data:\n  said: goodbye\n")).
+		CommitAndPush("chart with delete hooks")
+	f.createApp("hello", "chart")
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	if f.get(&batchv1.Job{}, "backup") || f.get(&corev1.ConfigMap{}, "goodbye") {
+		t.Fatal("a delete hook ran before the Application was deleted")
+	}
+
+	must(t, f.c.Delete(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}}))
+	f.waitGone(&berthv1.Application{}, "hello", 90*time.Second)
+	job := &batchv1.Job{}
+	if !f.get(job, "backup") {
+		t.Error("the pre-delete hook's Job was never created")
+	}
+	goodbye := &corev1.ConfigMap{}
+	if !f.get(goodbye, "goodbye") || goodbye.Data["said"] != "goodbye" {
+		t.Error("the post-delete hook's ConfigMap was never created")
+	}
+	if f.get(&corev1.ConfigMap{}, "hello-config") {
+		t.Error("the chart's ConfigMap is still there after its Application was deleted")
+	}
+	if !f.get(&corev1.PersistentVolumeClaim{}, "data") {
+		t.Error("the chart's PersistentVolumeClaim was deleted with its Application; it must be kept")
+	}
+	rels, err := helmrelease.List(f.env.Config, f.ns)
+	must(t, err)
+	if len(rels) != 0 {
+		t.Errorf("helm releases after the Application was deleted = %+v, want none", rels)
+	}
+	if msg := f.waitEvent("hello", "CleanedUp"); !strings.Contains(msg, "Helm release hello uninstalled (2 delete hook(s) run") ||
+		!strings.Contains(msg, "PersistentVolumeClaim") {
+		t.Errorf("CleanedUp event = %q, want the hooks run and the kept claim named", msg)
 	}
 }

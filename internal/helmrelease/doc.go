@@ -2,5 +2,6 @@
 // through the Helm v4 SDK, so `helm list` and `helm history` in the
 // destination namespace tell the same story as berth. Releases are stored
 // the way the helm CLI stores them (Secrets driver) and every call runs with
-// the caller's (impersonated) rest.Config.
+// the caller's (impersonated) rest.Config. Uninstall runs a release's
+// delete hooks around the caller's own deletion of its objects.
 package helmrelease

@@ -26,10 +26,13 @@ type Release struct {
 	Status      string
 	Description string
 	Manifest    string
+	// DeleteHooks counts its pre-delete and post-delete hooks, which
+	// Uninstall runs.
+	DeleteHooks int
 }
 
 func fromV1(rel *rspb.Release) Release {
-	r := Release{Name: rel.Name, Version: rel.Version, Manifest: rel.Manifest}
+	r := Release{Name: rel.Name, Version: rel.Version, Manifest: rel.Manifest, DeleteHooks: deleteHooks(rel)}
 	if rel.Info != nil {
 		r.Status, r.Description = rel.Info.Status.String(), rel.Info.Description
 	}
@@ -235,7 +238,7 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 // Forget deletes every stored revision of release name (Helm's records,
 // not the objects they list: berth prunes those itself, keeping what it
 // protects), so `helm list` no longer shows it. Helm's delete hooks are
-// not run. It returns how many revisions it deleted; none is no error.
+// not run (Uninstall runs them). It returns how many revisions it deleted; none is no error.
 func Forget(cfg *rest.Config, namespace, name string) (int, error) {
 	ac, err := configure(cfg, namespace)
 	if err != nil {

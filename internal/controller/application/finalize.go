@@ -147,43 +147,93 @@ func (r *Reconciler) crdDeleting(ctx context.Context) (bool, error) {
 }
 
 // cleanUp prunes app's inventory and forgets its Helm release (see
-// finalize). It returns an error only for what a retry may fix.
+// finalize). A chart's release with delete hooks is uninstalled through
+// Helm, which runs its pre-delete hooks, then lets the prune delete the
+// objects, then runs its post-delete hooks. It returns an error only for
+// what a retry may fix.
 func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) error {
 	mgr, err := r.manager(app)
 	if err != nil {
 		return err
 	}
-	cs, err := mgr.Prune(ctx, refsOf(app.Status.Inventory), r.pruneOptions(app))
+	var cs apply.ChangeSet
+	var perr error
+	pruned := false
+	prune := func() error {
+		pruned = true
+		cs, perr = mgr.Prune(ctx, refsOf(app.Status.Inventory), r.pruneOptions(app))
+		if we, ok := errors.AsType[*apply.WriteError](perr); ok && allForbidden(we) {
+			return nil // kept, and said below; the hooks still run
+		}
+		return perr
+	}
+	var helmMsg string
+	var helmKept []string
+	if app.Status.Renderer == string(render.Helm) {
+		rel, name, err := r.ownHelmRelease(app)
+		switch {
+		case apierrors.IsForbidden(err):
+			helmKept = append(helmKept, "the records of its Helm release (not allowed)")
+		case err != nil:
+			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "reading its Helm release: %v; retrying", err)
+			return err
+		case rel != nil && rel.DeleteHooks > 0:
+			n, err := helmrelease.Uninstall(r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
+			if err != nil && !pruned && !apierrors.IsForbidden(err) {
+				// A pre-delete hook failed: nothing is deleted, as
+				// helm uninstall would. (One the account may not
+				// create is its rights gone: see below.)
+				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "uninstalling Helm release %s: %v; retrying", name, err)
+				return err
+			}
+			if err != nil && perr == nil {
+				// The objects went; a post-delete hook or the
+				// records did not.
+				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "uninstalling Helm release %s: %v; retrying", name, err)
+				return err
+			}
+			helmMsg = fmt.Sprintf(", and Helm release %s uninstalled (%d delete hook(s) run, %d revision(s) deleted)", name, rel.DeleteHooks, n)
+		case rel != nil:
+			// The records only once the objects are gone: a retry
+			// finds the release again.
+			_ = prune()
+			if perr != nil {
+				break
+			}
+			n, err := helmrelease.Forget(r.impersonatedConfig(app), app.Spec.Namespace, name)
+			switch {
+			case apierrors.IsForbidden(err):
+				helmKept = append(helmKept, "the records of its Helm release (not allowed)")
+			case err != nil:
+				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "deleting the records of its Helm release: %v; retrying", err)
+				return err
+			default:
+				helmMsg = fmt.Sprintf(", and %d revision(s) of Helm release %s", n, name)
+			}
+		}
+	}
+	if !pruned {
+		_ = prune()
+	}
 	var kept []string
 	for _, e := range cs.Entries {
 		if e.Action == apply.Skipped {
 			kept = append(kept, e.ID+" ("+e.Reason+")")
 		}
 	}
-	if we, ok := errors.AsType[*apply.WriteError](err); ok && allForbidden(we) {
+	if we, ok := errors.AsType[*apply.WriteError](perr); ok && allForbidden(we) {
 		for _, p := range we.Problems {
 			kept = append(kept, p.ID+" (not allowed)")
 		}
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "deleted, but %s may not delete what it applied; kept: %s", r.impersonatedUser(app), strings.Join(kept, "; "))
 		return nil
 	}
-	if err != nil {
-		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "deleting what it applied: %v; retrying", err)
-		return err
+	if perr != nil {
+		r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "deleting what it applied: %v; retrying", perr)
+		return perr
 	}
-	msg := fmt.Sprintf("deleted: %d object(s) it applied deleted", cs.Count(apply.Deleted))
-	if app.Status.Renderer == string(render.Helm) {
-		m, err := r.forgetHelmRelease(app)
-		switch {
-		case apierrors.IsForbidden(err):
-			kept = append(kept, "the records of its Helm release (not allowed)")
-		case err != nil:
-			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "deleting the records of its Helm release: %v; retrying", err)
-			return err
-		default:
-			msg += m
-		}
-	}
+	msg := fmt.Sprintf("deleted: %d object(s) it applied deleted", cs.Count(apply.Deleted)) + helmMsg
+	kept = append(kept, helmKept...)
 	if len(kept) > 0 {
 		msg += "; kept: " + strings.Join(kept, "; ")
 	}
@@ -191,39 +241,32 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 	return nil
 }
 
-// forgetHelmRelease deletes the records of app's Helm release when the
-// release is app's: its newest revision installs objects labelled as
-// app's, and no other's (an Application refused for a release name
-// another one uses never installed it). It returns what it did, for the
-// event.
-func (r *Reconciler) forgetHelmRelease(app *berthv1.Application) (string, error) {
+// ownHelmRelease returns the newest revision of app's Helm release, and
+// the release's name, when the release is app's: its newest revision
+// installs objects labelled as app's, and no other's (an Application
+// refused for a release name another one uses never installed it). It
+// returns nil when there is none, or it is not app's: its records, and
+// its hooks, are left alone.
+func (r *Reconciler) ownHelmRelease(app *berthv1.Application) (*helmrelease.Release, string, error) {
 	opts, err := RenderOptions(app)
 	if err != nil || opts.ReleaseName == "" {
-		return "", nil
+		return nil, "", nil
 	}
-	cfg := r.impersonatedConfig(app)
-	latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, opts.ReleaseName)
+	latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, opts.ReleaseName)
 	if err != nil || latest == nil {
-		return "", err
+		return nil, "", err
 	}
 	objs, err := manifest.Parse("helm release "+opts.ReleaseName, []byte(latest.Manifest))
-	if err != nil {
-		return "", nil // not berth's: left alone
-	}
-	if len(objs) == 0 {
-		return "", nil
+	if err != nil || len(objs) == 0 {
+		return nil, "", nil // not berth's: left alone
 	}
 	for _, o := range objs {
 		l := o.Object.GetLabels()
 		if l[berthv1.OwnerNameLabel] != LabelValue(app.Name) || l[berthv1.OwnerNamespaceLabel] != app.Namespace {
-			return "", nil
+			return nil, "", nil
 		}
 	}
-	n, err := helmrelease.Forget(cfg, app.Spec.Namespace, opts.ReleaseName)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf(", and %d revision(s) of Helm release %s", n, opts.ReleaseName), nil
+	return latest, opts.ReleaseName, nil
 }
 
 // allForbidden reports whether every problem of we is an RBAC denial.
