@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart"
 	"helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/release"
+	"helm.sh/helm/v4/pkg/release/common"
 	rspb "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/client-go/rest"
@@ -106,6 +107,9 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		return nil, err
 	}
 	if _, err := unlock(ac, opts.ReleaseName); err != nil {
+		return nil, err
+	}
+	if err := clearUninstalled(ac, opts.ReleaseName); err != nil {
 		return nil, err
 	}
 	hist := action.NewHistory(ac)
@@ -238,12 +242,38 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 // Forget deletes every stored revision of release name (Helm's records,
 // not the objects they list: berth prunes those itself, keeping what it
 // protects), so `helm list` no longer shows it. Helm's delete hooks are
-// not run (Uninstall runs them). It returns how many revisions it deleted; none is no error.
+// not run (Uninstall runs them). It returns how many revisions it
+// deleted; none is no error.
 func Forget(cfg *rest.Config, namespace, name string) (int, error) {
 	ac, err := configure(cfg, namespace)
 	if err != nil {
 		return 0, err
 	}
+	return forget(ac, name)
+}
+
+// clearUninstalled forgets release name when its last revision is
+// uninstalling or uninstalled: what a deleted Application's cleanup left
+// when it gave up (a pre-delete hook kept failing) or could not delete
+// the records. Helm would refuse to upgrade it; the install starts afresh,
+// over whatever objects were kept.
+func clearUninstalled(ac *action.Configuration, name string) error {
+	last, err := ac.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the last revision of %s: %w", name, err)
+	}
+	rel, ok := last.(*rspb.Release)
+	if !ok || rel.Info == nil || (rel.Info.Status != common.StatusUninstalling && rel.Info.Status != common.StatusUninstalled) {
+		return nil
+	}
+	_, err = forget(ac, name)
+	return err
+}
+
+func forget(ac *action.Configuration, name string) (int, error) {
 	revs, err := ac.Releases.History(name)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
 		return 0, nil

@@ -1,60 +1,96 @@
 package helmrelease
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/release/common"
 	rspb "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/berth-dev/berth/internal/manifest"
 )
+
+// Uninstalled is what Uninstall did.
+type Uninstalled struct {
+	// Hooks counts the delete hooks Helm ran (0 on a retry whose hooks
+	// had run).
+	Hooks int
+	// Revisions counts the records deleted.
+	Revisions int
+	// PostDelete is a post-delete hook's failure: the objects were
+	// deleted, and the hook is not run again.
+	PostDelete error
+}
+
+// ErrPreDelete wraps the failure of a pre-delete hook (or of what Helm
+// does before it deletes anything): nothing was deleted.
+var ErrPreDelete = errors.New("before deleting anything")
 
 // Uninstall uninstalls release name as `helm uninstall` does, running its
 // pre-delete and post-delete hooks and deleting its records, with one
 // difference: Helm does not delete the release's objects itself. remove
 // does, between the two hooks: the caller's own pruning, with its
 // protections (Helm's uninstall would delete a chart's
-// PersistentVolumeClaims). remove is called once, also when Helm finds
-// none of the objects left to delete; not when a pre-delete hook fails,
-// for then nothing is deleted and the error is returned. timeout bounds
-// each hook. It returns how many revisions it deleted.
-func Uninstall(cfg *rest.Config, namespace, name string, timeout time.Duration, remove func() error) (int, error) {
+// PersistentVolumeClaims). remove is called once, whatever Helm finds
+// left to delete, unless a pre-delete hook fails (the error then wraps
+// ErrPreDelete). A release whose hooks ran in an earlier call (stored as
+// uninstalled) is not run again: remove is called and the records go.
+// timeout bounds each hook.
+func Uninstall(cfg *rest.Config, namespace, name string, timeout time.Duration, remove func() error) (Uninstalled, error) {
 	ac, err := configure(cfg, namespace)
 	if err != nil {
-		return 0, err
+		return Uninstalled{}, err
 	}
-	revs, err := ac.Releases.History(name)
-	if errors.Is(err, driver.ErrReleaseNotFound) || (err == nil && len(revs) == 0) {
-		return 0, remove()
-	}
-	if err != nil {
-		return 0, fmt.Errorf("reading helm history of %s: %w", name, err)
-	}
-	objects := &pruneObjects{Interface: ac.KubeClient, remove: remove}
-	ac.KubeClient = objects
-	u := action.NewUninstall(ac)
-	u.Timeout = timeout
-	u.WaitStrategy = kube.HookOnlyStrategy
-	u.KeepHistory = false
-	// Helm's uninstall takes no context: timeout bounds its hooks.
-	_, err = u.Run(name)
-	if objects.err != nil {
-		return 0, objects.err
+	return uninstall(ac, name, timeout, remove)
+}
+
+func uninstall(ac *action.Configuration, name string, timeout time.Duration, remove func() error) (Uninstalled, error) {
+	var out Uninstalled
+	last, err := ac.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return out, remove()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("helm uninstall %s: %w", name, err)
+		return out, fmt.Errorf("reading the last revision of %s: %w", name, err)
 	}
-	if !objects.called {
-		if err := remove(); err != nil {
-			return len(revs), err
+	rel, ok := last.(*rspb.Release)
+	if !ok {
+		return out, fmt.Errorf("helm returned an unexpected release type %T", last)
+	}
+	if rel.Info == nil || rel.Info.Status != common.StatusUninstalled {
+		objects := &pruneObjects{Interface: ac.KubeClient, remove: remove}
+		ac.KubeClient = objects
+		defer func() { ac.KubeClient = objects.Interface }()
+		u := action.NewUninstall(ac)
+		u.Timeout = timeout
+		u.WaitStrategy = kube.HookOnlyStrategy
+		// Helm stores the release as uninstalled; the records go below,
+		// so that a retry after a failure there does not run the hooks
+		// again.
+		u.KeepHistory = true
+		// Helm's uninstall takes no context: timeout bounds its hooks.
+		_, err := u.Run(name)
+		switch {
+		case objects.err != nil:
+			return out, objects.err
+		case err != nil && !objects.called:
+			return out, fmt.Errorf("helm uninstall %s: %w: %w", name, ErrPreDelete, err)
+		case err != nil:
+			out.PostDelete = err
 		}
+		out.Hooks = deleteHooks(rel)
+	} else if err := remove(); err != nil {
+		return out, err
 	}
-	return len(revs), nil
+	out.Revisions, err = forget(ac, name)
+	return out, err
 }
 
 // deleteHooks counts the pre-delete and post-delete hooks of rel.
@@ -71,9 +107,11 @@ func deleteHooks(rel *rspb.Release) int {
 	return n
 }
 
-// pruneObjects is Helm's client with one change: asked to delete the
-// release's objects (not hooks, which Helm deletes by their delete
-// policies), it calls remove instead.
+// pruneObjects is Helm's client with one change: asked to build the
+// release's objects for deletion (which its uninstall does right after
+// the pre-delete hooks, whatever is left to delete), it calls remove
+// instead and returns none, so Helm deletes nothing itself. Hooks, whose
+// manifests carry helm.sh/hook, are built as usual.
 type pruneObjects struct {
 	kube.Interface
 	remove func() error
@@ -81,28 +119,32 @@ type pruneObjects struct {
 	err    error
 }
 
-func (p *pruneObjects) Delete(resources kube.ResourceList, policy metav1.DeletionPropagation) (*kube.Result, []error) {
-	if hooks(resources) {
-		return p.Interface.Delete(resources, policy)
+func (p *pruneObjects) Build(r io.Reader, validate bool) (kube.ResourceList, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if hooks(data) || p.called {
+		return p.Interface.Build(bytes.NewReader(data), validate)
 	}
 	p.called = true
 	if err := p.remove(); err != nil {
 		p.err = err
-		return nil, []error{err}
+		return nil, err
 	}
-	return &kube.Result{}, nil
+	return kube.ResourceList{}, nil
 }
 
-// hooks reports whether every resource is a Helm hook.
-func hooks(resources kube.ResourceList) bool {
-	for _, info := range resources {
-		m, err := meta.Accessor(info.Object)
-		if err != nil {
-			return false
-		}
-		if _, ok := m.GetAnnotations()[rspb.HookAnnotation]; !ok {
+// hooks reports whether data holds Helm hooks only.
+func hooks(data []byte) bool {
+	objs, err := manifest.Parse("helm manifest", data)
+	if err != nil || len(objs) == 0 {
+		return false
+	}
+	for _, o := range objs {
+		if _, ok := o.Object.GetAnnotations()[rspb.HookAnnotation]; !ok {
 			return false
 		}
 	}
-	return len(resources) > 0
+	return true
 }

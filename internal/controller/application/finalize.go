@@ -178,21 +178,28 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "reading its Helm release: %v; retrying", err)
 			return err
 		case rel != nil && rel.DeleteHooks > 0:
-			n, err := helmrelease.Uninstall(r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
-			if err != nil && !pruned && !apierrors.IsForbidden(err) {
-				// A pre-delete hook failed: nothing is deleted, as
-				// helm uninstall would. (One the account may not
-				// create is its rights gone: see below.)
+			res, err := helmrelease.Uninstall(r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
+			switch {
+			case errors.Is(err, helmrelease.ErrPreDelete) && apierrors.IsForbidden(err):
+				// The account may not create the hooks: its rights are
+				// going (see below); what it may still delete goes.
+				helmKept = append(helmKept, fmt.Sprintf("Helm release %s, whose delete hooks %s may not run", name, r.impersonatedUser(app)))
+			case errors.Is(err, helmrelease.ErrPreDelete):
+				// Nothing is deleted, as helm uninstall would; each
+				// retry runs the hook again.
+				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "%v; nothing deleted; retrying", err)
+				return err
+			case err != nil && perr == nil && apierrors.IsForbidden(err):
+				helmKept = append(helmKept, "the records of its Helm release (not allowed)")
+			case err != nil && perr == nil:
 				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "uninstalling Helm release %s: %v; retrying", name, err)
 				return err
+			case err == nil && res.PostDelete != nil:
+				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "a post-delete hook of Helm release %s failed: %v; its objects were deleted; the hook is not run again", name, res.PostDelete)
+				helmMsg = fmt.Sprintf(", and Helm release %s uninstalled (a post-delete hook failed; %d revision(s) deleted)", name, res.Revisions)
+			case err == nil:
+				helmMsg = fmt.Sprintf(", and Helm release %s uninstalled (%d delete hook(s) run, %d revision(s) deleted)", name, res.Hooks, res.Revisions)
 			}
-			if err != nil && perr == nil {
-				// The objects went; a post-delete hook or the
-				// records did not.
-				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "uninstalling Helm release %s: %v; retrying", name, err)
-				return err
-			}
-			helmMsg = fmt.Sprintf(", and Helm release %s uninstalled (%d delete hook(s) run, %d revision(s) deleted)", name, rel.DeleteHooks, n)
 		case rel != nil:
 			// The records only once the objects are gone: a retry
 			// finds the release again.
