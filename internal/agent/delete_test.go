@@ -12,8 +12,10 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/helmrelease"
@@ -213,4 +215,47 @@ func TestDeletingAHelmApplicationRunsItsDeleteHooks(t *testing.T) {
 		!strings.Contains(msg, "PersistentVolumeClaim") {
 		t.Errorf("CleanedUp event = %q, want the hooks run and the kept claim named", msg)
 	}
+}
+
+// A pre-delete hook that fails (here a Job that never finishes, within the
+// Application's health timeout) stops the cleanup with nothing deleted,
+// and the Application's status says why while it waits to retry.
+func TestAFailingPreDeleteHookDeletesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).
+		Write("chart/templates/pre-delete.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n"+
+			"spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1-never-ready\n").
+		CommitAndPush("chart with a pre-delete hook that never finishes")
+	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.HealthTimeout = &metav1.Duration{Duration: 3 * time.Second} })
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+
+	key := types.NamespacedName{Namespace: f.ns, Name: "hello"}
+	must(t, f.c.Delete(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}}))
+	if msg := f.waitEvent("hello", "CleanupFailed"); !strings.Contains(msg, "before deleting anything") || !strings.Contains(msg, "nothing deleted") {
+		t.Errorf("CleanupFailed event = %q, want the pre-delete hook's failure and nothing deleted", msg)
+	}
+	var app berthv1.Application
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		must(t, f.c.Get(ctx, key, &app))
+		if c := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionReady); c != nil && c.Reason == "Deleting" && strings.Contains(c.Message, "cleaning up failed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("conditions of the Application waiting on its cleanup = %+v, want Ready False, reason Deleting, saying why", app.Status.Conditions)
+		}
+	}
+	if !f.get(&corev1.ConfigMap{}, "hello-config") {
+		t.Error("the chart's ConfigMap was deleted, though its pre-delete hook failed")
+	}
+	rels, err := helmrelease.List(f.env.Config, f.ns)
+	must(t, err)
+	if len(rels) != 1 {
+		t.Errorf("helm releases = %+v, want the release kept", rels)
+	}
+	// Let it go without waiting out the 10-minute retry.
+	patch := []byte(`{"metadata":{"finalizers":null}}`)
+	must(t, f.c.Patch(ctx, &app, client.RawPatch(types.MergePatchType, patch)))
+	f.waitGone(&berthv1.Application{}, "hello", 30*time.Second)
 }

@@ -50,6 +50,10 @@ func PrintTable(w io.Writer, apps []berthv1.Application, allNamespaces bool, now
 		if c := meta.FindStatusCondition(a.Status.Conditions, berthv1.ConditionStalled); c != nil && c.Status == "True" {
 			msg = c.Message
 		}
+		if a.DeletionTimestamp != nil {
+			// Deleted, waiting for the agent's cleanup (or for an agent).
+			msg = fmt.Sprintf("Terminating for %s: %s", duration.HumanDuration(now.Sub(a.DeletionTimestamp.Time)), msg)
+		}
 		if len(msg) > 100 {
 			msg = msg[:97] + "..."
 		}

@@ -85,6 +85,8 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 			// that does not answer) is retried for a while, not for
 			// ever: a finalizer that never finishes holds the namespace.
 			if since := app.DeletionTimestamp; since != nil && time.Since(since.Time) < cleanupPatience {
+				r.noteCleanup(ctx, app, fmt.Sprintf("deleted; cleaning up failed: %v; retrying until %s, then what is left is kept",
+					err, since.Add(cleanupPatience).UTC().Format(time.TimeOnly)))
 				return ctrl.Result{}, err
 			}
 			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "gave up after %s: %v; what was not deleted is kept", cleanupPatience, err)
@@ -97,6 +99,19 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 	}
 	r.forget(key)
 	return ctrl.Result{}, nil
+}
+
+// noteCleanup says in app's status what its cleanup waits for (Ready
+// False, reason Deleting), for `berth get apps` and kubectl: a chart's
+// delete hooks, or a retry. A status that cannot be written is only
+// logged: the cleanup goes on.
+func (r *Reconciler) noteCleanup(ctx context.Context, app *berthv1.Application, msg string) {
+	before := app.DeepCopy()
+	setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "Deleting", msg)
+	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Deleting", msg)
+	if err := r.writeStatus(ctx, before, app); err != nil {
+		ctrl.LoggerFrom(ctx).Info("cannot write the cleanup's status", "error", err.Error())
+	}
 }
 
 // keepAll returns why a deleted app keeps everything it applied ("": it
@@ -178,6 +193,7 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "reading its Helm release: %v; retrying", err)
 			return err
 		case rel != nil && rel.DeleteHooks > 0:
+			r.noteCleanup(ctx, app, fmt.Sprintf("deleted; running the delete hooks of Helm release %s (each for up to %s)", name, r.healthTimeout(app)))
 			res, err := helmrelease.Uninstall(r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
 			switch {
 			case errors.Is(err, helmrelease.ErrPreDelete) && apierrors.IsForbidden(err):
