@@ -269,11 +269,28 @@ func clearUninstalled(ac *action.Configuration, name string) error {
 	if !ok || rel.Info == nil || (rel.Info.Status != common.StatusUninstalling && rel.Info.Status != common.StatusUninstalled) {
 		return nil
 	}
+	// A deleted Application's cleanup may still be at work on it (its
+	// hooks, its records): not within uninstallWindow of its start.
+	if since := time.Since(rel.Info.Deleted); since < uninstallWindow {
+		return fmt.Errorf("helm release %s is being uninstalled (since %s ago, by a deleted Application's cleanup); installing it again after %s",
+			name, since.Round(time.Second), uninstallWindow)
+	}
 	_, err = forget(ac, name)
 	return err
 }
 
+// uninstallWindow is how long an uninstall may be at work: a deleted
+// Application's cleanup is retried for 10 minutes, and each try runs the
+// hooks for up to their timeout.
+const uninstallWindow = 20 * time.Minute
+
 func forget(ac *action.Configuration, name string) (int, error) {
+	return forgetUpTo(ac, name, 0)
+}
+
+// forgetUpTo deletes the stored revisions of release name up to last (0:
+// all of them).
+func forgetUpTo(ac *action.Configuration, name string, last int) (int, error) {
 	revs, err := ac.Releases.History(name)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
 		return 0, nil
@@ -286,6 +303,9 @@ func forget(ac *action.Configuration, name string) (int, error) {
 		acc, err := release.NewAccessor(r)
 		if err != nil {
 			return n, fmt.Errorf("reading helm release %s: %w", name, err)
+		}
+		if last > 0 && acc.Version() > last {
+			continue
 		}
 		if _, err := ac.Releases.Delete(name, acc.Version()); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 			return n, fmt.Errorf("deleting revision %d of helm release %s: %w", acc.Version(), name, err)

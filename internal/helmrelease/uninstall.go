@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -13,8 +14,6 @@ import (
 	rspb "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/client-go/rest"
-
-	"github.com/berth-dev/berth/internal/manifest"
 )
 
 // Uninstalled is what Uninstall did.
@@ -65,7 +64,20 @@ func uninstall(ac *action.Configuration, name string, timeout time.Duration, rem
 		return out, fmt.Errorf("helm returned an unexpected release type %T", last)
 	}
 	if rel.Info == nil || rel.Info.Status != common.StatusUninstalled {
-		objects := &pruneObjects{Interface: ac.KubeClient, remove: remove}
+		if rel.Info != nil && rel.Info.Status == common.StatusUninstalling && preDeleteDone(rel) {
+			// An earlier call ran the pre-delete hooks, then failed
+			// (its remove did): they are not run again.
+			for _, h := range rel.Hooks {
+				h.Events = slices.DeleteFunc(h.Events, func(e rspb.HookEvent) bool { return e == rspb.HookPreDelete })
+			}
+			if err := ac.Releases.Update(rel); err != nil {
+				return out, fmt.Errorf("recording that the pre-delete hooks of %s ran: %w", name, err)
+			}
+		}
+		objects := &pruneObjects{Interface: ac.KubeClient, remove: remove, hooks: map[string]bool{}}
+		for _, h := range rel.Hooks {
+			objects.hooks[h.Manifest] = true
+		}
 		ac.KubeClient = objects
 		defer func() { ac.KubeClient = objects.Interface }()
 		u := action.NewUninstall(ac)
@@ -89,8 +101,22 @@ func uninstall(ac *action.Configuration, name string, timeout time.Duration, rem
 	} else if err := remove(); err != nil {
 		return out, err
 	}
-	out.Revisions, err = forget(ac, name)
+	// Only the revisions this call uninstalled: a newer one is another
+	// install's (an Application that took the name meanwhile).
+	out.Revisions, err = forgetUpTo(ac, name, rel.Version)
 	return out, err
+}
+
+// preDeleteDone reports whether every pre-delete hook of rel succeeded in
+// the uninstall that marked it uninstalling.
+func preDeleteDone(rel *rspb.Release) bool {
+	for _, h := range rel.Hooks {
+		if slices.Contains(h.Events, rspb.HookPreDelete) &&
+			(h.LastRun.Phase != rspb.HookPhaseSucceeded || h.LastRun.StartedAt.Before(rel.Info.Deleted)) {
+			return false
+		}
+	}
+	return true
 }
 
 // deleteHooks counts the pre-delete and post-delete hooks of rel.
@@ -110,11 +136,13 @@ func deleteHooks(rel *rspb.Release) int {
 // pruneObjects is Helm's client with one change: asked to build the
 // release's objects for deletion (which its uninstall does right after
 // the pre-delete hooks, whatever is left to delete), it calls remove
-// instead and returns none, so Helm deletes nothing itself. Hooks, whose
-// manifests carry helm.sh/hook, are built as usual.
+// instead and returns none, so Helm deletes nothing itself. Hooks are
+// built as usual: Helm builds each from its stored manifest, byte for
+// byte.
 type pruneObjects struct {
 	kube.Interface
 	remove func() error
+	hooks  map[string]bool
 	called bool
 	err    error
 }
@@ -124,7 +152,7 @@ func (p *pruneObjects) Build(r io.Reader, validate bool) (kube.ResourceList, err
 	if err != nil {
 		return nil, err
 	}
-	if hooks(data) || p.called {
+	if p.hooks[string(data)] || p.called {
 		return p.Interface.Build(bytes.NewReader(data), validate)
 	}
 	p.called = true
@@ -133,18 +161,4 @@ func (p *pruneObjects) Build(r io.Reader, validate bool) (kube.ResourceList, err
 		return nil, err
 	}
 	return kube.ResourceList{}, nil
-}
-
-// hooks reports whether data holds Helm hooks only.
-func hooks(data []byte) bool {
-	objs, err := manifest.Parse("helm manifest", data)
-	if err != nil || len(objs) == 0 {
-		return false
-	}
-	for _, o := range objs {
-		if _, ok := o.Object.GetAnnotations()[rspb.HookAnnotation]; !ok {
-			return false
-		}
-	}
-	return true
 }

@@ -74,6 +74,13 @@ func (r *recorder) Delete(res kube.ResourceList, _ metav1.DeletionPropagation) (
 	return &kube.Result{Deleted: res}, nil
 }
 
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func hookManifest(kind, name, event string) string {
 	return fmt.Sprintf("apiVersion: v1\nkind: %s\nmetadata:\n  name: %s\n  annotations:\n    helm.sh/hook: %s\n", kind, name, event)
 }
@@ -171,7 +178,8 @@ func TestUninstallRetriedAfterTheHooksRan(t *testing.T) {
 	}
 }
 
-// A failing remove is returned as it is, and nothing after it runs.
+// A failing remove is returned as it is, and nothing after it runs; the
+// retry does not run the pre-delete hook, which succeeded, again.
 func TestUninstallReturnsRemovesError(t *testing.T) {
 	ac, log := fixture(t, common.StatusDeployed, "")
 	boom := errors.New("prune failed")
@@ -181,6 +189,51 @@ func TestUninstallReturnsRemovesError(t *testing.T) {
 	if slices.Contains(*log, "create goodbye") {
 		t.Errorf("calls = %q: the post-delete hook ran after a failed remove", *log)
 	}
+	*log = nil
+	removed := 0
+	out, err := uninstall(ac, "hello", time.Minute, func() error { removed++; *log = append(*log, "remove"); return nil })
+	if err != nil || removed != 1 || slices.Contains(*log, "create backup") || !slices.Contains(*log, "create goodbye") {
+		t.Fatalf("retry: error %v, calls %q; want remove, then only the post-delete hook", err, *log)
+	}
+	if out.Revisions != 1 {
+		t.Errorf("retry: outcome %+v, want the record deleted", out)
+	}
+}
+
+// A hook Helm stores as a List of objects is still a hook (matched by its
+// manifest, not by parsing it): the prune runs once, for the release's
+// objects, after it.
+func TestUninstallTellsHooksByTheirManifest(t *testing.T) {
+	ac, log := fixture(t, common.StatusDeployed, "")
+	last, err := ac.Releases.Last("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := last.(*rspb.Release)
+	rel.Hooks[0].Manifest = "apiVersion: v1\nkind: List\nmetadata:\n  annotations:\n    helm.sh/hook: pre-delete\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: backup\n"
+	if err := ac.Releases.Update(rel); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := uninstall(ac, "hello", time.Minute, func() error { *log = append(*log, "remove"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if pre, rm := slices.Index(*log, "create backup"), slices.Index(*log, "remove"); pre < 0 || rm < pre {
+		t.Fatalf("calls = %q, want the List hook created before the remove", *log)
+	}
+}
+
+// The records forgotten are those of the uninstalled revision and older:
+// one another install made meanwhile stays.
+func TestUninstallKeepsANewerRevision(t *testing.T) {
+	ac, _ := fixture(t, common.StatusDeployed, "")
+	newer := &rspb.Release{Name: "hello", Namespace: "ns", Version: 2, Info: &rspb.Info{Status: common.StatusDeployed},
+		Chart: &chart.Chart{Metadata: &chart.Metadata{APIVersion: "v2", Name: "hello", Version: "0.1.0"}}}
+	if _, err := uninstall(ac, "hello", time.Minute, func() error { return ac.Releases.Create(newer) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.Releases.Get("hello", 2); err != nil {
+		t.Errorf("revision 2, installed during the uninstall of revision 1: %v, want it kept", err)
+	}
 }
 
 // A release a deleted Application's cleanup left uninstalling (it gave up
@@ -189,10 +242,22 @@ func TestUninstallReturnsRemovesError(t *testing.T) {
 func TestClearUninstalledBeforeAnInstall(t *testing.T) {
 	for _, st := range []common.Status{common.StatusUninstalling, common.StatusUninstalled, common.StatusDeployed, common.StatusFailed} {
 		ac, _ := fixture(t, st, "")
+		last, err := ac.Releases.Last("hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// While an uninstall may be at work, it is left alone.
+		last.(*rspb.Release).Info.Deleted = time.Now()
+		must(t, ac.Releases.Update(last))
+		if err := clearUninstalled(ac, "hello"); (err != nil) != (st == common.StatusUninstalling || st == common.StatusUninstalled) {
+			t.Fatalf("last revision %s, uninstalled a moment ago: error %v", st, err)
+		}
+		last.(*rspb.Release).Info.Deleted = time.Now().Add(-uninstallWindow)
+		must(t, ac.Releases.Update(last))
 		if err := clearUninstalled(ac, "hello"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := ac.Releases.History("hello")
+		_, err = ac.Releases.History("hello")
 		gone := errors.Is(err, driver.ErrReleaseNotFound)
 		if want := st == common.StatusUninstalling || st == common.StatusUninstalled; gone != want {
 			t.Errorf("last revision %s: records gone = %v, want %v", st, gone, want)

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -86,7 +87,7 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 			// ever: a finalizer that never finishes holds the namespace.
 			if since := app.DeletionTimestamp; since != nil && time.Since(since.Time) < cleanupPatience {
 				r.noteCleanup(ctx, app, fmt.Sprintf("deleted; cleaning up failed: %v; retrying until %s, then what is left is kept",
-					err, since.Add(cleanupPatience).UTC().Format(time.TimeOnly)))
+					err, since.Add(cleanupPatience).UTC().Format(time.TimeOnly)+" UTC"))
 				return ctrl.Result{}, err
 			}
 			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "gave up after %s: %v; what was not deleted is kept", cleanupPatience, err)
@@ -107,6 +108,7 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 // logged: the cleanup goes on.
 func (r *Reconciler) noteCleanup(ctx context.Context, app *berthv1.Application, msg string) {
 	before := app.DeepCopy()
+	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, "Deleting", msg)
 	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Deleting", msg)
 	if err := r.writeStatus(ctx, before, app); err != nil {
@@ -177,9 +179,8 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 	prune := func() error {
 		pruned = true
 		cs, perr = mgr.Prune(ctx, refsOf(app.Status.Inventory), r.pruneOptions(app))
-		if we, ok := errors.AsType[*apply.WriteError](perr); ok && allForbidden(we) {
-			return nil // kept, and said below; the hooks still run
-		}
+		// Even a refusal stops a Helm uninstall before its post-delete
+		// hooks: the objects are still there.
 		return perr
 	}
 	var helmMsg string
@@ -197,9 +198,12 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 			res, err := helmrelease.Uninstall(r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
 			switch {
 			case errors.Is(err, helmrelease.ErrPreDelete) && apierrors.IsForbidden(err):
-				// The account may not create the hooks: its rights are
-				// going (see below); what it may still delete goes.
-				helmKept = append(helmKept, fmt.Sprintf("Helm release %s, whose delete hooks %s may not run", name, r.impersonatedUser(app)))
+				// The account may not run the hooks (its rights are
+				// going, as in a namespace being deleted): nothing is
+				// deleted without them, and the Application goes.
+				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupSkipped", "deleted, but %s may not run the delete hooks of Helm release %s (%v): the %d object(s) it applied are kept",
+					r.impersonatedUser(app), name, err, len(app.Status.Inventory))
+				return nil
 			case errors.Is(err, helmrelease.ErrPreDelete):
 				// Nothing is deleted, as helm uninstall would; each
 				// retry runs the hook again.
