@@ -172,7 +172,9 @@ func (r *Reconciler) render(ctx context.Context, app *berthv1.Application, snap 
 			if err != nil {
 				return nil, clusterReadErr(err)
 			}
-			opts.IsUpgrade = latest != nil
+			// A release a deleted Application's cleanup left uninstalling
+			// or uninstalled is installed afresh (see helmrelease.Upgrade).
+			opts.IsUpgrade = latest != nil && latest.Status != "uninstalling" && latest.Status != "uninstalled"
 		}
 		if res, err = r.renderDir(ctx, kind, dir, opts); err != nil {
 			if lookupErr != nil {
