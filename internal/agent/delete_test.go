@@ -259,3 +259,33 @@ func TestAFailingPreDeleteHookDeletesNothing(t *testing.T) {
 	must(t, f.c.Patch(ctx, &app, client.RawPatch(types.MergePatchType, patch)))
 	f.waitGone(&berthv1.Application{}, "hello", 30*time.Second)
 }
+
+// An account that may not run the chart's delete hooks (it may write
+// ConfigMaps and Helm's records, not Jobs) keeps everything: nothing is
+// deleted without the hooks, and the Application goes at once.
+func TestDeleteHooksTheAccountMayNotRunKeepEverything(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "narrow", Namespace: f.ns}}))
+	must(t, f.c.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "narrow", Namespace: f.ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"*"}}}}))
+	must(t, f.c.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "narrow", Namespace: f.ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "narrow"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "narrow", Namespace: f.ns}}}))
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).
+		Write("chart/templates/pre-delete.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n"+
+			"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1\n").
+		CommitAndPush("chart with a pre-delete hook its account may not run")
+	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "narrow" })
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+
+	must(t, f.c.Delete(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}}))
+	f.waitGone(&berthv1.Application{}, "hello", 60*time.Second)
+	if !f.get(&corev1.ConfigMap{}, "hello-config") {
+		t.Error("the chart's ConfigMap was deleted without its pre-delete hook")
+	}
+	if msg := f.waitEvent("hello", "CleanupSkipped"); !strings.Contains(msg, "may not run the delete hooks of Helm release hello") || !strings.Contains(msg, "kept") {
+		t.Errorf("CleanupSkipped event = %q, want the hooks it may not run and everything kept", msg)
+	}
+}
