@@ -41,7 +41,7 @@ func runBaseline(ctx context.Context, o Options, bins sandbox.Binaries, n int) (
 	}
 	defer os.RemoveAll(dir)
 	sbDir := filepath.Join(dir, "sandbox")
-	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3, ExtraArgs: profileArgs()})
+	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3, ExtraArgs: profileArgs(), DieWithParent: true})
 	if err != nil {
 		return 0, err
 	}

@@ -426,7 +426,7 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 	}
 	e.cleanups = append(e.cleanups, func() { _ = os.RemoveAll(dir) })
 	sbDir := filepath.Join(dir, "sandbox")
-	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3, ExtraArgs: profileArgs()})
+	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 3, ExtraArgs: profileArgs(), DieWithParent: true})
 	if err != nil {
 		return e, err
 	}

@@ -53,7 +53,7 @@ func RunRequestCosts(ctx context.Context, o Options, n int) ([]Cost, error) {
 	}
 	defer os.RemoveAll(dir)
 	sbDir := filepath.Join(dir, "sandbox")
-	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 1})
+	st, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: sbDir, Binaries: bins, Nodes: 1, DieWithParent: true})
 	if err != nil {
 		return nil, err
 	}

@@ -23,8 +23,10 @@ type started struct {
 
 // start launches component with args, its output appended to its log file.
 // The process gets its own process group, so a terminal's Ctrl-C aimed at
-// `berth sandbox up` does not take the cluster down with it.
-func start(name, bin string, args []string, logPath string) (*started, error) {
+// `berth sandbox up` does not take the cluster down with it. With
+// dieWithParent it is killed when this process exits, however it exits
+// (see UpOptions.DieWithParent).
+func start(name, bin string, args []string, logPath string, dieWithParent bool) (*started, error) {
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s log: %w", name, err)
@@ -35,6 +37,9 @@ func start(name, bin string, args []string, logPath string) (*started, error) {
 	cmd := exec.Command(bin, args...) //nolint:noctx // long-lived component process, stopped by Down
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if dieWithParent {
+		killWithParent(cmd.SysProcAttr)
+	}
 	if err := cmd.Start(); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)

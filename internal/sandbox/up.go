@@ -37,6 +37,12 @@ type UpOptions struct {
 	Progress io.Writer
 	// StartTimeout bounds the wait for each component; 0 means 90s.
 	StartTimeout time.Duration
+	// DieWithParent kills every component when the process that called
+	// Up exits, however it exits: for tests and benchmarks, where a
+	// panic or `go test`'s timeout must not leave a cluster running (and
+	// holding its ports and the build lock). Linux only; elsewhere Down
+	// must run. `berth sandbox up` leaves it off: its sandbox outlives it.
+	DieWithParent bool
 }
 
 // Up starts a sandbox in opts.Dir and waits until every component is ready
@@ -96,7 +102,7 @@ func Up(ctx context.Context, opts UpOptions) (st *State, err error) {
 	}()
 	launch := func(name string, args []string) (*started, error) {
 		args = append(args, opts.ExtraArgs[name]...)
-		p, err := start(name, opts.Binaries.Path(name), args, LogPath(dir, name))
+		p, err := start(name, opts.Binaries.Path(name), args, LogPath(dir, name), opts.DieWithParent)
 		if err != nil {
 			return nil, err
 		}

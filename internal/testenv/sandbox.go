@@ -76,7 +76,7 @@ func setup(ctx context.Context) (*Env, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("creating sandbox directory: %w", err)
 	}
-	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: dir, Binaries: bins}); err != nil {
+	if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: dir, Binaries: bins, DieWithParent: true}); err != nil {
 		return nil, nil, err
 	}
 	stop := func() {
@@ -103,7 +103,7 @@ func OwnSandbox(t testing.TB, opts sandbox.UpOptions) *Env {
 	if err != nil {
 		t.Fatalf("compiling the sandbox: %v", err)
 	}
-	opts.Dir, opts.Binaries = t.TempDir(), bins
+	opts.Dir, opts.Binaries, opts.DieWithParent = t.TempDir(), bins, true
 	_, err = sandbox.Up(ctx, opts)
 	t.Cleanup(func() { _, _ = sandbox.Down(context.Background(), opts.Dir) })
 	if err != nil {
