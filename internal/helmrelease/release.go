@@ -239,19 +239,6 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 	return latest.Version, nil
 }
 
-// Forget deletes every stored revision of release name (Helm's records,
-// not the objects they list: berth prunes those itself, keeping what it
-// protects), so `helm list` no longer shows it. Helm's delete hooks are
-// not run (Uninstall runs them). It returns how many revisions it
-// deleted; none is no error.
-func Forget(cfg *rest.Config, namespace, name string) (int, error) {
-	ac, err := configure(cfg, namespace)
-	if err != nil {
-		return 0, err
-	}
-	return forget(ac, name)
-}
-
 // clearUninstalled forgets release name when its last revision is
 // uninstalling or uninstalled: what a deleted Application's cleanup left
 // when it gave up (a pre-delete hook kept failing) or could not delete
@@ -284,6 +271,9 @@ func clearUninstalled(ac *action.Configuration, name string) error {
 // hooks for up to their timeout.
 const uninstallWindow = 20 * time.Minute
 
+// forget deletes every stored revision of release name (Helm's records,
+// not the objects they list). It returns how many it deleted; none is no
+// error.
 func forget(ac *action.Configuration, name string) (int, error) {
 	return forgetUpTo(ac, name, 0)
 }

@@ -163,11 +163,10 @@ func (r *Reconciler) crdDeleting(ctx context.Context) (bool, error) {
 	return crd.DeletionTimestamp != nil, nil
 }
 
-// cleanUp prunes app's inventory and forgets its Helm release (see
-// finalize). A chart's release with delete hooks is uninstalled through
-// Helm, which runs its pre-delete hooks, then lets the prune delete the
-// objects, then runs its post-delete hooks. It returns an error only for
-// what a retry may fix.
+// cleanUp prunes app's inventory (see finalize). A chart's release is
+// uninstalled through Helm, which runs its pre-delete hooks, then lets the
+// prune delete the objects, then runs its post-delete hooks and deletes
+// its records. It returns an error only for what a retry may fix.
 func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) error {
 	mgr, err := r.manager(app)
 	if err != nil {
@@ -193,8 +192,10 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 		case err != nil:
 			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "reading its Helm release: %v; retrying", err)
 			return err
-		case rel != nil && rel.DeleteHooks > 0:
-			r.noteCleanup(ctx, app, fmt.Sprintf("deleted; running the delete hooks of Helm release %s (each for up to %s)", name, r.healthTimeout(app)))
+		case rel != nil:
+			if rel.DeleteHooks > 0 {
+				r.noteCleanup(ctx, app, fmt.Sprintf("deleted; running the delete hooks of Helm release %s (each for up to %s)", name, r.healthTimeout(app)))
+			}
 			res, err := helmrelease.Uninstall(r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
 			switch {
 			case errors.Is(err, helmrelease.ErrPreDelete) && apierrors.IsForbidden(err):
@@ -217,25 +218,10 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 			case err == nil && res.PostDelete != nil:
 				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "a post-delete hook of Helm release %s failed: %v; its objects were deleted; the hook is not run again", name, res.PostDelete)
 				helmMsg = fmt.Sprintf(", and Helm release %s uninstalled (a post-delete hook failed; %d revision(s) deleted)", name, res.Revisions)
-			case err == nil:
+			case err == nil && res.Hooks > 0:
 				helmMsg = fmt.Sprintf(", and Helm release %s uninstalled (%d delete hook(s) run, %d revision(s) deleted)", name, res.Hooks, res.Revisions)
-			}
-		case rel != nil:
-			// The records only once the objects are gone: a retry
-			// finds the release again.
-			_ = prune()
-			if perr != nil {
-				break
-			}
-			n, err := helmrelease.Forget(r.impersonatedConfig(app), app.Spec.Namespace, name)
-			switch {
-			case apierrors.IsForbidden(err):
-				helmKept = append(helmKept, "the records of its Helm release (not allowed)")
-			case err != nil:
-				r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "deleting the records of its Helm release: %v; retrying", err)
-				return err
-			default:
-				helmMsg = fmt.Sprintf(", and %d revision(s) of Helm release %s", n, name)
+			case err == nil:
+				helmMsg = fmt.Sprintf(", and %d revision(s) of Helm release %s", res.Revisions, name)
 			}
 		}
 	}
