@@ -383,12 +383,11 @@ const (
 	// Application applied.
 	OwnerNameLabel      = "app.berth.dev/name"
 	OwnerNamespaceLabel = "app.berth.dev/namespace"
-	// CleanupFinalizer is on every Application: berth's install has an
-	// admission policy give it to each as it is created, and the agent
-	// sets it on its first pass where that policy is missing. When the
-	// Application is deleted, the agent prunes what it applied (as a sync
-	// prunes what Git dropped, with the same protections) before letting
-	// it go; suspended or with prune off, it keeps everything.
+	// CleanupFinalizer is set by the agent on every Application it
+	// reconciles: when the Application is deleted, the agent prunes what
+	// it applied (as a sync prunes what Git dropped, with the same
+	// protections) before letting it go; suspended or with prune off, it
+	// keeps everything.
 	CleanupFinalizer = "berth.dev/cleanup"
 	// LeaderLabel ("true") marks the agent pod that holds the leader
 	// lease: the only replica that reconciles and receives webhooks, and

@@ -38,6 +38,8 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
+func installCRDs(t *testing.T, env *testenv.Env) { testenv.InstallCRDs(t, env) }
+
 type fixture struct {
 	t       *testing.T
 	env     *testenv.Env
@@ -71,13 +73,25 @@ func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
 		o = fo[0]
 	}
 	env := testenv.Sandbox(t)
-	testenv.InstallAPI(t, env)
+	installCRDs(t, env)
 	f := &fixture{t: t, env: env, ns: env.Namespace(t), secret: "webhook-s3cret"}
 	c, err := client.New(env.Config, client.Options{Scheme: agent.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.c = c
+	// Runs after the agents stop and before the namespace is deleted: the
+	// Applications' cleanup finalizer would hold the namespace in
+	// Terminating, with no agent left to remove it.
+	t.Cleanup(func() {
+		var list berthv1.ApplicationList
+		if c.List(context.Background(), &list, client.InNamespace(f.ns)) != nil {
+			return
+		}
+		for i := range list.Items {
+			_ = c.Patch(context.Background(), &list.Items[i], client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+		}
+	})
 	ctx := context.Background()
 	// The deployer may write in its namespace only.
 	must(t, c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: f.ns}}))

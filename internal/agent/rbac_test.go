@@ -164,20 +164,13 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 		t.Errorf("image after the rollback = %q", got)
 	}
 
-	// The install's policy gave the Application its finalizer; where there
-	// is none (or it was taken off, as here: the annotation only brings a
-	// pass, which a pinned Application spends on nothing else) the agent
-	// sets it under these rights, and may change nothing else of an
-	// Application.
+	// It set its finalizer under these rights, and may change nothing else
+	// of an Application.
 	app := &berthv1.Application{}
 	must(t, f.c.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "demo"}, app))
 	if !slices.Contains(app.Finalizers, berthv1.CleanupFinalizer) {
-		t.Fatalf("finalizers = %v, want %s (from the install's policy)", app.Finalizers, berthv1.CleanupFinalizer)
+		t.Fatalf("finalizers = %v, want %s", app.Finalizers, berthv1.CleanupFinalizer)
 	}
-	must(t, f.c.Patch(ctx, app, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null,"annotations":{"`+berthv1.SyncRequestedAnnotation+`":"finalizer-gone"}}}`))))
-	app = f.waitApp("demo", 30*time.Second, "its finalizer set again by the agent", func(a *berthv1.Application) bool {
-		return slices.Contains(a.Finalizers, berthv1.CleanupFinalizer)
-	})
 	agentClient, err := client.New(f.agentConfig, client.Options{Scheme: agent.Scheme()})
 	must(t, err)
 	for what, patch := range map[string]string{

@@ -472,7 +472,7 @@ func start(ctx context.Context, o Options, bins sandbox.Binaries, n int, write f
 	if err != nil {
 		return e, err
 	}
-	if _, err := install.Apply(ctx, cfg, install.Options{APIOnly: true}); err != nil {
+	if _, err := install.Apply(ctx, cfg, install.Options{CRDsOnly: true}); err != nil {
 		return e, err
 	}
 	for _, obj := range []client.Object{

@@ -73,7 +73,7 @@ func RunRequestCosts(ctx context.Context, o Options, n int) ([]Cost, error) {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 5000, 5000
-	if _, err := install.Apply(ctx, cfg, install.Options{APIOnly: true}); err != nil {
+	if _, err := install.Apply(ctx, cfg, install.Options{CRDsOnly: true}); err != nil {
 		return nil, err
 	}
 	cs, err := kubernetes.NewForConfig(cfg)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/install"
 )
 
@@ -42,11 +41,6 @@ func NewCmdInstall(s Streams) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(s.Out, "berth installed in %s: %s\n", o.Install.Namespace, cs.Summary())
-			for _, e := range cs.Entries {
-				if e.Action == apply.Skipped {
-					fmt.Fprintf(s.Out, "  skipped %s: %s\n", e.ID, e.Reason)
-				}
-			}
 			return nil
 		},
 	}
@@ -74,9 +68,8 @@ func NewCmdUninstall(s Streams) *cobra.Command {
 		Use:   "uninstall",
 		Short: "Remove berth from the cluster, keeping everything its Applications applied",
 		Long: "Remove berth from the cluster and keep everything its Applications applied: stop the agent (delete its\n" +
-			"Deployment, wait for its pods to be gone), delete the admission policy that gives new Applications berth's\n" +
-			"cleanup finalizer, take that finalizer off every Application, then delete the rest of the install, its CRDs\n" +
-			"(and with them every Application and Release) last.\n\n" +
+			"Deployment, wait for its pods to be gone), take berth's cleanup finalizer off every Application, then delete\n" +
+			"the rest of the install, its CRDs (and with them every Application and Release) last.\n\n" +
 			"To have the agent delete what an Application applied, delete that Application first, while the agent runs.\n" +
 			"Do not `kubectl delete` the install's manifests: an agent still running would then prune what every\n" +
 			"Application applied, or Applications would stay Terminating with no agent left. See docs/agent.md.",

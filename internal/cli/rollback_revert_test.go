@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // user's credentials, never the agent's.
 func TestRollbackRevertInGit(t *testing.T) {
 	env := testenv.Sandbox(t)
-	testenv.InstallAPI(t, env)
+	testenv.InstallCRDs(t, env)
 	ctx := context.Background()
 	c, err := client.New(env.Config, client.Options{Scheme: agent.Scheme()})
 	if err != nil {

@@ -145,7 +145,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := install.Apply(ctx, cfg, install.Options{APIOnly: true}); err != nil {
+	if _, err := install.Apply(ctx, cfg, install.Options{CRDsOnly: true}); err != nil {
 		return nil, fmt.Errorf("installing CRDs: %w", err)
 	}
 	for _, ns := range []string{Namespace, "demo-staging", "demo-production"} {

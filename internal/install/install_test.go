@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -51,12 +50,12 @@ func TestApplyInstallsTheAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The sandbox may be shared with other packages: take away what the
-	// install created, except berth's API (which may have been there, and
+	// install created, except the CRDs (which may have been there, and
 	// others use).
 	t.Cleanup(func() { uninstall(t, env, objs) })
-	// The API may be there already; the rest is new.
+	// The CRDs may be there already; the rest is new.
 	applied := cs.Count(apply.Created) + cs.Count(apply.Unchanged) + cs.Count(apply.Configured)
-	if len(cs.Entries) != len(objs) || applied != len(objs) || cs.Count(apply.Created) < len(objs)-len(apiIDs(t)) {
+	if len(cs.Entries) != len(objs) || applied != len(objs) || cs.Count(apply.Created) < len(objs)-2 {
 		t.Fatalf("install: %s for %d objects in the manifests", cs.Summary(), len(objs))
 	}
 	kc, err := kubernetes.NewForConfig(env.Config)
@@ -102,25 +101,7 @@ func TestApplyInstallsTheAgent(t *testing.T) {
 	}
 }
 
-// apiIDs returns the IDs of berth's API objects: what `berth install`
-// applies with APIOnly.
-func apiIDs(t *testing.T) map[string]bool {
-	data, err := install.Manifests(install.Options{APIOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := manifest.Parse("api.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := map[string]bool{}
-	for _, o := range objs {
-		ids[o.ID()] = true
-	}
-	return ids
-}
-
-// uninstall deletes objs from the sandbox, berth's API excepted.
+// uninstall deletes objs from the sandbox, CRDs excepted.
 func uninstall(t *testing.T, env *testenv.Env, objs []manifest.Object) {
 	dyn, err := dynamic.NewForConfig(env.Config)
 	if err != nil {
@@ -128,10 +109,9 @@ func uninstall(t *testing.T, env *testenv.Env, objs []manifest.Object) {
 		return
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
-	api := apiIDs(t)
 	for _, o := range objs {
 		u := o.Object
-		if api[o.ID()] {
+		if u.GetKind() == "CustomResourceDefinition" {
 			continue
 		}
 		gvk := u.GroupVersionKind()
@@ -202,8 +182,7 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	if res.Released != 1 {
 		t.Errorf("released %d Applications, want 1", res.Released)
 	}
-	for _, want := range []string{"apps/Deployment berth-system/berth-agent", "apiextensions.k8s.io/CustomResourceDefinition applications.berth.dev", "Namespace berth-system",
-		"admissionregistration.k8s.io/MutatingAdmissionPolicy berth-applications-finalizer", "admissionregistration.k8s.io/MutatingAdmissionPolicyBinding berth-applications-finalizer"} {
+	for _, want := range []string{"apps/Deployment berth-system/berth-agent", "apiextensions.k8s.io/CustomResourceDefinition applications.berth.dev", "Namespace berth-system"} {
 		if !slices.Contains(res.Deleted, want) {
 			t.Errorf("deleted %v, want %s among them", res.Deleted, want)
 		}
@@ -227,54 +206,5 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	// Again: nothing left to do, no error.
 	if res, err := install.Uninstall(ctx, cfg, o, time.Minute); err != nil || res.Released != 0 {
 		t.Errorf("uninstalling again: %+v, %v", res, err)
-	}
-}
-
-// berth's API (as testenv and `berth up` install it) gives every new
-// Application the cleanup finalizer, once, beside any other, with no agent
-// running; it acts on creation only, so taking the finalizer off (as
-// `berth uninstall` does) keeps it off.
-func TestNewApplicationsGetTheCleanupFinalizer(t *testing.T) {
-	env := testenv.Sandbox(t)
-	testenv.InstallAPI(t, env)
-	ns := env.Namespace(t)
-	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apps := dyn.Resource(schema.GroupVersionResource{Group: "berth.dev", Version: "v1alpha1", Resource: "applications"}).Namespace(ns)
-	create := func(name string, finalizers ...any) *unstructured.Unstructured {
-		t.Helper()
-		meta := map[string]any{"name": name}
-		if finalizers != nil {
-			meta["finalizers"] = finalizers
-		}
-		a, err := apps.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "berth.dev/v1alpha1", "kind": "Application", "metadata": meta,
-			"spec": map[string]any{"namespace": ns, "source": map[string]any{"url": "https://git.example.test/shop.git"}},
-		}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("creating %s: %v", name, err)
-		}
-		return a
-	}
-	// InstallAPI, like `berth install`, returns once the policy acts.
-	if got := create("plain").GetFinalizers(); !slices.Equal(got, []string{berthv1.CleanupFinalizer}) {
-		t.Fatalf("a new Application's finalizers = %v, want [%s]", got, berthv1.CleanupFinalizer)
-	}
-	if got := create("other", "example.test/other").GetFinalizers(); !slices.Equal(got, []string{"example.test/other", berthv1.CleanupFinalizer}) {
-		t.Errorf("finalizers of one created with another = %v", got)
-	}
-	if got := create("already", berthv1.CleanupFinalizer).GetFinalizers(); !slices.Equal(got, []string{berthv1.CleanupFinalizer}) {
-		t.Errorf("finalizers of one created with berth's = %v, want it once", got)
-	}
-	a := create("released")
-	if _, err := apps.Patch(ctx, "released", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := apps.Get(ctx, "released", metav1.GetOptions{})
-	if err != nil || len(got.GetFinalizers()) != 0 {
-		t.Errorf("finalizers after taking them off %v: %v (%v), want none", a.GetFinalizers(), got.GetFinalizers(), err)
 	}
 }

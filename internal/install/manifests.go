@@ -15,11 +15,9 @@ type Options struct {
 	Image                 string
 	Replicas              int
 	DefaultServiceAccount string
-	// APIOnly limits the manifests to berth's API: the
-	// CustomResourceDefinitions and the admission policy that gives every
-	// new Application its cleanup finalizer (the agent then runs
-	// elsewhere, e.g. as a local process for `berth up`).
-	APIOnly bool
+	// CRDsOnly limits the manifests to the CustomResourceDefinitions (the
+	// agent then runs elsewhere, e.g. as a local process for `berth up`).
+	CRDsOnly bool
 }
 
 // DefaultOptions returns the defaults of `berth install`.
@@ -45,8 +43,7 @@ func Manifests(o Options) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading CRDs: %w", err)
 	}
-	b.WriteString(finalizerPolicy)
-	if o.APIOnly {
+	if o.CRDsOnly {
 		return b.Bytes(), nil
 	}
 	if err := agentTemplate.Execute(&b, o); err != nil {
@@ -54,44 +51,6 @@ func Manifests(o Options) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-
-// finalizerPolicy gives every Application berth's cleanup finalizer as it
-// is created, so the agent need not write it on its first pass (one write
-// per Application fewer) and no Application is ever without it. The agent
-// still sets it where the policy is missing or failed (failurePolicy
-// Ignore: a broken policy must not block Applications).
-const finalizerPolicy = `---
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicy
-metadata:
-  name: berth-applications-finalizer
-spec:
-  failurePolicy: Ignore
-  reinvocationPolicy: Never
-  matchConstraints:
-    resourceRules:
-    - apiGroups: ["berth.dev"]
-      apiVersions: ["*"]
-      operations: ["CREATE"]
-      resources: ["applications"]
-  matchConditions:
-  - name: no-cleanup-finalizer
-    expression: "!('berth.dev/cleanup' in object.metadata.?finalizers.orValue([]))"
-  mutations:
-  - patchType: JSONPatch
-    jsonPatch:
-      expression: >-
-        has(object.metadata.finalizers)
-        ? [JSONPatch{op: "add", path: "/metadata/finalizers/-", value: "berth.dev/cleanup"}]
-        : [JSONPatch{op: "add", path: "/metadata/finalizers", value: ["berth.dev/cleanup"]}]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingAdmissionPolicyBinding
-metadata:
-  name: berth-applications-finalizer
-spec:
-  policyName: berth-applications-finalizer
-`
 
 var agentTemplate = template.Must(template.New("agent").Parse(`---
 apiVersion: v1

@@ -39,8 +39,7 @@ var applications = berthv1.GroupVersion.WithResource("applications")
 // Uninstall removes berth from the cluster and keeps every object its
 // Applications applied: it stops the agent (deletes its Deployment and
 // waits, up to wait, for its pods to be gone, so that none puts a
-// finalizer back or acts on a deletion), deletes the admission policy that
-// gives new Applications the finalizer, takes berth's cleanup finalizer
+// finalizer back or acts on a deletion), takes berth's cleanup finalizer
 // off every Application, then deletes the rest of the install in reverse
 // order: Service, RBAC, admission policies, the namespace, and the CRDs
 // (and with them every Application and Release). Deleting the CRDs while an
@@ -120,16 +119,7 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o Options, wait time.Durat
 		}
 	}
 
-	// 2. The policy that gives new Applications the finalizer, so that none
-	// created from here on gets it; then the finalizers, with the
-	// Applications' objects kept.
-	for _, obj := range objs {
-		if optionalKinds[obj.Object.GetKind()] {
-			if err := remove(obj); err != nil {
-				return out, err
-			}
-		}
-	}
+	// 2. The finalizers, with the Applications' objects kept.
 	list, err := dyn.Resource(applications).List(ctx, metav1.ListOptions{})
 	if err != nil && !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
 		return out, fmt.Errorf("listing Applications: %w", err)
@@ -151,7 +141,7 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o Options, wait time.Durat
 
 	// 3. The rest, in reverse order: the CRDs last.
 	for i := len(objs) - 1; i >= 0; i-- {
-		if k := objs[i].Object.GetKind(); k == "Deployment" || optionalKinds[k] {
+		if objs[i].Object.GetKind() == "Deployment" {
 			continue
 		}
 		if err := remove(objs[i]); err != nil {

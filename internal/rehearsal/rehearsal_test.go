@@ -44,7 +44,7 @@ type fixture struct {
 func setup(t *testing.T, name string, sa bool) *fixture {
 	t.Helper()
 	env := testenv.Sandbox(t)
-	testenv.InstallAPI(t, env)
+	testenv.InstallCRDs(t, env)
 	c, err := client.New(env.Config, client.Options{Scheme: agent.Scheme()})
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func bigApp(n, size int) []manifest.Object {
 func setup(t *testing.T) (client.Client, *berthv1.Application) {
 	t.Helper()
 	env := testenv.Sandbox(t)
-	testenv.InstallAPI(t, env)
+	testenv.InstallCRDs(t, env)
 	c, err := client.New(env.Config, client.Options{Scheme: agent.Scheme()})
 	if err != nil {
 		t.Fatal(err)

@@ -11,10 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -166,31 +163,7 @@ func (e *Env) Namespace(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		e.releaseApplications(ctx, name)
 		_ = e.Client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	})
 	return name
-}
-
-// releaseApplications takes the finalizers off the Applications in
-// namespace: every Application gets berth's cleanup finalizer as it is
-// created (see
-// InstallAPI), and with no agent left to remove it they would hold the
-// namespace in Terminating. A namespace's cleanup runs after the test's
-// agents stopped (cleanups run last registered first).
-func (e *Env) releaseApplications(ctx context.Context, namespace string) {
-	dyn, err := dynamic.NewForConfig(e.Config)
-	if err != nil {
-		return
-	}
-	apps := dyn.Resource(schema.GroupVersionResource{Group: "berth.dev", Version: "v1alpha1", Resource: "applications"}).Namespace(namespace)
-	list, err := apps.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return // none, or berth's API is not installed
-	}
-	for _, a := range list.Items {
-		if len(a.GetFinalizers()) > 0 {
-			_, _ = apps.Patch(ctx, a.GetName(), types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
-		}
-	}
 }
