@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -258,6 +259,38 @@ func TestAFailingPreDeleteHookDeletesNothing(t *testing.T) {
 	patch := []byte(`{"metadata":{"finalizers":null}}`)
 	must(t, f.c.Patch(ctx, &app, client.RawPatch(types.MergePatchType, patch)))
 	f.waitGone(&berthv1.Application{}, "hello", 30*time.Second)
+}
+
+// A stopping agent (shutdown, or leadership lost) ends a delete hook's wait
+// instead of holding on for the Application's health timeout: the manager
+// stops within its grace period, and the next agent runs the cleanup
+// again. Nothing is deleted meanwhile.
+func TestAStoppingAgentEndsADeleteHooksWait(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).
+		Write("chart/templates/pre-delete.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n"+
+			"spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1-never-ready\n").
+		CommitAndPush("chart with a pre-delete hook that never finishes")
+	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.HealthTimeout = &metav1.Duration{Duration: 10 * time.Minute} })
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+
+	must(t, f.c.Delete(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}}))
+	for deadline := time.Now().Add(30 * time.Second); !f.get(&batchv1.Job{}, "backup"); time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pre-delete hook's Job did not start")
+		}
+	}
+	f.stopAgent(0)
+	err := <-f.agentDone[0]
+	f.agentDone[0] <- err
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("the agent stopped with %v, want it stopped cleanly (the hook's wait ended with it)", err)
+	}
+	if !f.get(&corev1.ConfigMap{}, "hello-config") {
+		t.Error("the chart's ConfigMap was deleted, though its pre-delete hook never finished")
+	}
 }
 
 // An account that may not run the chart's delete hooks (it may write

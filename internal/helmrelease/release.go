@@ -125,6 +125,7 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		in.ServerSideApply = true
 		in.ForceConflicts = true
 		in.WaitStrategy = kube.HookOnlyStrategy
+		in.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 		if opts.Manifest != "" {
 			in.PostRenderer, in.PostRenderStrategy = fixedManifest(opts.Manifest), action.PostRenderStrategyNoHooks
 		}
@@ -144,6 +145,7 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		// would keep its values installed).
 		up.ResetValues = true
 		up.WaitStrategy = kube.HookOnlyStrategy
+		up.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 		if opts.Manifest != "" {
 			up.PostRenderer, up.PostRenderStrategy = fixedManifest(opts.Manifest), action.PostRenderStrategyNoHooks
 		}

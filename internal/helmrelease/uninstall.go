@@ -2,6 +2,7 @@ package helmrelease
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,16 +42,17 @@ var ErrPreDelete = errors.New("before deleting anything")
 // left to delete, unless a pre-delete hook fails (the error then wraps
 // ErrPreDelete). A release whose hooks ran in an earlier call (stored as
 // uninstalled) is not run again: remove is called and the records go.
-// timeout bounds each hook.
-func Uninstall(cfg *rest.Config, namespace, name string, timeout time.Duration, remove func() error) (Uninstalled, error) {
+// timeout bounds each hook's wait, which also ends with ctx (a hook cut
+// short fails like one that timed out).
+func Uninstall(ctx context.Context, cfg *rest.Config, namespace, name string, timeout time.Duration, remove func() error) (Uninstalled, error) {
 	ac, err := configure(cfg, namespace)
 	if err != nil {
 		return Uninstalled{}, err
 	}
-	return uninstall(ac, name, timeout, remove)
+	return uninstall(ctx, ac, name, timeout, remove)
 }
 
-func uninstall(ac *action.Configuration, name string, timeout time.Duration, remove func() error) (Uninstalled, error) {
+func uninstall(ctx context.Context, ac *action.Configuration, name string, timeout time.Duration, remove func() error) (Uninstalled, error) {
 	var out Uninstalled
 	last, err := ac.Releases.Last(name)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
@@ -83,11 +85,14 @@ func uninstall(ac *action.Configuration, name string, timeout time.Duration, rem
 		u := action.NewUninstall(ac)
 		u.Timeout = timeout
 		u.WaitStrategy = kube.HookOnlyStrategy
+		u.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 		// Helm stores the release as uninstalled; the records go below,
 		// so that a retry after a failure there does not run the hooks
 		// again.
 		u.KeepHistory = true
-		// Helm's uninstall takes no context: timeout bounds its hooks.
+		// Helm's uninstall takes no context of its own: the wait option
+		// above ends its hooks' waits with ctx, and nothing else in it
+		// waits.
 		_, err := u.Run(name)
 		switch {
 		case objects.err != nil:
@@ -145,6 +150,16 @@ type pruneObjects struct {
 	hooks  map[string]bool
 	called bool
 	err    error
+}
+
+// GetWaiterWithOptions hands Helm's wait options (the context) to the
+// wrapped client: embedded as kube.Interface, its own method is not
+// promoted, and Helm would wait without them.
+func (p *pruneObjects) GetWaiterWithOptions(ws kube.WaitStrategy, opts ...kube.WaitOption) (kube.Waiter, error) {
+	if c, ok := p.Interface.(kube.InterfaceWaitOptions); ok {
+		return c.GetWaiterWithOptions(ws, opts...)
+	}
+	return p.Interface.GetWaiter(ws)
 }
 
 func (p *pruneObjects) Build(r io.Reader, validate bool) (kube.ResourceList, error) {

@@ -1,6 +1,7 @@
 package helmrelease
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,18 @@ func (r *recorder) Delete(res kube.ResourceList, _ metav1.DeletionPropagation) (
 	return &kube.Result{Deleted: res}, nil
 }
 
+// GetWaiterWithOptions and GetWaiter log which way Helm asked for the
+// waiter of its hooks, and with how many options.
+func (r *recorder) GetWaiterWithOptions(ws kube.WaitStrategy, opts ...kube.WaitOption) (kube.Waiter, error) {
+	*r.log = append(*r.log, fmt.Sprintf("waiter with %d option(s)", len(opts)))
+	return r.FailingKubeClient.GetWaiterWithOptions(ws, opts...)
+}
+
+func (r *recorder) GetWaiter(ws kube.WaitStrategy) (kube.Waiter, error) {
+	*r.log = append(*r.log, "waiter without options")
+	return r.FailingKubeClient.GetWaiter(ws)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -112,7 +125,7 @@ func fixture(t *testing.T, st common.Status, failCreate string) (*action.Configu
 func TestUninstallRunsDeleteHooksAroundRemove(t *testing.T) {
 	ac, log := fixture(t, common.StatusDeployed, "")
 	removed := 0
-	out, err := uninstall(ac, "hello", time.Minute, func() error { removed++; *log = append(*log, "remove"); return nil })
+	out, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { removed++; *log = append(*log, "remove"); return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +149,7 @@ func TestUninstallStopsOnAFailedPreDeleteHook(t *testing.T) {
 	ac, log := fixture(t, common.StatusDeployed, "backup")
 	removed := 0
 	remove := func() error { removed++; return nil }
-	_, err := uninstall(ac, "hello", time.Minute, remove)
+	_, err := uninstall(context.Background(), ac, "hello", time.Minute, remove)
 	if !errors.Is(err, ErrPreDelete) || !strings.Contains(err.Error(), "backup refused") {
 		t.Fatalf("error = %v, want the pre-delete hook's failure", err)
 	}
@@ -148,7 +161,7 @@ func TestUninstallStopsOnAFailedPreDeleteHook(t *testing.T) {
 	}
 	ac.KubeClient.(*recorder).failCreate = ""
 	*log = nil
-	if _, err := uninstall(ac, "hello", time.Minute, remove); err != nil || removed != 1 || !slices.Contains(*log, "create backup") {
+	if _, err := uninstall(context.Background(), ac, "hello", time.Minute, remove); err != nil || removed != 1 || !slices.Contains(*log, "create backup") {
 		t.Fatalf("retry: error %v, remove called %d times, calls %q; want the hook run again, then remove", err, removed, *log)
 	}
 }
@@ -158,7 +171,7 @@ func TestUninstallStopsOnAFailedPreDeleteHook(t *testing.T) {
 func TestUninstallReportsAFailedPostDeleteHook(t *testing.T) {
 	ac, _ := fixture(t, common.StatusDeployed, "goodbye")
 	removed := 0
-	out, err := uninstall(ac, "hello", time.Minute, func() error { removed++; return nil })
+	out, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { removed++; return nil })
 	if err != nil || removed != 1 || out.PostDelete == nil || !strings.Contains(out.PostDelete.Error(), "goodbye refused") {
 		t.Fatalf("error %v, remove called %d times, outcome %+v; want the post-delete failure reported after remove", err, removed, out)
 	}
@@ -172,7 +185,7 @@ func TestUninstallReportsAFailedPostDeleteHook(t *testing.T) {
 func TestUninstallRetriedAfterTheHooksRan(t *testing.T) {
 	ac, log := fixture(t, common.StatusUninstalled, "")
 	removed := 0
-	out, err := uninstall(ac, "hello", time.Minute, func() error { removed++; return nil })
+	out, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { removed++; return nil })
 	if err != nil || removed != 1 || len(*log) != 0 || out.Hooks != 0 || out.Revisions != 1 {
 		t.Fatalf("error %v, remove called %d times, calls %q, outcome %+v; want remove once, no hook, the records gone", err, removed, *log, out)
 	}
@@ -183,7 +196,7 @@ func TestUninstallRetriedAfterTheHooksRan(t *testing.T) {
 func TestUninstallReturnsRemovesError(t *testing.T) {
 	ac, log := fixture(t, common.StatusDeployed, "")
 	boom := errors.New("prune failed")
-	if _, err := uninstall(ac, "hello", time.Minute, func() error { return boom }); !errors.Is(err, boom) {
+	if _, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("error = %v, want the remove's", err)
 	}
 	if slices.Contains(*log, "create goodbye") {
@@ -191,7 +204,7 @@ func TestUninstallReturnsRemovesError(t *testing.T) {
 	}
 	*log = nil
 	removed := 0
-	out, err := uninstall(ac, "hello", time.Minute, func() error { removed++; *log = append(*log, "remove"); return nil })
+	out, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { removed++; *log = append(*log, "remove"); return nil })
 	if err != nil || removed != 1 || slices.Contains(*log, "create backup") || !slices.Contains(*log, "create goodbye") {
 		t.Fatalf("retry: error %v, calls %q; want remove, then only the post-delete hook", err, *log)
 	}
@@ -214,7 +227,7 @@ func TestUninstallTellsHooksByTheirManifest(t *testing.T) {
 	if err := ac.Releases.Update(rel); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := uninstall(ac, "hello", time.Minute, func() error { *log = append(*log, "remove"); return nil }); err != nil {
+	if _, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { *log = append(*log, "remove"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if pre, rm := slices.Index(*log, "create backup"), slices.Index(*log, "remove"); pre < 0 || rm < pre {
@@ -228,7 +241,7 @@ func TestUninstallKeepsANewerRevision(t *testing.T) {
 	ac, _ := fixture(t, common.StatusDeployed, "")
 	newer := &rspb.Release{Name: "hello", Namespace: "ns", Version: 2, Info: &rspb.Info{Status: common.StatusDeployed},
 		Chart: &chart.Chart{Metadata: &chart.Metadata{APIVersion: "v2", Name: "hello", Version: "0.1.0"}}}
-	if _, err := uninstall(ac, "hello", time.Minute, func() error { return ac.Releases.Create(newer) }); err != nil {
+	if _, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { return ac.Releases.Create(newer) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ac.Releases.Get("hello", 2); err != nil {
@@ -262,5 +275,19 @@ func TestClearUninstalledBeforeAnInstall(t *testing.T) {
 		if want := st == common.StatusUninstalling || st == common.StatusUninstalled; gone != want {
 			t.Errorf("last revision %s: records gone = %v, want %v", st, gone, want)
 		}
+	}
+}
+
+// The hooks' waits get the caller's context as a wait option, through
+// berth's wrapper of Helm's client (which would otherwise hide the
+// client's option-taking method): a stopping agent ends them rather than
+// waiting out the timeout.
+func TestUninstallHandsItsContextToHelmsWaits(t *testing.T) {
+	ac, log := fixture(t, common.StatusDeployed, "")
+	if _, err := uninstall(context.Background(), ac, "hello", time.Minute, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := slices.Index(*log, "waiter with 1 option(s)"); n < 0 || slices.Contains(*log, "waiter without options") {
+		t.Errorf("calls = %q, want every hook's waiter asked for with the context option", *log)
 	}
 }

@@ -196,7 +196,7 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 			if rel.DeleteHooks > 0 {
 				r.noteCleanup(ctx, app, fmt.Sprintf("deleted; running the delete hooks of Helm release %s (each for up to %s)", name, r.healthTimeout(app)))
 			}
-			res, err := helmrelease.Uninstall(r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
+			res, err := helmrelease.Uninstall(ctx, r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
 			switch {
 			case errors.Is(err, helmrelease.ErrPreDelete) && apierrors.IsForbidden(err):
 				// The account may not run the hooks (its rights are
