@@ -159,7 +159,7 @@ func (p *pruneObjects) GetWaiterWithOptions(ws kube.WaitStrategy, opts ...kube.W
 	if c, ok := p.Interface.(kube.InterfaceWaitOptions); ok {
 		return c.GetWaiterWithOptions(ws, opts...)
 	}
-	return p.Interface.GetWaiter(ws)
+	return p.GetWaiter(ws)
 }
 
 func (p *pruneObjects) Build(r io.Reader, validate bool) (kube.ResourceList, error) {
