@@ -20,6 +20,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/helmrelease"
+	"github.com/berth-dev/berth/internal/sandbox"
 )
 
 // Deleting an Application prunes what it applied, with a sync's
@@ -261,35 +262,107 @@ func TestAFailingPreDeleteHookDeletesNothing(t *testing.T) {
 	f.waitGone(&berthv1.Application{}, "hello", 30*time.Second)
 }
 
-// A stopping agent (shutdown, or leadership lost) ends a delete hook's wait
-// instead of holding on for the Application's health timeout: the manager
-// stops within its grace period, and the next agent runs the cleanup
-// again. Nothing is deleted meanwhile.
+// waitingHook is a chart's pre-delete hook whose pod runs until
+// finishHook takes the sandbox's failure annotation off it.
+const waitingHook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n" +
+	"spec:\n  backoffLimit: 0\n  template:\n    metadata:\n      annotations: {" + sandbox.FailAnnotation + ": never-ready}\n" +
+	"    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1\n"
+
+// startWaitingHook deletes Application app (a chart with waitingHook) and
+// waits until the hook's Job is there.
+func (f *fixture) startWaitingHook(app string) {
+	f.t.Helper()
+	must(f.t, f.c.Delete(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: app}}))
+	for deadline := time.Now().Add(30 * time.Second); !f.get(&batchv1.Job{}, "backup"); time.Sleep(300 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			f.t.Fatal("the pre-delete hook's Job did not start")
+		}
+	}
+}
+
+// finishHook lets waitingHook's pod succeed, and waits until its Job has.
+func (f *fixture) finishHook() {
+	f.t.Helper()
+	ctx := context.Background()
+	var pods corev1.PodList
+	for deadline := time.Now().Add(30 * time.Second); len(pods.Items) == 0; time.Sleep(300 * time.Millisecond) {
+		must(f.t, f.c.List(ctx, &pods, client.InNamespace(f.ns), client.MatchingLabels{"job-name": "backup"}))
+		if time.Now().After(deadline) {
+			f.t.Fatal("the hook's Job has no pod")
+		}
+	}
+	patch := []byte(`{"metadata":{"annotations":{"` + sandbox.FailAnnotation + `":"none"}}}`)
+	for i := range pods.Items {
+		must(f.t, f.c.Patch(ctx, &pods.Items[i], client.RawPatch(types.MergePatchType, patch)))
+	}
+	job := &batchv1.Job{}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		must(f.t, f.c.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "backup"}, job))
+		if job.Status.Succeeded > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("the hook's Job did not succeed: %+v", job.Status)
+		}
+	}
+}
+
+// A stopping agent (shutdown, or leadership lost) while a delete hook
+// waits: the manager stops within its grace period (the cleanup runs off
+// the workers, and its wait ends with the agent's leadership: see
+// helmrelease's TestUninstallHandsItsContextToHelmsWaits), and the hook
+// finishing afterwards does not have the stopped agent delete anything
+// (the next leader runs the cleanup again).
 func TestAStoppingAgentEndsADeleteHooksWait(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
-		Write("chart/templates/cm.yaml", chartTemplate).
-		Write("chart/templates/pre-delete.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n"+
-			"spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1-never-ready\n").
-		CommitAndPush("chart with a pre-delete hook that never finishes")
+		Write("chart/templates/cm.yaml", chartTemplate).Write("chart/templates/pre-delete.yaml", waitingHook).
+		CommitAndPush("chart with a pre-delete hook that waits")
 	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.HealthTimeout = &metav1.Duration{Duration: 10 * time.Minute} })
 	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
 
-	must(t, f.c.Delete(ctx, &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "hello"}}))
-	for deadline := time.Now().Add(30 * time.Second); !f.get(&batchv1.Job{}, "backup"); time.Sleep(300 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the pre-delete hook's Job did not start")
-		}
-	}
+	f.startWaitingHook("hello")
 	f.stopAgent(0)
 	err := <-f.agentDone[0]
 	f.agentDone[0] <- err
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("the agent stopped with %v, want it stopped cleanly (the hook's wait ended with it)", err)
 	}
+	// Had the stopped agent's cleanup gone on, it would see the hook
+	// succeed and prune within a second or two: give it five.
+	f.finishHook()
+	time.Sleep(5 * time.Second)
+	if !f.get(&corev1.ConfigMap{}, "hello-config") || !f.get(&berthv1.Application{}, "hello") {
+		t.Error("the stopped agent went on with the cleanup once the hook finished")
+	}
+}
+
+// A chart's delete hook that takes its time does not hold up the other
+// Applications: with one worker, a commit to another Application is
+// applied while the hook still runs (its cleanup runs off the workers),
+// and the Application goes once the hook is done.
+func TestADeleteHookDoesNotHoldUpOtherApplications(t *testing.T) {
+	f := newFixture(t, fixtureOptions{concurrency: 1})
+	f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).Write("chart/templates/pre-delete.yaml", waitingHook).
+		Write("other/cm.yaml", cm("other", "v1"))
+	sha := f.wt.CommitAndPush("a chart whose pre-delete hook waits, and another app")
+	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.HealthTimeout = &metav1.Duration{Duration: 10 * time.Minute} })
+	f.createApp("other", "other")
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
+	f.waitApp("other", 60*time.Second, "other applied", appliedReady(sha))
+
+	f.startWaitingHook("hello")
+	next := f.wt.Write("other/cm.yaml", cm("other", "v2")).CommitAndPush("other v2")
+	f.waitApp("other", 60*time.Second, "other v2 applied while the hook runs", appliedReady(next))
 	if !f.get(&corev1.ConfigMap{}, "hello-config") {
-		t.Error("the chart's ConfigMap was deleted, though its pre-delete hook never finished")
+		t.Fatal("the chart's ConfigMap was deleted before its pre-delete hook finished")
+	}
+	// The hook finishes: the cleanup goes on, and the Application goes.
+	f.finishHook()
+	f.waitGone(&berthv1.Application{}, "hello", 60*time.Second)
+	if f.get(&corev1.ConfigMap{}, "hello-config") {
+		t.Error("the chart's ConfigMap is still there after its cleanup")
 	}
 }
 

@@ -59,11 +59,15 @@ type fixture struct {
 	// agentConfig, when set, is the agent's identity instead of the
 	// sandbox's admin (see TestAgentRunsWithItsInstalledRBAC).
 	agentConfig *rest.Config
+	// concurrency, when set, is the agents' --concurrency.
+	concurrency int
 }
 
 type fixtureOptions struct {
 	leaderElect bool
 	noAgent     bool
+	// concurrency, when set, is the agents' --concurrency.
+	concurrency int
 }
 
 func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
@@ -74,7 +78,7 @@ func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
 	}
 	env := testenv.Sandbox(t)
 	installCRDs(t, env)
-	f := &fixture{t: t, env: env, ns: env.Namespace(t), secret: "webhook-s3cret"}
+	f := &fixture{t: t, env: env, ns: env.Namespace(t), secret: "webhook-s3cret", concurrency: o.concurrency}
 	c, err := client.New(env.Config, client.Options{Scheme: agent.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +150,9 @@ func (f *fixture) startAgentIn(pod string, leaderElect bool, elected chan<- stru
 	opts.WatchNamespace = f.ns
 	opts.CacheDir = t.TempDir()
 	opts.DefaultInterval = 2 * time.Second
+	if f.concurrency > 0 {
+		opts.Concurrency = f.concurrency
+	}
 	opts.Elected = elected
 	// Charts and overlays render in worker processes, as in a cluster:
 	// by default this test binary, run as `berth render-worker` (see

@@ -81,7 +81,9 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 				typ = corev1.EventTypeWarning
 			}
 			r.Recorder.Eventf(app, typ, "CleanupSkipped", "%s: the %d object(s) it applied are kept", why, len(app.Status.Inventory))
-		} else if err := r.cleanUp(ctx, app); err != nil {
+		} else if done, err := r.cleanUpOffWorker(ctx, app); !done {
+			return ctrl.Result{RequeueAfter: cleanupPoll}, nil
+		} else if err != nil {
 			// A failure that is not a refusal (a webhook down, an API
 			// that does not answer) is retried for a while, not for
 			// ever: a finalizer that never finishes holds the namespace.
@@ -100,6 +102,86 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 	}
 	r.forget(key)
 	return ctrl.Result{}, nil
+}
+
+// cleanupPoll is how often a deleted Application whose cleanup runs off
+// the workers is looked at; the cleanup also asks for a pass when it ends.
+const cleanupPoll = 10 * time.Second
+
+// cleanupRun is one cleanup running off the workers, and what finalize
+// took of its outcome.
+type cleanupRun struct {
+	uid  types.UID
+	done chan struct{}
+	err  error
+	// failures counts the failed runs before this one, in a row.
+	failures int
+	// collected is when finalize took the outcome of a failed run: the
+	// next one waits for retryAfter.
+	collected time.Time
+}
+
+// retryAfter is how long after a failed run the next one starts: a
+// failing pre-delete hook is not run again at once, nor ever less than a
+// poll apart (10 s, 20 s, 40 s ... up to 2 minutes).
+func (c *cleanupRun) retryAfter() time.Duration {
+	return min(cleanupPoll<<min(c.failures, 4), 2*time.Minute)
+}
+
+// cleanUpOffWorker runs cleanUp for a deleted Helm Application in a
+// goroutine of its own and reports whether it has ended, with its error:
+// Helm waits for a chart's delete hooks (each up to the Application's
+// health timeout), and a worker held that long would hold up every other
+// Application's syncs, rollbacks and health checks. Each call either
+// starts the cleanup, finds it running or waiting to be retried (false),
+// or collects its outcome (true) for finalize to act on, as for a cleanup
+// run in place. The cleanup lasts as long as this process leads: a new
+// leader runs it again. Other Applications, and a Reconciler run without
+// a manager, clean up in place.
+func (r *Reconciler) cleanUpOffWorker(ctx context.Context, app *berthv1.Application) (bool, error) {
+	lead := r.leading.Load()
+	if app.Status.Renderer != string(render.Helm) || lead == nil {
+		return true, r.cleanUp(ctx, app)
+	}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	failures := 0
+	if v, ok := r.cleanups.Load(key); ok && v.(*cleanupRun).uid == app.UID {
+		run := v.(*cleanupRun)
+		switch {
+		case run.collected.IsZero():
+			select {
+			case <-run.done:
+			default:
+				return false, nil
+			}
+			if run.err == nil {
+				r.cleanups.Delete(key)
+			} else {
+				run.collected = time.Now()
+			}
+			return true, run.err
+		case time.Since(run.collected) < run.retryAfter():
+			return false, nil
+		}
+		failures = run.failures + 1
+	}
+	run := &cleanupRun{uid: app.UID, done: make(chan struct{}), failures: failures}
+	r.cleanups.Store(key, run)
+	bg := ctrl.LoggerInto(*lead, ctrl.LoggerFrom(ctx))
+	own := app.DeepCopy()
+	go func() {
+		defer r.enqueue(key.Namespace, key.Name, priorityNormal)
+		defer close(run.done)
+		defer func() {
+			// A worker's panic is recovered by controller-runtime; this
+			// goroutine's would end the agent.
+			if p := recover(); p != nil {
+				run.err = fmt.Errorf("the cleanup panicked: %v", p)
+			}
+		}()
+		run.err = r.cleanUp(bg, own)
+	}()
+	return false, nil
 }
 
 // noteCleanup says in app's status what its cleanup waits for (Ready

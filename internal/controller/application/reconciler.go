@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -125,6 +126,12 @@ type Reconciler struct {
 	// renderStops holds, per Application, the render a worker was stopped
 	// for at a limit (see renderStopped).
 	renderStops sync.Map
+	// cleanups holds, per deleted Helm Application, its cleanup running
+	// outside the workers (see cleanUpOffWorker).
+	cleanups sync.Map
+	// leading is the context of this process's leadership (set by a
+	// manager runnable; nil before, and in tests without a manager).
+	leading atomic.Pointer[context.Context]
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that
@@ -214,7 +221,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused} {
+		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused, &r.cleanups} {
 		m.Delete(key)
 	}
 	if r.watcher != nil {
