@@ -307,12 +307,11 @@ func (f *fixture) finishHook() {
 	}
 }
 
-// A stopping agent (shutdown, or leadership lost) while a delete hook
-// waits: the manager stops within its grace period (the cleanup runs off
-// the workers, and its wait ends with the agent's leadership: see
-// helmrelease's TestUninstallHandsItsContextToHelmsWaits), and the hook
-// finishing afterwards does not have the stopped agent delete anything
-// (the next leader runs the cleanup again).
+// A stopping agent (shutdown, or leadership lost) ends a delete hook's
+// wait: the manager waits for the cleanups it runs off the workers, and
+// stops within its grace period only because the hook's wait ends with the
+// agent's leadership. The hook finishing afterwards does not have the
+// stopped agent delete anything (the next leader runs the cleanup again).
 func TestAStoppingAgentEndsADeleteHooksWait(t *testing.T) {
 	f := newFixture(t)
 	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").

@@ -229,11 +229,11 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 	rb.ServerSideApply = "true"
 	rb.ForceConflicts = true
 	rb.WaitStrategy = kube.HookOnlyStrategy
+	rb.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 	rb.Timeout = 5 * time.Minute
 	if err := rb.Run(name); err != nil {
 		return 0, fmt.Errorf("helm rollback of %s to revision %d: %w", name, version, err)
 	}
-	_ = ctx
 	latest, err := Latest(cfg, namespace, name)
 	if err != nil || latest == nil {
 		return 0, fmt.Errorf("rolled %s back to revision %d, but reading the revision it created: %w", name, version, err)

@@ -75,15 +75,28 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 		return ctrl.Result{}, nil
 	}
 	if len(app.Status.Inventory) > 0 {
-		if why, warn := r.keepAll(ctx, app); why != "" {
-			typ := corev1.EventTypeNormal
-			if warn {
-				typ = corev1.EventTypeWarning
+		// A cleanup running off the workers (a chart's) decides: it is
+		// waited for, or its outcome taken, before anything else is
+		// looked at.
+		wait, busy := r.cleanupBusy(app)
+		if busy {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		ended, err := r.cleanupOutcome(app)
+		if !ended {
+			if why, warn := r.keepAll(ctx, app); why != "" {
+				typ := corev1.EventTypeNormal
+				if warn {
+					typ = corev1.EventTypeWarning
+				}
+				r.Recorder.Eventf(app, typ, "CleanupSkipped", "%s: the %d object(s) it applied are kept", why, len(app.Status.Inventory))
+			} else if started := r.cleanUpOffWorker(ctx, app); started {
+				return ctrl.Result{RequeueAfter: cleanupPoll}, nil
+			} else {
+				err = r.cleanUp(ctx, app)
 			}
-			r.Recorder.Eventf(app, typ, "CleanupSkipped", "%s: the %d object(s) it applied are kept", why, len(app.Status.Inventory))
-		} else if done, err := r.cleanUpOffWorker(ctx, app); !done {
-			return ctrl.Result{RequeueAfter: cleanupPoll}, nil
-		} else if err != nil {
+		}
+		if err != nil {
 			// A failure that is not a refusal (a webhook down, an API
 			// that does not answer) is retried for a while, not for
 			// ever: a finalizer that never finishes holds the namespace.
@@ -105,20 +118,33 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 }
 
 // cleanupPoll is how often a deleted Application whose cleanup runs off
-// the workers is looked at; the cleanup also asks for a pass when it ends.
+// the workers is looked at; the run also asks for a pass when it ends.
 const cleanupPoll = 10 * time.Second
 
 // cleanupRun is one cleanup running off the workers, and what finalize
-// took of its outcome.
+// took of its outcome. done is closed once err is set; collected,
+// failures and the entry itself belong to the Application's reconciles
+// (one at a time per Application).
 type cleanupRun struct {
-	uid  types.UID
-	done chan struct{}
-	err  error
+	uid    types.UID
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
 	// failures counts the failed runs before this one, in a row.
 	failures int
-	// collected is when finalize took the outcome of a failed run: the
-	// next one waits for retryAfter.
+	// collected is when finalize took the outcome: a failed run's retry
+	// waits for retryAfter; a successful one is kept, so that a pass
+	// after a failed finalizer removal does not clean up again.
 	collected time.Time
+}
+
+func (c *cleanupRun) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // retryAfter is how long after a failed run the next one starts: a
@@ -128,50 +154,89 @@ func (c *cleanupRun) retryAfter() time.Duration {
 	return min(cleanupPoll<<min(c.failures, 4), 2*time.Minute)
 }
 
-// cleanUpOffWorker runs cleanUp for a deleted Helm Application in a
-// goroutine of its own and reports whether it has ended, with its error:
-// Helm waits for a chart's delete hooks (each up to the Application's
-// health timeout), and a worker held that long would hold up every other
-// Application's syncs, rollbacks and health checks. Each call either
-// starts the cleanup, finds it running or waiting to be retried (false),
-// or collects its outcome (true) for finalize to act on, as for a cleanup
-// run in place. The cleanup lasts as long as this process leads: a new
-// leader runs it again. Other Applications, and a Reconciler run without
-// a manager, clean up in place.
-func (r *Reconciler) cleanUpOffWorker(ctx context.Context, app *berthv1.Application) (bool, error) {
-	lead := r.leading.Load()
-	if app.Status.Renderer != string(render.Helm) || lead == nil {
-		return true, r.cleanUp(ctx, app)
+// runOf returns app's cleanup run, if any (one of an earlier Application
+// of the same name is not app's).
+func (r *Reconciler) runOf(app *berthv1.Application) *cleanupRun {
+	v, ok := r.cleanups.Load(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
+	if !ok || v.(*cleanupRun).uid != app.UID {
+		return nil
+	}
+	return v.(*cleanupRun)
+}
+
+// cleanupBusy reports whether app's cleanup runs off the workers, or
+// failed and waits for its retry, and how long to wait before looking
+// again.
+func (r *Reconciler) cleanupBusy(app *berthv1.Application) (time.Duration, bool) {
+	run := r.runOf(app)
+	switch {
+	case run == nil:
+		return 0, false
+	case !run.ended():
+		return cleanupPoll, true
+	case run.collected.IsZero() || run.err == nil || patienceOver(app):
+		return 0, false
+	}
+	if left := run.retryAfter() - time.Since(run.collected); left > 0 {
+		return left, true
+	}
+	return 0, false
+}
+
+// cleanupOutcome returns the outcome of app's cleanup run once it ended
+// (ended false: there is none to act on, and a run, or its retry, is to
+// start). A failed run's outcome is taken once, unless the patience is
+// over; a successful one's every time.
+func (r *Reconciler) cleanupOutcome(app *berthv1.Application) (bool, error) {
+	run := r.runOf(app)
+	switch {
+	case run == nil || !run.ended():
+		return false, nil
+	case run.collected.IsZero():
+		run.collected = time.Now()
+		return true, run.err
+	case run.err == nil || patienceOver(app):
+		return true, run.err
+	}
+	return false, nil
+}
+
+func patienceOver(app *berthv1.Application) bool {
+	return app.DeletionTimestamp != nil && time.Since(app.DeletionTimestamp.Time) >= cleanupPatience
+}
+
+// cleanUpOffWorker starts cleanUp for a deleted Helm Application in a
+// goroutine of its own, and reports whether it did: Helm waits for a
+// chart's delete hooks (each up to the Application's health timeout), and
+// a worker held that long would hold up every other Application's syncs,
+// rollbacks and health checks. The run lasts as long as this process
+// leads (the manager waits for it when it stops; a new leader runs the
+// cleanup again) or until forget cancels it. finalize waits for it and
+// acts on its outcome as on a cleanup run in place (see cleanupBusy and
+// cleanupOutcome). Other Applications, and a Reconciler without a
+// manager, clean up in place (false).
+func (r *Reconciler) cleanUpOffWorker(ctx context.Context, app *berthv1.Application) bool {
+	r.cleanupMu.Lock()
+	defer r.cleanupMu.Unlock()
+	lead := r.leading
+	if app.Status.Renderer != string(render.Helm) || lead == nil || lead.Err() != nil {
+		return false
 	}
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	failures := 0
-	if v, ok := r.cleanups.Load(key); ok && v.(*cleanupRun).uid == app.UID {
-		run := v.(*cleanupRun)
-		switch {
-		case run.collected.IsZero():
-			select {
-			case <-run.done:
-			default:
-				return false, nil
-			}
-			if run.err == nil {
-				r.cleanups.Delete(key)
-			} else {
-				run.collected = time.Now()
-			}
-			return true, run.err
-		case time.Since(run.collected) < run.retryAfter():
-			return false, nil
-		}
-		failures = run.failures + 1
+	if prev := r.runOf(app); prev != nil {
+		failures = prev.failures + 1
 	}
-	run := &cleanupRun{uid: app.UID, done: make(chan struct{}), failures: failures}
+	runCtx, cancel := context.WithCancel(ctrl.LoggerInto(lead, ctrl.LoggerFrom(ctx)))
+	run := &cleanupRun{uid: app.UID, cancel: cancel, done: make(chan struct{}), failures: failures}
 	r.cleanups.Store(key, run)
-	bg := ctrl.LoggerInto(*lead, ctrl.LoggerFrom(ctx))
 	own := app.DeepCopy()
+	r.cleanupRuns.Add(1)
 	go func() {
+		defer r.cleanupRuns.Done()
 		defer r.enqueue(key.Namespace, key.Name, priorityNormal)
 		defer close(run.done)
+		defer cancel()
 		defer func() {
 			// A worker's panic is recovered by controller-runtime; this
 			// goroutine's would end the agent.
@@ -179,9 +244,53 @@ func (r *Reconciler) cleanUpOffWorker(ctx context.Context, app *berthv1.Applicat
 				run.err = fmt.Errorf("the cleanup panicked: %v", p)
 			}
 		}()
-		run.err = r.cleanUp(bg, own)
+		run.err = r.cleanUp(runCtx, own)
 	}()
-	return false, nil
+	return true
+}
+
+// leadCleanups runs while this process leads: cleanups may start off the
+// workers until ctx ends, and it returns once the last has ended (the
+// manager waits for it, within its grace period).
+func (r *Reconciler) leadCleanups(ctx context.Context) error {
+	r.cleanupMu.Lock()
+	r.leading = ctx
+	r.cleanupMu.Unlock()
+	<-ctx.Done()
+	r.cleanupMu.Lock()
+	r.leading = nil // no run starts after this
+	r.cleanupMu.Unlock()
+	r.cleanupRuns.Wait()
+	return nil
+}
+
+// earlierCleanupRuns reports whether the cleanup of an earlier Application
+// of app's name still runs off the workers; it cancels it (that
+// Application is gone) and drops it once it has ended.
+func (r *Reconciler) earlierCleanupRuns(app *berthv1.Application) bool {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	v, ok := r.cleanups.Load(key)
+	if !ok || v.(*cleanupRun).uid == app.UID {
+		return false
+	}
+	r.stopCleanup(key)
+	_, still := r.cleanups.Load(key)
+	return still
+}
+
+// stopCleanup cancels the cleanup run of the Application key, if any
+// (see forget). The entry stays until the run has ended, so that one
+// created again under the same name waits for it.
+func (r *Reconciler) stopCleanup(key types.NamespacedName) {
+	v, ok := r.cleanups.Load(key)
+	if !ok {
+		return
+	}
+	run := v.(*cleanupRun)
+	run.cancel()
+	if run.ended() {
+		r.cleanups.CompareAndDelete(key, run)
+	}
 }
 
 // noteCleanup says in app's status what its cleanup waits for (Ready

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -126,12 +125,16 @@ type Reconciler struct {
 	// renderStops holds, per Application, the render a worker was stopped
 	// for at a limit (see renderStopped).
 	renderStops sync.Map
-	// cleanups holds, per deleted Helm Application, its cleanup running
-	// outside the workers (see cleanUpOffWorker).
+	// cleanups holds, per deleted Helm Application, its cleanup run off
+	// the workers (see cleanUpOffWorker).
 	cleanups sync.Map
-	// leading is the context of this process's leadership (set by a
-	// manager runnable; nil before, and in tests without a manager).
-	leading atomic.Pointer[context.Context]
+	// cleanupMu guards leading against runs starting as it ends.
+	cleanupMu sync.Mutex
+	// leading is the context of this process's leadership (see
+	// leadCleanups; nil before, and without a manager).
+	leading context.Context
+	// cleanupRuns counts the cleanups running off the workers.
+	cleanupRuns sync.WaitGroup
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that
@@ -162,6 +165,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	app, err := r.read(ctx, req.NamespacedName)
 	if err != nil || app == nil {
 		return ctrl.Result{}, err
+	}
+	if r.earlierCleanupRuns(app) {
+		// What the deleted Application of this name applied may still be
+		// being deleted: this one waits, rather than race it.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	if !app.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, app)
@@ -221,9 +229,10 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused, &r.cleanups} {
+		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused} {
 		m.Delete(key)
 	}
+	r.stopCleanup(key)
 	if r.watcher != nil {
 		r.watcher.release(key)
 	}

@@ -46,11 +46,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	// Cleanups that wait for a chart's delete hooks run outside the
 	// workers, for as long as this process leads (see cleanUpOffWorker).
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		r.leading.Store(&ctx)
-		<-ctx.Done()
-		return nil
-	})); err != nil {
+	if err := mgr.Add(manager.RunnableFunc(r.leadCleanups)); err != nil {
 		return err
 	}
 	if r.MaxConcurrent <= 0 {
