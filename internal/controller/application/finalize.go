@@ -90,10 +90,10 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 					typ = corev1.EventTypeWarning
 				}
 				r.Recorder.Eventf(app, typ, "CleanupSkipped", "%s: the %d object(s) it applied are kept", why, len(app.Status.Inventory))
-			} else if started := r.cleanUpOffWorker(ctx, app); started {
-				return ctrl.Result{RequeueAfter: cleanupPoll}, nil
-			} else {
+			} else if r.cleanUpOffWorker(ctx, app) == inPlace {
 				err = r.cleanUp(ctx, app)
+			} else {
+				return ctrl.Result{RequeueAfter: cleanupPoll}, nil
 			}
 		}
 		if err != nil {
@@ -177,7 +177,8 @@ func (r *Reconciler) cleanupBusy(app *berthv1.Application) (time.Duration, bool)
 	case run.collected.IsZero() || run.err == nil || patienceOver(app):
 		return 0, false
 	}
-	if left := run.retryAfter() - time.Since(run.collected); left > 0 {
+	left := min(run.retryAfter()-time.Since(run.collected), time.Until(app.DeletionTimestamp.Add(cleanupPatience)))
+	if left > 0 {
 		return left, true
 	}
 	return 0, false
@@ -214,13 +215,20 @@ func patienceOver(app *berthv1.Application) bool {
 // cleanup again) or until forget cancels it. finalize waits for it and
 // acts on its outcome as on a cleanup run in place (see cleanupBusy and
 // cleanupOutcome). Other Applications, and a Reconciler without a
-// manager, clean up in place (false).
-func (r *Reconciler) cleanUpOffWorker(ctx context.Context, app *berthv1.Application) bool {
+// manager, clean up in place. The retry count lives in this process: a
+// new leader starts the cleanup at once (the patience counts from the
+// deletion; Helm's record says whether the pre-delete hooks ran).
+func (r *Reconciler) cleanUpOffWorker(ctx context.Context, app *berthv1.Application) cleanupStart {
 	r.cleanupMu.Lock()
 	defer r.cleanupMu.Unlock()
 	lead := r.leading
-	if app.Status.Renderer != string(render.Helm) || lead == nil || lead.Err() != nil {
-		return false
+	switch {
+	case app.Status.Renderer != string(render.Helm) || !r.offWorker:
+		return inPlace
+	case lead == nil || lead.Err() != nil:
+		// Leadership not yet seen by leadCleanups, or over: a worker
+		// must not run a chart's hooks instead.
+		return notNow
 	}
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	failures := 0
@@ -246,8 +254,21 @@ func (r *Reconciler) cleanUpOffWorker(ctx context.Context, app *berthv1.Applicat
 		}()
 		run.err = r.cleanUp(runCtx, own)
 	}()
-	return true
+	return started
 }
+
+// cleanupStart is what cleanUpOffWorker did.
+type cleanupStart int
+
+const (
+	// inPlace: not a chart, or no manager: the caller cleans up itself.
+	inPlace cleanupStart = iota
+	// started: the cleanup runs off the workers.
+	started
+	// notNow: a chart's cleanup, while this process does not lead: the
+	// caller looks again later.
+	notNow
+)
 
 // leadCleanups runs while this process leads: cleanups may start off the
 // workers until ctx ends, and it returns once the last has ended (the
@@ -384,11 +405,18 @@ func (r *Reconciler) cleanUp(ctx context.Context, app *berthv1.Application) erro
 			r.Recorder.Eventf(app, corev1.EventTypeWarning, "CleanupFailed", "reading its Helm release: %v; retrying", err)
 			return err
 		case rel != nil:
+			if err := ctx.Err(); err != nil {
+				return err // stopped before Helm's first write
+			}
 			if rel.DeleteHooks > 0 {
 				r.noteCleanup(ctx, app, fmt.Sprintf("deleted; running the delete hooks of Helm release %s (each for up to %s)", name, r.healthTimeout(app)))
 			}
 			res, err := helmrelease.Uninstall(ctx, r.impersonatedConfig(app), app.Spec.Namespace, name, r.healthTimeout(app), prune)
 			switch {
+			case err != nil && ctx.Err() != nil:
+				// Stopped (leadership over, or the Application gone): not a
+				// failure to report; whoever leads next runs it again.
+				return err
 			case errors.Is(err, helmrelease.ErrPreDelete) && apierrors.IsForbidden(err):
 				// The account may not run the hooks (its rights are
 				// going, as in a namespace being deleted): nothing is

@@ -1,6 +1,7 @@
 package application
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/render"
 )
 
 // A failed cleanup that runs off the workers (a chart's pre-delete hook
@@ -85,8 +87,8 @@ func TestCleanupRunStates(t *testing.T) {
 	cancelled := false
 	running := &cleanupRun{uid: "1", done: make(chan struct{}), cancel: func() { cancelled = true }}
 	r.cleanups.Store(key, running)
-	if !r.earlierCleanupRuns(other) || !cancelled {
-		t.Errorf("a running cleanup of an earlier Application: new one held %v, cleanup cancelled %v; want both", !cancelled, cancelled)
+	if held := r.earlierCleanupRuns(other); !held || !cancelled {
+		t.Errorf("a running cleanup of an earlier Application: new one held %v, cleanup cancelled %v; want both", held, cancelled)
 	}
 	close(running.done)
 	if r.earlierCleanupRuns(other) {
@@ -94,5 +96,58 @@ func TestCleanupRunStates(t *testing.T) {
 	}
 	if _, still := r.cleanups.Load(key); still {
 		t.Error("an ended run of an earlier Application was not dropped")
+	}
+}
+
+// With a manager, a chart's cleanup runs only off the workers, while this
+// process leads: before leadCleanups has seen leadership, or after it
+// ended, a worker does not run it instead. Other Applications, and a
+// Reconciler without a manager, clean up in place. forget cancels a run
+// and keeps it until it has ended; a retry never waits past the patience.
+func TestCleanupStartsOnlyWhileLeading(t *testing.T) {
+	deleted := metav1.NewTime(time.Now().Add(-time.Minute))
+	chart := &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", UID: "1", DeletionTimestamp: &deleted},
+		Status: berthv1.ApplicationStatus{Renderer: string(render.Helm)}}
+	plain := chart.DeepCopy()
+	plain.Status.Renderer = string(render.Plain)
+	ctx := context.Background()
+
+	if got := (&Reconciler{}).cleanUpOffWorker(ctx, chart); got != inPlace {
+		t.Errorf("no manager: %v, want in place", got)
+	}
+	r := &Reconciler{offWorker: true}
+	if got := r.cleanUpOffWorker(ctx, plain); got != inPlace {
+		t.Errorf("a plain Application: %v, want in place", got)
+	}
+	if got := r.cleanUpOffWorker(ctx, chart); got != notNow {
+		t.Errorf("a chart before leadership: %v, want not now", got)
+	}
+	over, cancel := context.WithCancel(ctx)
+	cancel()
+	r.leading = over
+	if got := r.cleanUpOffWorker(ctx, chart); got != notNow {
+		t.Errorf("a chart after leadership: %v, want not now", got)
+	}
+
+	key := types.NamespacedName{Namespace: "ns", Name: "a"}
+	cancelled := false
+	run := &cleanupRun{uid: "1", done: make(chan struct{}), cancel: func() { cancelled = true }}
+	r.cleanups.Store(key, run)
+	r.forget(key)
+	if _, kept := r.cleanups.Load(key); !cancelled || !kept {
+		t.Errorf("forget of a running cleanup: cancelled %v, kept %v; want both", cancelled, kept)
+	}
+	run.err = errors.New("hook failed")
+	close(run.done)
+	run.failures = 3 // next retry 80 s later
+	run.collected = time.Now()
+	nearlyOver := metav1.NewTime(time.Now().Add(-cleanupPatience + 5*time.Second))
+	chart.DeletionTimestamp = &nearlyOver
+	if wait, busy := r.cleanupBusy(chart); !busy || wait > 5*time.Second {
+		t.Errorf("a retry due after the patience: busy %v, wait %s; want at most the 5 s left", busy, wait)
+	}
+	r.forget(key)
+	if _, kept := r.cleanups.Load(key); kept {
+		t.Error("forget of an ended cleanup kept it")
 	}
 }

@@ -135,6 +135,9 @@ type Reconciler struct {
 	leading context.Context
 	// cleanupRuns counts the cleanups running off the workers.
 	cleanupRuns sync.WaitGroup
+	// offWorker is set with a manager: charts' cleanups then run only off
+	// the workers, while this process leads.
+	offWorker bool
 }
 
 // healthRecheck is how long a Healthy result is trusted by reconciles that

@@ -46,6 +46,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	// Cleanups that wait for a chart's delete hooks run outside the
 	// workers, for as long as this process leads (see cleanUpOffWorker).
+	r.offWorker = true
 	if err := mgr.Add(manager.RunnableFunc(r.leadCleanups)); err != nil {
 		return err
 	}
