@@ -175,16 +175,11 @@ func TestDeletingAHelmApplicationRunsItsDeleteHooks(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	pvName := f.persistentVolume()
-	hook := func(kind, name, event, body string) string {
-		return "apiVersion: " + map[string]string{"Job": "batch/v1", "ConfigMap": "v1"}[kind] + "\nkind: " + kind +
-			"\nmetadata:\n  name: " + name + "\n  annotations:\n    helm.sh/hook: " + event + "\n" + body
-	}
 	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
 		Write("chart/templates/cm.yaml", chartTemplate).
 		Write("chart/templates/pvc.yaml", strings.Replace(pvc, "%s", pvName, 1)).
-		Write("chart/templates/pre-delete.yaml", hook("Job", "backup", "pre-delete",
-			"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1\n")).
-		Write("chart/templates/post-delete.yaml", hook("ConfigMap", "goodbye", "post-delete", "data:\n  said: goodbye\n")).
+		Write("chart/templates/pre-delete.yaml", backupHook("")).
+		Write("chart/templates/post-delete.yaml", helmHook("ConfigMap", "goodbye", "post-delete", "data:\n  said: goodbye\n")).
 		CommitAndPush("chart with delete hooks")
 	f.createApp("hello", "chart")
 	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
@@ -227,8 +222,7 @@ func TestAFailingPreDeleteHookDeletesNothing(t *testing.T) {
 	ctx := context.Background()
 	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
 		Write("chart/templates/cm.yaml", chartTemplate).
-		Write("chart/templates/pre-delete.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n"+
-			"spec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1-never-ready\n").
+		Write("chart/templates/pre-delete.yaml", waitingHook).
 		CommitAndPush("chart with a pre-delete hook that never finishes")
 	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.HealthTimeout = &metav1.Duration{Duration: 3 * time.Second} })
 	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
@@ -262,11 +256,29 @@ func TestAFailingPreDeleteHookDeletesNothing(t *testing.T) {
 	f.waitGone(&berthv1.Application{}, "hello", 30*time.Second)
 }
 
+// helmHook is a chart template: an object of kind (a Job or a
+// ConfigMap) named name, run as a Helm hook on event, with body after its
+// metadata.
+func helmHook(kind, name, event, body string) string {
+	return "apiVersion: " + map[string]string{"Job": "batch/v1", "ConfigMap": "v1"}[kind] + "\nkind: " + kind +
+		"\nmetadata:\n  name: " + name + "\n  annotations:\n    helm.sh/hook: " + event + "\n" + body
+}
+
+// backupHook is a chart's pre-delete hook, the Job backup, whose pod
+// carries podAnnotations (a YAML flow map, "" for none); the sandbox runs
+// it to completion unless they select a failure.
+func backupHook(podAnnotations string) string {
+	meta := ""
+	if podAnnotations != "" {
+		meta = "    metadata:\n      annotations: " + podAnnotations + "\n"
+	}
+	return helmHook("Job", "backup", "pre-delete", "spec:\n  backoffLimit: 0\n  template:\n"+meta+
+		"    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1\n")
+}
+
 // waitingHook is a chart's pre-delete hook whose pod runs until
 // finishHook takes the sandbox's failure annotation off it.
-const waitingHook = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n" +
-	"spec:\n  backoffLimit: 0\n  template:\n    metadata:\n      annotations: {" + sandbox.FailAnnotation + ": never-ready}\n" +
-	"    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1\n"
+var waitingHook = backupHook("{" + sandbox.FailAnnotation + ": never-ready}")
 
 // startWaitingHook deletes Application app (a chart with waitingHook) and
 // waits until the hook's Job is there.
@@ -379,8 +391,7 @@ func TestDeleteHooksTheAccountMayNotRunKeepEverything(t *testing.T) {
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "narrow", Namespace: f.ns}}}))
 	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
 		Write("chart/templates/cm.yaml", chartTemplate).
-		Write("chart/templates/pre-delete.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: backup\n  annotations:\n    helm.sh/hook: pre-delete\n"+
-			"spec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: backup\n        image: example.test/backup:1\n").
+		Write("chart/templates/pre-delete.yaml", backupHook("")).
 		CommitAndPush("chart with a pre-delete hook its account may not run")
 	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "narrow" })
 	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(sha))
