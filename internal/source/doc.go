@@ -9,8 +9,9 @@
 // and reference are collapsed into one.
 //
 // Snapshots are written from the commit's tree, never through a work tree:
-// symlinks that leave the repository, files above the size limit and
-// repositories above the total limit are refused with an error naming the
-// path, and a snapshot directory appears (atomically, by rename) only when
+// symlinks that leave the repository, files above the size limit,
+// repositories above the total limit and trees of more entries than
+// MaxFiles (a "git bomb" is a few objects in the pack) are refused with an
+// error naming the path or the limit, and a snapshot directory appears (atomically, by rename) only when
 // complete.
 package source

@@ -59,6 +59,9 @@ type Options struct {
 	MaxFileBytes int64
 	// MaxTotalBytes refuses larger commits; default 512 MiB.
 	MaxTotalBytes int64
+	// MaxFiles refuses a commit of more files and symbolic links;
+	// default 100000.
+	MaxFiles int
 	// MaxObjects refuses a fetch whose pack holds more objects (a pinned
 	// commit fetches the whole history); default 500000.
 	MaxObjects uint32
@@ -134,6 +137,9 @@ func NewFetcher(opts Options) *Fetcher {
 	}
 	if opts.MaxTotalBytes <= 0 {
 		opts.MaxTotalBytes = 512 << 20
+	}
+	if opts.MaxFiles <= 0 {
+		opts.MaxFiles = 100_000
 	}
 	if opts.MaxObjects == 0 {
 		opts.MaxObjects = 500_000
@@ -397,7 +403,7 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 	if err != nil {
 		return fmt.Errorf("commit %s not found in %s: %w", commit, url, err)
 	}
-	return writeSnapshot(c, dir, f.opts.MaxFileBytes, f.opts.MaxTotalBytes)
+	return writeSnapshot(ctx, c, dir, snapshotLimits{file: f.opts.MaxFileBytes, total: f.opts.MaxTotalBytes, entries: f.opts.MaxFiles})
 }
 
 // Invalidate forgets the cached reference listing of url, so the next Fetch

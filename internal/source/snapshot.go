@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,20 @@ import (
 // repository, an oversized file or tree, a path that escapes.
 var ErrUnsafe = errors.New("unsafe repository content")
 
-// writeSnapshot writes the tree of c into dir, atomically.
-func writeSnapshot(c *object.Commit, dir string, maxFile, maxTotal int64) error {
+// snapshotLimits bound what one commit may write to disk.
+type snapshotLimits struct {
+	file, total int64 // bytes of one file, of all files
+	// entries is the number of files and symbolic links. Git stores a
+	// subtree once however often trees name it, so a pack of a few
+	// objects can expand to billions of paths (a "git bomb"): the pack's
+	// limits cannot see that, this one does.
+	entries int
+}
+
+// writeSnapshot writes the tree of c into dir, atomically. It stops at the
+// first limit passed, and when ctx ends.
+func writeSnapshot(ctx context.Context, c *object.Commit, dir string, lim snapshotLimits) error {
+	maxFile, maxTotal := lim.file, lim.total
 	tree, err := c.Tree()
 	if err != nil {
 		return fmt.Errorf("reading tree of %s: %w", c.Hash, err)
@@ -46,7 +59,36 @@ func writeSnapshot(c *object.Commit, dir string, maxFile, maxTotal int64) error 
 	type link struct{ name, target string }
 	var links []link
 	var total int64
-	err = tree.Files().ForEach(func(f *object.File) error {
+	// The walk counts directories too: a tree naming one empty subtree a
+	// thousand times, nested, holds no file at all and still takes
+	// forever to walk.
+	walker := object.NewTreeWalker(tree, true, nil)
+	defer walker.Close()
+	entries := 0
+	next := func() (*object.File, error) {
+		for {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("writing the snapshot of %s: %w", c.Hash, err)
+			}
+			name, e, err := walker.Next()
+			if err != nil {
+				return nil, err
+			}
+			if entries++; entries > lim.entries {
+				return nil, fmt.Errorf("%w: commit holds more than %d entries (files, directories and symbolic links)", ErrUnsafe, lim.entries)
+			}
+			if e.Mode == filemode.Dir || e.Mode == filemode.Submodule {
+				continue
+			}
+			f, err := tree.TreeEntryFile(&e)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", name, err)
+			}
+			f.Name = name
+			return f, nil
+		}
+	}
+	write := func(f *object.File) error {
 		name := path.Clean(f.Name)
 		if strings.HasPrefix(name, "../") || name == ".." || path.IsAbs(name) {
 			return fmt.Errorf("%w: path %q escapes the repository", ErrUnsafe, f.Name)
@@ -93,9 +135,18 @@ func writeSnapshot(c *object.Commit, dir string, maxFile, maxTotal int64) error 
 			return fmt.Errorf("writing %s: %w", name, err)
 		}
 		return out.Close()
-	})
-	if err != nil {
-		return err
+	}
+	for {
+		f, err := next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := write(f); err != nil {
+			return err
+		}
 	}
 	for _, l := range links {
 		if err := root.MkdirAll(path.Dir(l.name), 0o755); err != nil {
