@@ -9,11 +9,37 @@ import (
 // password of https://user:token@host/repo), for messages, logs and status.
 func Redact(rawURL string) string {
 	u, err := neturl.Parse(rawURL)
-	if err != nil || u.User == nil {
-		return rawURL
+	if err == nil {
+		if u.User == nil {
+			return rawURL
+		}
+		u.User = nil
+		return u.String()
 	}
-	u.User = nil
-	return u.String()
+	// A URL that does not parse (a password with a bare %, # or /) still
+	// has its credentials cut: everything between the scheme and the last @.
+	if i, j := strings.Index(rawURL, "://"), strings.LastIndex(rawURL, "@"); i >= 0 && j > i+3 {
+		return rawURL[:i+3] + "***" + rawURL[j:]
+	}
+	return rawURL
+}
+
+// credentials returns the user name and password of rawURL, read by hand
+// when the URL does not parse.
+func credentials(rawURL string) (user, password string, ok bool) {
+	if u, err := neturl.Parse(rawURL); err == nil {
+		if u.User == nil {
+			return "", "", false
+		}
+		p, _ := u.User.Password()
+		return u.User.Username(), p, true
+	}
+	i, j := strings.Index(rawURL, "://"), strings.LastIndex(rawURL, "@")
+	if i < 0 || j <= i+3 {
+		return "", "", false
+	}
+	user, password, _ = strings.Cut(rawURL[i+3:j], ":")
+	return user, password, true
 }
 
 // redactedError hides the credentials of a repository URL in an error's
@@ -33,17 +59,17 @@ func redact(err error, rawURL string) error {
 	if err == nil {
 		return nil
 	}
-	u, perr := neturl.Parse(rawURL)
-	if perr != nil || u.User == nil {
+	user, password, ok := credentials(rawURL)
+	if !ok {
 		return err
 	}
 	msg := strings.ReplaceAll(err.Error(), rawURL, Redact(rawURL))
 	secrets := []string{}
-	if p, ok := u.User.Password(); ok && p != "" {
-		secrets = append(secrets, p)
+	if password != "" {
+		secrets = append(secrets, password)
 	}
-	if n := u.User.Username(); len(n) >= 12 {
-		secrets = append(secrets, n)
+	if len(user) >= 12 {
+		secrets = append(secrets, user)
 	}
 	for _, s := range secrets {
 		msg = strings.ReplaceAll(msg, s, "***")

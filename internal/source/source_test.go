@@ -95,6 +95,15 @@ func TestFetchErrors(t *testing.T) {
 	if got := source.Redact(withCreds); strings.Contains(got, "s3cret") || strings.Contains(got, "reader") || !strings.HasPrefix(got, "http://127.0.0.1:") {
 		t.Errorf("Redact = %q", got)
 	}
+	// A password with a bare % (or #, or /) makes the URL unparseable;
+	// its credentials are cut all the same.
+	unparseable := strings.Replace(g.RepoURL("r"), "://", "://deploy:100%sure/s3cret@", 1)
+	if _, err := f.Fetch(ctx, unparseable, source.Ref{}, nil); err == nil || strings.Contains(err.Error(), "sure/s3cret") {
+		t.Errorf("fetch through an unparseable URL with credentials: %v, want an error without them", err)
+	}
+	if got := source.Redact(unparseable); strings.Contains(got, "s3cret") || !strings.HasPrefix(got, "http://***@127.0.0.1:") {
+		t.Errorf("Redact(unparseable) = %q", got)
+	}
 }
 
 func TestFetchRefusesUnsafeContent(t *testing.T) {
