@@ -12,11 +12,27 @@ import (
 
 // DirHash hashes the files under path inside a snapshot (names, modes and
 // contents), to tell whether an Application's directory changed between
-// two commits. Unreadable trees hash to "".
+// two commits. Unreadable trees, and paths that leave root (as written or
+// through a symbolic link), hash to "". A path that is a link to another
+// directory of the snapshot hashes that directory.
 func DirHash(root, path string) string {
-	dir := filepath.Join(root, filepath.FromSlash(strings.Trim(path, "/")))
+	rel := filepath.FromSlash(strings.Trim(path, "/"))
+	if rel != "" && !filepath.IsLocal(rel) {
+		return ""
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return ""
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Join(root, rel))
+	if err != nil {
+		return ""
+	}
+	if inside, err := filepath.Rel(realRoot, dir); err != nil || (inside != "." && !filepath.IsLocal(inside)) {
+		return ""
+	}
 	h := sha256.New()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
