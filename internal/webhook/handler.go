@@ -134,8 +134,13 @@ func (h *handler) github(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.Header.Get("X-GitHub-Event") == "ping" {
+	switch ev := r.Header.Get("X-GitHub-Event"); ev {
+	case "ping":
 		writeJSON(w, http.StatusOK, map[string]any{"pong": true})
+		return
+	case "", "push": // a push of branches or tags; no header: a sender other than GitHub
+	default:
+		h.ignore(w, "github", ev)
 		return
 	}
 	var p struct {
@@ -167,6 +172,12 @@ func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
 	}
 	if subtle.ConstantTimeCompare([]byte(tok), token) != 1 {
 		h.deny(w, r, "gitlab", "token mismatch")
+		return
+	}
+	switch ev := r.Header.Get("X-Gitlab-Event"); ev {
+	case "", "Push Hook", "Tag Push Hook", "System Hook":
+	default:
+		h.ignore(w, "gitlab", ev)
 		return
 	}
 	body, ok := h.read(w, r)
@@ -206,6 +217,14 @@ func (h *handler) generic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.fire(w, r, "generic", append(p.URLs, p.URL)...)
+}
+
+// ignore answers a verified call for an event other than a push (an
+// issue comment, a star, a merge request): nothing in Git changed, so
+// nothing is fetched. Git hosts that send every event cost nothing more.
+func (h *handler) ignore(w http.ResponseWriter, hook, event string) {
+	h.log.Debug("webhook event ignored", "hook", hook, "event", event)
+	writeJSON(w, http.StatusOK, map[string]any{"ignored": event})
 }
 
 func (h *handler) fire(w http.ResponseWriter, r *http.Request, hook string, urls ...string) {
