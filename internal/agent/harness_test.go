@@ -388,7 +388,13 @@ func (f *fixture) get(obj client.Object, name string) bool {
 // for the fixture, deleted at the end, so claims can bind in the sandbox.
 func (f *fixture) persistentVolume() string {
 	f.t.Helper()
-	name := "pv-" + f.ns
+	return f.namedVolume("pv-" + f.ns)
+}
+
+// namedVolume creates PersistentVolume name (class manual, 1Gi), deleted
+// when the test ends.
+func (f *fixture) namedVolume(name string) string {
+	f.t.Helper()
 	pv := &corev1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.PersistentVolumeSpec{

@@ -15,6 +15,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apps"
+	"github.com/berth-dev/berth/internal/helmrelease"
 	"github.com/berth-dev/berth/internal/release"
 )
 
@@ -429,5 +430,62 @@ func staysFor8s(t *testing.T, what string, get func() string, want, why string) 
 		if got := get(); got != want {
 			t.Fatalf("%s = %q after the failed rollback: %s", what, got, why)
 		}
+	}
+}
+
+// Helm deletes what a chart no longer renders, on an upgrade and on a
+// rollback alike, sparing only objects annotated
+// helm.sh/resource-policy: keep. Under berth a chart's objects follow
+// berth's prune rules instead: a claim the chart stops rendering is kept,
+// on the way forward and on the way back, while a ConfigMap it drops is
+// pruned.
+func TestAChartsClaimIsKeptWhenTheChartDropsIt(t *testing.T) {
+	f := newFixture(t)
+	claim := func(name, volume string) string {
+		return strings.Replace(strings.Replace(pvc, "name: data", "name: "+name, 1), "%s", volume, 1)
+	}
+	v1 := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).
+		Write("chart/templates/extra.yaml", cm("extra", "v1")).
+		Write("chart/templates/pvc.yaml", claim("data", f.persistentVolume())).
+		CommitAndPush("v1: a claim and an extra ConfigMap")
+	f.createApp("hello", "chart")
+	f.waitApp("hello", 60*time.Second, "v1", appliedReady(v1))
+	f.waitReleasesHealthy("hello", 1)
+
+	// Forward: the chart stops rendering the claim and the ConfigMap, and
+	// renders a second claim.
+	v2 := f.wt.Remove("chart/templates/pvc.yaml").Remove("chart/templates/extra.yaml").
+		Write("chart/templates/pvc2.yaml", claim("data2", f.namedVolume("pv2-"+f.ns))).
+		CommitAndPush("v2: the claim and the ConfigMap dropped, another claim")
+	f.waitApp("hello", 60*time.Second, "v2", appliedReady(v2))
+	f.waitReleasesHealthy("hello", 2)
+	if !f.get(&corev1.PersistentVolumeClaim{}, "data") {
+		t.Error("the claim the chart dropped was deleted by the upgrade; it must be kept")
+	}
+	if f.get(&corev1.ConfigMap{}, "extra") {
+		t.Error("the ConfigMap the chart dropped was not pruned")
+	}
+	if msg := f.waitEvent("hello", "PruneSkipped"); !strings.Contains(msg, "PersistentVolumeClaim") || !strings.Contains(msg, "/data") {
+		t.Errorf("PruneSkipped event = %q, want the kept claim named", msg)
+	}
+
+	// Back: a rollback to release 1 goes through Helm's rollback, whose
+	// target does not hold the second claim.
+	_, _, err := apps.RequestRollback(context.Background(), f.c, types.NamespacedName{Namespace: f.ns, Name: "hello"}, 1)
+	must(t, err)
+	f.waitApp("hello", 60*time.Second, "pinned to the rollback", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && ready(a)
+	})
+	if !f.get(&corev1.PersistentVolumeClaim{}, "data2") {
+		t.Error("the rollback deleted the claim its target does not hold; it must be kept")
+	}
+	if !f.get(&corev1.ConfigMap{}, "extra") {
+		t.Error("the rollback did not bring back the ConfigMap its target holds")
+	}
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	if len(hist) != 3 || hist[2].Status != "deployed" {
+		t.Errorf("helm history = %+v, want the rollback as revision 3", hist)
 	}
 }

@@ -95,6 +95,8 @@ func configure(cfg *rest.Config, namespace string) (*action.Configuration, error
 // Upgrade installs the chart as release opts.ReleaseName in opts.Namespace,
 // or upgrades it when it exists. Changes are applied with server-side apply
 // (forcing conflicts, so berth's own drift corrections never block it).
+// Objects the previous release held and this one does not are not deleted:
+// that is the caller's prune, by its rules.
 func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map[string]any, opts Options) (*Release, error) {
 	if opts.MaxHistory == 0 {
 		opts.MaxHistory = 10
@@ -112,6 +114,8 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 	if err := clearUninstalled(ac, opts.ReleaseName); err != nil {
 		return nil, err
 	}
+	// What the chart no longer renders is left for the caller's prune.
+	ac.KubeClient = keepRemoved{ac.KubeClient}
 	hist := action.NewHistory(ac)
 	hist.Max = 1
 	_, herr := hist.Run(opts.ReleaseName)
@@ -206,7 +210,8 @@ func History(cfg *rest.Config, namespace, name string) ([]Release, error) {
 
 // Rollback rolls release name back to revision version through the Helm
 // SDK, so `helm history` records the rollback, and returns the revision it
-// created. When the latest revision already is a deployed rollback to
+// created. Like Upgrade, it deletes nothing the target does not hold: the
+// caller prunes. When the latest revision already is a deployed rollback to
 // version (a retry after a later step failed), it returns that one and
 // runs nothing again: the chart's rollback hooks run once.
 func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, version int) (int, error) {
@@ -224,6 +229,8 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 	if kc, ok := ac.KubeClient.(*kube.Client); ok && failpoint.Enabled() {
 		ac.KubeClient = failpointClient{kc}
 	}
+	// What the target release does not hold is left for the caller's prune.
+	ac.KubeClient = keepRemoved{ac.KubeClient}
 	rb := action.NewRollback(ac)
 	rb.Version = version
 	rb.ServerSideApply = "true"

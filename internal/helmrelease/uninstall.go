@@ -156,10 +156,7 @@ type pruneObjects struct {
 // wrapped client: embedded as kube.Interface, its own method is not
 // promoted, and Helm would wait without them.
 func (p *pruneObjects) GetWaiterWithOptions(ws kube.WaitStrategy, opts ...kube.WaitOption) (kube.Waiter, error) {
-	if c, ok := p.Interface.(kube.InterfaceWaitOptions); ok {
-		return c.GetWaiterWithOptions(ws, opts...)
-	}
-	return p.GetWaiter(ws)
+	return waiterWithOptions(p.Interface, ws, opts...)
 }
 
 func (p *pruneObjects) Build(r io.Reader, validate bool) (kube.ResourceList, error) {
