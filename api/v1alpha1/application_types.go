@@ -113,7 +113,9 @@ type ApplicationSpec struct {
 	Environment string `json:"environment,omitempty"`
 	// ServiceAccountName in the destination namespace that every write is
 	// impersonated as. Empty means the agent's --default-service-account;
-	// with neither the Application is refused.
+	// with neither the Application is refused. Outside the agent's
+	// --trusted-namespaces the destination must be the Application's own
+	// namespace, and the name bare.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// Helm options, used when the path holds a chart.

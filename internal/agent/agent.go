@@ -58,6 +58,11 @@ type Options struct {
 	PodName               string
 	PodNamespace          string
 	DefaultServiceAccount string
+	// TrustedNamespaces hold the Applications that may deploy into any
+	// namespace, as that namespace's service account (or as a user their
+	// serviceAccountName names in full). An Application anywhere else
+	// deploys only into its own namespace, as one of its service accounts.
+	TrustedNamespaces []string
 	// WatchNamespace restricts the agent to Applications in one namespace
 	// (empty: all namespaces).
 	WatchNamespace  string
@@ -89,6 +94,7 @@ func DefaultOptions() Options {
 		LeaderElect:             true,
 		LeaderElectionNamespace: "berth-system",
 		LeaderElectionID:        "berth-agent",
+		TrustedNamespaces:       []string{"berth-system"},
 		CacheDir:                filepath.Join(cache, "berth", "agent"),
 		DefaultInterval:         time.Minute,
 		Concurrency:             8,
@@ -112,6 +118,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PodName, "pod-name", o.PodName, "this agent's pod, labelled "+berthv1.LeaderLabel+"=true while it leads so that the webhook Service reaches it (default: none)")
 	fs.StringVar(&o.PodNamespace, "pod-namespace", o.PodNamespace, "namespace of --pod-name (default: --leader-election-namespace)")
 	fs.StringVar(&o.DefaultServiceAccount, "default-service-account", o.DefaultServiceAccount, "service account impersonated when an Application names none (none: such Applications are refused)")
+	fs.StringSliceVar(&o.TrustedNamespaces, "trusted-namespaces", o.TrustedNamespaces, "namespaces whose Applications may deploy into any namespace (as its service account); an Application elsewhere deploys only into its own namespace, as one of its service accounts")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "only reconcile Applications in this namespace (default: all)")
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where Git snapshots are kept")
 	fs.DurationVar(&o.DefaultInterval, "default-interval", o.DefaultInterval, "Git poll interval when an Application sets none")
@@ -224,6 +231,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		// here map onto it when release records land.
 		Recorder:              mgr.GetEventRecorderFor("berth-agent"), //nolint:staticcheck // see above
 		DefaultServiceAccount: o.DefaultServiceAccount,
+		TrustedNamespaces:     o.TrustedNamespaces,
 		DefaultInterval:       o.DefaultInterval,
 		MaxConcurrent:         o.Concurrency,
 		SkipImageResolution:   !o.ResolveImages,
@@ -281,7 +289,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 			}
 		}()
 	}
-	log.Info("starting agent", "leaderElection", o.LeaderElect, "defaultServiceAccount", o.DefaultServiceAccount)
+	log.Info("starting agent", "leaderElection", o.LeaderElect, "defaultServiceAccount", o.DefaultServiceAccount, "trustedNamespaces", o.TrustedNamespaces)
 	return mgr.Start(ctx)
 }
 

@@ -61,6 +61,9 @@ type fixture struct {
 	agentConfig *rest.Config
 	// concurrency, when set, is the agents' --concurrency.
 	concurrency int
+	// trusted makes the fixture's namespace one of the agents'
+	// --trusted-namespaces.
+	trusted bool
 }
 
 type fixtureOptions struct {
@@ -68,6 +71,9 @@ type fixtureOptions struct {
 	noAgent     bool
 	// concurrency, when set, is the agents' --concurrency.
 	concurrency int
+	// trusted makes the fixture's namespace one of the agents'
+	// --trusted-namespaces.
+	trusted bool
 }
 
 func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
@@ -78,7 +84,7 @@ func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
 	}
 	env := testenv.Sandbox(t)
 	installCRDs(t, env)
-	f := &fixture{t: t, env: env, ns: env.Namespace(t), secret: "webhook-s3cret", concurrency: o.concurrency}
+	f := &fixture{t: t, env: env, ns: env.Namespace(t), secret: "webhook-s3cret", concurrency: o.concurrency, trusted: o.trusted}
 	c, err := client.New(env.Config, client.Options{Scheme: agent.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +158,9 @@ func (f *fixture) startAgentIn(pod string, leaderElect bool, elected chan<- stru
 	opts.DefaultInterval = 2 * time.Second
 	if f.concurrency > 0 {
 		opts.Concurrency = f.concurrency
+	}
+	if f.trusted {
+		opts.TrustedNamespaces = []string{f.ns}
 	}
 	opts.Elected = elected
 	// Charts and overlays render in worker processes, as in a cluster:

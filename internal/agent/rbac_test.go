@@ -9,6 +9,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -197,5 +198,62 @@ func TestAgentRunsWithItsInstalledRBAC(t *testing.T) {
 	f.waitGone(&berthv1.Application{}, "heal", 60*time.Second)
 	if f.get(&corev1.ConfigMap{}, "healed") {
 		t.Error("ConfigMap healed is still there after its Application was deleted")
+	}
+}
+
+// Whoever may create an Application picks the account its writes are made
+// as. Outside the agent's trusted namespaces an Application deploys only
+// into its own namespace, as a service account of it: one aiming at
+// another namespace (whose accounts may be kube-system's controllers), or
+// naming a full user, is refused before anything is fetched or written.
+// From a trusted namespace the same Application deploys.
+func TestAnApplicationDeploysIntoOtherNamespacesOnlyFromATrustedOne(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		f := newFixture(t, fixtureOptions{trusted: trusted})
+		ctx := context.Background()
+		other := f.env.Namespace(t)
+		must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: other}}))
+		must(t, f.c.Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "deployer-admin", Namespace: other},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "admin"},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: other}},
+		}))
+		sha := f.wt.Write("app/cm.yaml", cm("across", "hello")).Write("app2/cm.yaml", cm("asuser", "hello")).CommitAndPush("one")
+		f.createApp("across", "app", func(a *berthv1.Application) { a.Spec.Namespace = other })
+		f.createApp("asuser", "app2", func(a *berthv1.Application) {
+			a.Spec.Namespace = other
+			a.Spec.ServiceAccountName = "system:serviceaccount:" + other + ":deployer"
+		})
+		if trusted {
+			f.waitApp("across", 60*time.Second, "applied into the other namespace", appliedReady(sha))
+			f.waitApp("asuser", 60*time.Second, "applied as the named user", appliedReady(sha))
+			for _, name := range []string{"across", "asuser"} {
+				if err := f.c.Get(ctx, types.NamespacedName{Namespace: other, Name: name}, &corev1.ConfigMap{}); err != nil {
+					t.Errorf("trusted: ConfigMap %s in %s: %v", name, other, err)
+				}
+			}
+			continue
+		}
+		for app, want := range map[string]string{
+			"across": "deploys only into " + f.ns,
+			"asuser": "is a user name",
+		} {
+			a := f.waitApp(app, 30*time.Second, "refused", func(a *berthv1.Application) bool {
+				s := condition(a, berthv1.ConditionStalled)
+				return s != nil && s.Status == metav1.ConditionTrue && s.Reason == "CrossNamespaceRefused"
+			})
+			if msg := condition(a, berthv1.ConditionStalled).Message; !strings.Contains(msg, want) || !strings.Contains(msg, "--trusted-namespaces") {
+				t.Errorf("%s: Stalled message %q, want it to say %q and name --trusted-namespaces", app, msg, want)
+			}
+			if a.Status.LastAppliedRevision != "" || len(a.Status.Inventory) != 0 {
+				t.Errorf("%s: a refused Application applied %s: %v", app, a.Status.LastAppliedRevision, a.Status.Inventory)
+			}
+		}
+		for _, name := range []string{"across", "asuser"} {
+			err := f.c.Get(ctx, types.NamespacedName{Namespace: other, Name: name}, &corev1.ConfigMap{})
+			if !apierrors.IsNotFound(err) {
+				t.Errorf("untrusted: ConfigMap %s in %s: %v, want not found", name, other, err)
+			}
+		}
 	}
 }

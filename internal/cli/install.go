@@ -48,6 +48,7 @@ func NewCmdInstall(s Streams) *cobra.Command {
 	cmd.Flags().StringVar(&o.Install.Image, "image", o.Install.Image, "agent image")
 	cmd.Flags().IntVar(&o.Install.Replicas, "replicas", o.Install.Replicas, "agent replicas (leader election makes one act)")
 	cmd.Flags().StringVar(&o.Install.DefaultServiceAccount, "default-service-account", "", "service account impersonated when an Application names none")
+	cmd.Flags().StringSliceVar(&o.Install.TrustedNamespaces, "trusted-namespaces", nil, "namespaces whose Applications may deploy into other namespaces (default: --agent-namespace); elsewhere an Application deploys only into its own")
 	cmd.Flags().BoolVar(&o.Apply, "apply", false, "apply to the cluster instead of printing")
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig for --apply")
 	return cmd

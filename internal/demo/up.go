@@ -161,7 +161,10 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		"--webhook-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"--webhook-secret-file", secretFile,
 		"--cache-dir", filepath.Join(o.SandboxDir, "agent-cache"),
-		"--default-interval", "30s"}
+		"--default-interval", "30s",
+		// The demo's Applications live in berth-demo and deploy into the
+		// environments' namespaces.
+		"--trusted-namespaces", Namespace}
 	if err := st.start("agent", self, agentArgs, filepath.Join(logs, "agent.log")); err != nil {
 		return nil, err
 	}

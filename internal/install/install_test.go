@@ -77,7 +77,7 @@ func TestApplyInstallsTheAgent(t *testing.T) {
 	for _, a := range pod.Containers[0].Args {
 		args[a] = true
 	}
-	for _, want := range []string{"--pod-name=$(POD_NAME)", "--webhook-secret-file=/etc/berth/webhook/hmac", "--webhook-gitlab-token-file=/etc/berth/webhook/gitlab-token", "--default-service-account=deployer"} {
+	for _, want := range []string{"--pod-name=$(POD_NAME)", "--webhook-secret-file=/etc/berth/webhook/hmac", "--webhook-gitlab-token-file=/etc/berth/webhook/gitlab-token", "--default-service-account=deployer", "--trusted-namespaces=berth-install-test"} {
 		if !args[want] {
 			t.Errorf("agent args %v lack %s", pod.Containers[0].Args, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"strings"
 	"text/template"
 
 	"github.com/berth-dev/berth/config"
@@ -15,6 +16,9 @@ type Options struct {
 	Image                 string
 	Replicas              int
 	DefaultServiceAccount string
+	// TrustedNamespaces is the agent's --trusted-namespaces: namespaces
+	// whose Applications may deploy into others. Empty: the agent's own.
+	TrustedNamespaces []string
 	// CRDsOnly limits the manifests to the CustomResourceDefinitions (the
 	// agent then runs elsewhere, e.g. as a local process for `berth up`).
 	CRDsOnly bool
@@ -46,13 +50,16 @@ func Manifests(o Options) ([]byte, error) {
 	if o.CRDsOnly {
 		return b.Bytes(), nil
 	}
+	if len(o.TrustedNamespaces) == 0 {
+		o.TrustedNamespaces = []string{o.Namespace}
+	}
 	if err := agentTemplate.Execute(&b, o); err != nil {
 		return nil, fmt.Errorf("rendering manifests: %w", err)
 	}
 	return b.Bytes(), nil
 }
 
-var agentTemplate = template.Must(template.New("agent").Parse(`---
+var agentTemplate = template.Must(template.New("agent").Funcs(template.FuncMap{"join": strings.Join}).Parse(`---
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -250,6 +257,7 @@ spec:
         - --pod-namespace=$(POD_NAMESPACE)
         - --webhook-secret-file=/etc/berth/webhook/hmac
         - --webhook-gitlab-token-file=/etc/berth/webhook/gitlab-token
+        - --trusted-namespaces={{join .TrustedNamespaces ","}}
 {{- if .DefaultServiceAccount}}
         - --default-service-account={{.DefaultServiceAccount}}
 {{- end}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,9 @@ type Reconciler struct {
 	Recorder record.EventRecorder
 	// DefaultServiceAccount is impersonated when an Application names none.
 	DefaultServiceAccount string
+	// TrustedNamespaces hold the Applications that may deploy into other
+	// namespaces (see crossNamespace); none when empty.
+	TrustedNamespaces []string
 	// DefaultInterval is the poll interval when an Application sets none.
 	DefaultInterval time.Duration
 	// MaxConcurrent reconciles; default 8.
@@ -336,6 +340,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	}
 	if r.impersonatedUser(app) == "" {
 		r.stall(app, "NoServiceAccount", "no service account to impersonate: set spec.serviceAccountName or start the agent with --default-service-account")
+		return ctrl.Result{}, nil // a spec change will bring it back
+	}
+	if why := r.crossNamespace(app); why != "" {
+		r.stall(app, "CrossNamespaceRefused", why)
 		return ctrl.Result{}, nil // a spec change will bring it back
 	}
 
@@ -634,6 +642,29 @@ func (r *Reconciler) credentials(ctx context.Context, app *berthv1.Application) 
 // ImpersonatedUser).
 func (r *Reconciler) impersonatedUser(app *berthv1.Application) string {
 	return ImpersonatedUser(app, r.DefaultServiceAccount)
+}
+
+// crossNamespace says why app may not act as the account it names, or "".
+// Whoever may create an Application in a namespace picks the account every
+// write is made as: were any namespace's accounts theirs to pick, a tenant
+// could act as kube-system's controllers. Outside the trusted namespaces an
+// Application therefore deploys only into its own namespace, as one of its
+// service accounts.
+func (r *Reconciler) crossNamespace(app *berthv1.Application) string {
+	if slices.Contains(r.TrustedNamespaces, app.Namespace) {
+		return ""
+	}
+	trusted := "none"
+	if len(r.TrustedNamespaces) > 0 {
+		trusted = strings.Join(r.TrustedNamespaces, ", ")
+	}
+	if sa := app.Spec.ServiceAccountName; strings.Contains(sa, ":") {
+		return fmt.Sprintf("spec.serviceAccountName %q is a user name: an Application in namespace %s acts only as a service account of its own namespace, named bare; Applications that act as other users live in a trusted namespace (%s: the agent's --trusted-namespaces)", sa, app.Namespace, trusted)
+	}
+	if app.Spec.Namespace != app.Namespace {
+		return fmt.Sprintf("spec.namespace is %s: an Application in namespace %s deploys only into %s, as one of its service accounts; Applications that deploy into other namespaces live in a trusted namespace (%s: the agent's --trusted-namespaces)", app.Spec.Namespace, app.Namespace, app.Namespace, trusted)
+	}
+	return ""
 }
 
 // ImpersonatedUser is the user the agent writes app's objects as: its
