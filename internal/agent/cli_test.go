@@ -7,11 +7,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/apps"
+	"github.com/berth-dev/berth/internal/testenv"
 )
 
 // TestManualSyncAndDiff covers what `berth diff` and `berth sync` do with an
@@ -62,5 +65,56 @@ func TestManualSyncAndDiff(t *testing.T) {
 	f.get(&c, "settings")
 	if c.Data["greeting"] != "v1" {
 		t.Errorf("a commit was applied with automated sync off: %v", c.Data)
+	}
+}
+
+// `berth diff` compares with the cluster what the agent would apply, not
+// the raw render: image tags pinned to the digests the agent pinned them
+// to, hook Jobs left out (they run under names of their own), and a prune
+// list that follows the prune's rules. An Application in sync shows no
+// change; a commit dropping a claim and a ConfigMap prunes only the
+// ConfigMap.
+func TestDiffComparesWhatTheAgentApplies(t *testing.T) {
+	f := newFixture(t)
+	reg := testenv.NewRegistry(t)
+	image := reg.Host + "/team/web:1"
+	push(t, image)
+	v1 := f.wt.Write("app/deploy.yaml", strings.Replace(deploy("1"), "example.test/web:1", image, 1)).
+		Write("app/backup.yaml", hook("backup", "pre-sync")).
+		Write("app/pvc.yaml", strings.Replace(pvc, "%s", f.persistentVolume(), 1)).
+		Write("app/old.yaml", cm("old", "x")).CommitAndPush("v1")
+	policyJSON := `{"images":{"insecureRegistries":["` + reg.Host + `"]}}`
+	f.createApp("demo", "app", func(a *berthv1.Application) {
+		a.Spec.Policy = &runtime.RawExtension{Raw: []byte(policyJSON)}
+		a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour}
+	})
+	app := f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	if len(app.Status.Images) != 1 {
+		t.Fatalf("status images = %+v, want the pinned image", app.Status.Images)
+	}
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: f.ns, Name: "demo"}
+	d, err := apps.Diff(ctx, f.c, f.env.Config, key)
+	must(t, err)
+	if out := apply.FormatDiffs(d.Objects); out != "" || len(d.Prune) != 0 {
+		t.Errorf("diff of an Application in sync:\n%s\nprune %v; want nothing", out, d.Prune)
+	}
+	code, _, stderr := f.berth("diff", "demo")
+	if code != 0 || !strings.Contains(stderr, "no changes") {
+		t.Errorf("berth diff of an Application in sync: exit %d, stderr %q; want 0, no changes", code, stderr)
+	}
+
+	f.wt.Remove("app/pvc.yaml").Remove("app/old.yaml").CommitAndPush("v2")
+	d, err = apps.Diff(ctx, f.c, f.env.Config, key)
+	must(t, err)
+	if len(d.Prune) != 1 || !strings.Contains(d.Prune[0], "ConfigMap") || !strings.Contains(d.Prune[0], "/old") {
+		t.Errorf("prune = %v, want only the ConfigMap", d.Prune)
+	}
+	if len(d.Kept) != 1 || !strings.Contains(d.Kept[0], "PersistentVolumeClaim") || !strings.Contains(d.Kept[0], "holds data") {
+		t.Errorf("kept = %v, want the claim, saying why", d.Kept)
+	}
+	code, stdout, stderr := f.berth("diff", "demo")
+	if code != 1 || !strings.Contains(stdout, "/old") || strings.Contains(stdout, "PersistentVolumeClaim") || !strings.Contains(stderr, "kept, though removed from Git") {
+		t.Errorf("berth diff after v2: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }

@@ -41,6 +41,9 @@ type PruneOptions struct {
 	// pruning that holds no PersistentVolumeClaim: a reason keeps it (for
 	// the agent: another Application deploys into it).
 	KeepNamespace func(ctx context.Context, name string) (string, error)
+	// DryRun deletes nothing: the change set says what would be deleted
+	// (Deleted) and what kept (Skipped, with the reason).
+	DryRun bool
 }
 
 // Prune deletes refs (objects gone from Git), in Helm's uninstall order by
@@ -85,6 +88,10 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 		}
 		if reason != "" {
 			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Skipped, Reason: reason})
+			continue
+		}
+		if opts.DryRun {
+			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Deleted})
 			continue
 		}
 		policy := metav1.DeletePropagationBackground

@@ -30,6 +30,12 @@ type DiffResult struct {
 	Objects  []apply.ObjectDiff
 	// Prune lists objects the sync would delete.
 	Prune []string
+	// Kept lists objects removed from Git that the sync would keep, each
+	// with the reason (a claim, an annotation, not owned).
+	Kept []string
+	// PruneOff says the Application prunes nothing (syncPolicy.prune:
+	// false): objects removed from Git are in Kept.
+	PruneOff bool
 }
 
 // Diff fetches the Application's source like the agent, renders it and
@@ -90,23 +96,55 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 	if err := application.Prepare(res.Objects, app, application.NamespacedFunc(mapper, res.Objects)); err != nil {
 		return nil, err
 	}
+	// What the agent applies: the policy gate's output (image tags pinned
+	// to the digests they resolve to, when the agent pins them, as the
+	// digests recorded in the status say), without berth's hook Jobs.
+	objs, err := application.GatedObjects(ctx, c, app, snap, res.Kind, res.Objects, res.HelmHooks, len(app.Status.Images) > 0)
+	if err != nil {
+		return nil, err
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	diffs, err := apply.NewManager(dyn, mapper).Diff(ctx, res.Objects)
+	mgr := apply.NewManager(dyn, mapper)
+	diffs, err := mgr.Diff(ctx, objs)
 	if err != nil {
 		return nil, err
 	}
 	out := &DiffResult{Revision: snap.Revision, Objects: diffs}
 	next := map[string]bool{}
-	for _, o := range res.Objects {
+	for _, o := range objs {
 		next[o.ID()] = true
 	}
+	var gone []apply.Ref
 	for _, r := range app.Status.Inventory {
 		ref := apply.Ref{GVK: schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}, Namespace: r.Namespace, Name: r.Name}
 		if !next[ref.ID()] {
-			out.Prune = append(out.Prune, ref.ID())
+			gone = append(gone, ref)
+		}
+	}
+	if !application.PruneOn(app) {
+		out.PruneOff = true
+		for _, r := range gone {
+			out.Kept = append(out.Kept, r.ID()+" (syncPolicy.prune is false)")
+		}
+		return out, nil
+	}
+	// The prune's own rules decide, run without deleting: claims and
+	// Namespaces kept, annotations honoured, objects gone already left out.
+	popts := application.PruneOptions(c, app)
+	popts.DryRun = true
+	cs, err := mgr.Prune(ctx, gone, popts)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range cs.Entries {
+		switch e.Action {
+		case apply.Deleted:
+			out.Prune = append(out.Prune, e.ID)
+		case apply.Skipped:
+			out.Kept = append(out.Kept, e.ID+" ("+e.Reason+")")
 		}
 	}
 	return out, nil

@@ -36,6 +36,10 @@ func NewCmdDiff(s Streams) *cobra.Command {
 			for _, p := range res.Prune {
 				out += fmt.Sprintf("--- live/%s\n+++ (pruned: removed from Git)\n", p)
 			}
+			// Kept objects change nothing: said on stderr, like the summary.
+			for _, k := range res.Kept {
+				fmt.Fprintf(s.ErrOut, "kept, though removed from Git: %s\n", k)
+			}
 			if out == "" {
 				fmt.Fprintf(s.ErrOut, "%s at %s: no changes\n", args[0], res.Revision)
 				return nil

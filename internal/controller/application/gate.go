@@ -14,8 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/manifest"
 	"github.com/berth-dev/berth/internal/policy"
 	"github.com/berth-dev/berth/internal/render"
 	"github.com/berth-dev/berth/internal/source"
@@ -39,31 +41,68 @@ type gateOutcome struct {
 // to digests with the Application's pull secrets, tag-moved checked
 // against the images of the applied revision.
 func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *source.Snapshot, rev *revision) gateOutcome {
+	out, ignored := runGate(ctx, r.Client, app, snap, rev, !r.SkipImageResolution, r.digests)
+	if out.result == nil {
+		return out
+	}
+	var notes []string
+	if ignored != "" {
+		notes = append(notes, fmt.Sprintf("%s is not read: only the repository's root %s is (per-app settings go in spec.policy)", ignored, policy.ConfigFile))
+	}
+	r.recordPolicy(app, out.result.Report, notes...)
+	return out
+}
+
+// GatedObjects returns what a sync of app at snap would apply, computed as
+// the agent computes it from the rendered objects (objects, and a chart's
+// helmHooks, which are only checked): the policy gate run on them, image
+// tags pinned to digests (resolved with the Application's pull secrets,
+// read through c, unless resolve is false; the applied revision keeps the
+// digests it was applied with), berth's hook Jobs split off. A revision the
+// gate would reject or hold is an error saying so.
+func GatedObjects(ctx context.Context, c client.Reader, app *berthv1.Application, snap *source.Snapshot, kind render.Kind, objects, helmHooks []manifest.Object, resolve bool) ([]manifest.Object, error) {
+	rev := &revision{sha: snap.Revision, kind: kind, objects: objects, helmHooks: helmHooks}
+	out, _ := runGate(ctx, c, app, snap, rev, resolve, nil)
+	switch {
+	case out.rejected != nil:
+		return nil, fmt.Errorf("the agent would reject revision %s (%s): %w", short(snap.Revision), out.reason, out.rejected)
+	case out.held != nil:
+		return nil, fmt.Errorf("the agent would hold the sync of revision %s (%s): %w", short(snap.Revision), out.reason, out.held)
+	}
+	objs, _, err := splitHooks(kind, out.result.Objects)
+	return objs, err
+}
+
+// runGate is gate without its records: it also returns the name of a
+// policy file it did not read (see policyFile).
+func runGate(ctx context.Context, c client.Reader, app *berthv1.Application, snap *source.Snapshot, rev *revision, resolve bool, cache *policy.DigestCache) (gateOutcome, string) {
 	repoCfg, ignored, err := policyFile(app, snap)
 	if err != nil {
-		return gateOutcome{rejected: err, reason: "PolicyInvalid"}
+		return gateOutcome{rejected: err, reason: "PolicyInvalid"}, ignored
 	}
 	var appCfg policy.Config
 	if app.Spec.Policy != nil && len(app.Spec.Policy.Raw) > 0 {
 		if appCfg, err = policy.Parse(app.Spec.Policy.Raw); err != nil {
-			return gateOutcome{rejected: fmt.Errorf("spec.policy: %w", err), reason: "PolicyInvalid"}
+			return gateOutcome{rejected: fmt.Errorf("spec.policy: %w", err), reason: "PolicyInvalid"}, ignored
 		}
 	}
 	cfg := policy.Merge(repoCfg, appCfg)
 	var resolver *policy.Resolver
-	if !r.SkipImageResolution {
+	if resolve {
 		var secrets [][]byte
 		for _, ref := range app.Spec.ImagePullSecrets {
 			s := &corev1.Secret{}
-			if err := r.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
-				return gateOutcome{held: fmt.Errorf("reading image pull Secret %s: %w", ref.Name, err), reason: "ImagePullSecretUnavailable"}
+			if err := c.Get(ctx, types.NamespacedName{Namespace: app.Namespace, Name: ref.Name}, s); err != nil {
+				return gateOutcome{held: fmt.Errorf("reading image pull Secret %s: %w", ref.Name, err), reason: "ImagePullSecretUnavailable"}, ignored
 			}
 			secrets = append(secrets, s.Data[corev1.DockerConfigJsonKey])
 		}
 		if resolver, err = policy.NewResolver(cfg.Images, secrets...); err != nil {
-			return gateOutcome{rejected: err, reason: "ImagePullSecretInvalid"}
+			return gateOutcome{rejected: err, reason: "ImagePullSecretInvalid"}, ignored
 		}
-		resolver.Cache, resolver.CacheScope = r.digests, snap.Revision
+		if cache != nil {
+			resolver.Cache, resolver.CacheScope = cache, snap.Revision
+		}
 	}
 	prev := map[string]string{}
 	for _, p := range app.Status.Images {
@@ -76,7 +115,7 @@ func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *s
 	defer cancel()
 	g, err := policy.Gate(rctx, policy.GateInput{Objects: rev.objects, CheckOnly: rev.helmHooks, Config: cfg, Resolver: resolver, PreviousTags: prev})
 	if err != nil {
-		return gateOutcome{rejected: err, reason: "PolicyInvalid"}
+		return gateOutcome{rejected: err, reason: "PolicyInvalid"}, ignored
 	}
 	out := gateOutcome{result: g}
 	switch {
@@ -85,12 +124,7 @@ func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *s
 	case g.Report.Blocked():
 		out.rejected, out.reason = errors.New(g.Report.Summary()), "PolicyViolation"
 	}
-	var notes []string
-	if ignored != "" {
-		notes = append(notes, fmt.Sprintf("%s is not read: only the repository's root %s is (per-app settings go in spec.policy)", ignored, policy.ConfigFile))
-	}
-	r.recordPolicy(app, g.Report, notes...)
-	return out
+	return out, ignored
 }
 
 // policyFile reads the repository's policy: the .berth/policy.yaml at its

@@ -12,18 +12,17 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-
-	"github.com/berth-dev/berth/internal/release"
-
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/helmrelease"
 	"github.com/berth-dev/berth/internal/manifest"
+	"github.com/berth-dev/berth/internal/release"
 	"github.com/berth-dev/berth/internal/render"
 	"github.com/berth-dev/berth/internal/source"
 )
@@ -399,12 +398,19 @@ func keepWritten(app *berthv1.Application, cs apply.ChangeSet) {
 // what app owns, berth.dev/prune honoured, and a Namespace kept while
 // another Application deploys into it.
 func (r *Reconciler) pruneOptions(app *berthv1.Application) apply.PruneOptions {
+	return PruneOptions(r.Client, app)
+}
+
+// PruneOptions are the rules app's prune follows (see apply.PruneOptions):
+// its owner labels, berth's prune annotation, and a Namespace kept while
+// another Application, listed through c, deploys into it.
+func PruneOptions(c client.Reader, app *berthv1.Application) apply.PruneOptions {
 	return apply.PruneOptions{
 		OwnerLabels:     map[string]string{berthv1.OwnerNameLabel: LabelValue(app.Name), berthv1.OwnerNamespaceLabel: app.Namespace},
 		PruneAnnotation: berthv1.PruneAnnotation,
 		KeepNamespace: func(ctx context.Context, name string) (string, error) {
 			var list berthv1.ApplicationList
-			if err := r.List(ctx, &list); err != nil {
+			if err := c.List(ctx, &list); err != nil {
 				return "", fmt.Errorf("listing Applications before deleting Namespace %s: %w", name, err)
 			}
 			for _, a := range list.Items {
@@ -416,6 +422,10 @@ func (r *Reconciler) pruneOptions(app *berthv1.Application) apply.PruneOptions {
 		},
 	}
 }
+
+// PruneOn reports whether app's syncs and rollbacks prune at all
+// (syncPolicy.prune, on by default).
+func PruneOn(app *berthv1.Application) bool { return pruneOn(app) }
 
 func pruneOn(app *berthv1.Application) bool {
 	return app.Spec.SyncPolicy.Prune == nil || *app.Spec.SyncPolicy.Prune
