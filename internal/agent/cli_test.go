@@ -118,3 +118,27 @@ func TestDiffComparesWhatTheAgentApplies(t *testing.T) {
 		t.Errorf("berth diff after v2: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
+
+// `berth sync` of a revision the agent refuses ends with the refusal, not
+// after its timeout: the refusal answers the request, whichever step
+// refused (here the render, before any apply).
+func TestSyncOfARefusedRevisionSaysWhy(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	off := false
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.SyncPolicy.Automated = &off })
+	f.waitApp("demo", 30*time.Second, "awaiting a manual sync", func(a *berthv1.Application) bool {
+		return a.Status.LastFetchedRevision == v1
+	})
+	v2 := f.wt.Write("app/kustomization.yaml", "resources: [missing.yaml]\n").CommitAndPush("broken overlay")
+	f.waitApp("demo", 30*time.Second, "the broken commit fetched", func(a *berthv1.Application) bool {
+		return a.Status.LastFetchedRevision == v2
+	})
+	code, stdout, stderr := f.berth("sync", "demo", "--timeout", "90s")
+	if code == 0 || !strings.Contains(stderr, "RenderFailed") && !strings.Contains(stderr, "rejected") || strings.Contains(stderr, "deadline") {
+		t.Errorf("berth sync of a broken revision: exit %d\nstdout: %s\nstderr: %s\nwant the refusal, not a timeout", code, stdout, stderr)
+	}
+	if f.get(&corev1.ConfigMap{}, "settings") {
+		t.Error("a refused revision was applied")
+	}
+}

@@ -335,14 +335,17 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, "Progressing", "fetching "+source.Redact(app.Spec.Source.URL))
 
 	if len(app.Name) > maxNameLength {
+		answered(app)
 		r.stall(app, "NameTooLong", fmt.Sprintf("the Application's name has %d characters, more than %d: berth labels every object it applies with the name (%s), and a label value holds at most %d", len(app.Name), maxNameLength, berthv1.OwnerNameLabel, maxNameLength))
 		return ctrl.Result{}, nil // a new Application is needed
 	}
 	if r.impersonatedUser(app) == "" {
+		answered(app)
 		r.stall(app, "NoServiceAccount", "no service account to impersonate: set spec.serviceAccountName or start the agent with --default-service-account")
 		return ctrl.Result{}, nil // a spec change will bring it back
 	}
 	if why := r.crossNamespace(app); why != "" {
+		answered(app)
 		r.stall(app, "CrossNamespaceRefused", why)
 		return ctrl.Result{}, nil // a spec change will bring it back
 	}
@@ -363,6 +366,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	// 1. Source.
 	auth, err := r.credentials(ctx, app)
 	if err != nil {
+		answered(app)
 		r.stall(app, "CredentialsUnavailable", err.Error())
 		return poll, nil
 	}
@@ -372,6 +376,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	snap, err := r.Fetcher.Fetch(ctx, app.Spec.Source.URL, ref, auth)
 	ph.mark("fetch")
 	if errors.Is(err, source.ErrInvalidCommit) {
+		answered(app)
 		r.stall(app, "InvalidCommit", fmt.Sprintf("spec.source.commit: %v", err))
 		return ctrl.Result{}, nil // a spec change will bring it back
 	}
@@ -790,9 +795,19 @@ func (r *Reconciler) stall(app *berthv1.Application, reason, msg string) {
 	r.Recorder.Event(app, corev1.EventTypeWarning, reason, msg)
 }
 
+// answered marks app's pending sync request (`berth sync`) as handled by
+// the refusal being recorded: the CLI, which waits for it, then shows the
+// refusal instead of waiting out its timeout. A later request tries again.
+func answered(app *berthv1.Application) {
+	if tok := app.Annotations[berthv1.SyncRequestedAnnotation]; tok != "" {
+		app.Status.LastHandledSyncRequest = tok
+	}
+}
+
 // reject records a rejected revision: nothing of it was applied and the
-// last good revision keeps running.
+// last good revision keeps running. It answers a pending sync request.
 func (r *Reconciler) reject(app *berthv1.Application, revision, reason string, err error) {
+	answered(app)
 	msg := fmt.Sprintf("revision %s rejected: %v", short(revision), err)
 	if app.Status.LastAppliedRevision != "" {
 		msg += fmt.Sprintf(" (still running %s)", short(app.Status.LastAppliedRevision))
