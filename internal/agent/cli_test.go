@@ -1,8 +1,10 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
+	"github.com/berth-dev/berth/internal/agent"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/apps"
 	"github.com/berth-dev/berth/internal/testenv"
@@ -140,5 +144,60 @@ func TestSyncOfARefusedRevisionSaysWhy(t *testing.T) {
 	}
 	if f.get(&corev1.ConfigMap{}, "settings") {
 		t.Error("a refused revision was applied")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// `berth get apps -w` outlives the API server's end of its watch (each
+// ends after a while): it watches again and keeps printing. Here the
+// server ends every watch after a second.
+func TestWatchOutlivesTheServersEndOfIt(t *testing.T) {
+	f := newFixture(t, fixtureOptions{noAgent: true})
+	wc, err := client.NewWithWatch(f.env.Config, client.Options{Scheme: agent.Scheme()})
+	must(t, err)
+	apps.WatchTimeout = time.Second
+	defer func() { apps.WatchTimeout = 0 }()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- apps.Watch(ctx, wc, f.ns, &out, false) }()
+	f.createApp("first", "app")
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "first"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch never showed Application first:\n%s", out.String())
+		}
+	}
+	time.Sleep(3 * time.Second) // the server ended the first watch, and the next ones
+	select {
+	case err := <-done:
+		t.Fatalf("the watch returned (%v) when the server ended it", err)
+	default:
+	}
+	f.createApp("second", "app")
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "second"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Application second, created after the server ended the first watch, never showed:\n%s", out.String())
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("watch ended with %v when its context did", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -63,14 +64,14 @@ func PrintTable(w io.Writer, apps []berthv1.Application, allNamespaces bool, now
 	_ = tw.Flush()
 }
 
-// Watch prints the table again whenever an Application changes, until ctx ends.
+// WatchTimeout, when set, asks the API server to end each watch after it
+// (tests); 0 leaves the server's own limit (30 to 60 minutes).
+var WatchTimeout time.Duration
+
+// Watch prints the table again whenever an Application changes, until ctx
+// ends. A watch the API server ends (it ends each after a while, and on a
+// restart) or breaks is started again, and the table printed afresh.
 func Watch(ctx context.Context, c client.WithWatch, namespace string, w io.Writer, allNamespaces bool) error {
-	var l berthv1.ApplicationList
-	wi, err := c.Watch(ctx, &l, client.InNamespace(namespace))
-	if err != nil {
-		return fmt.Errorf("watching Applications: %w", err)
-	}
-	defer wi.Stop()
 	show := func() error {
 		apps, err := List(ctx, c, namespace)
 		if err != nil {
@@ -80,23 +81,54 @@ func Watch(ctx context.Context, c client.WithWatch, namespace string, w io.Write
 		PrintTable(w, apps, allNamespaces, time.Now())
 		return nil
 	}
+	start := func() (watch.Interface, error) {
+		opts := []client.ListOption{client.InNamespace(namespace)}
+		if WatchTimeout > 0 {
+			secs := int64(WatchTimeout / time.Second)
+			opts = append(opts, &client.ListOptions{Raw: &metav1.ListOptions{TimeoutSeconds: &secs}})
+		}
+		var l berthv1.ApplicationList
+		return c.Watch(ctx, &l, opts...)
+	}
+	wi, err := start()
+	if err != nil {
+		return fmt.Errorf("watching Applications: %w", err)
+	}
+	defer func() { wi.Stop() }()
 	if err := show(); err != nil {
 		return err
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	dirty := false
+	backoff := time.Second
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case ev, ok := <-wi.ResultChan():
-			if !ok {
-				return nil
+			if ok && ev.Type != watch.Error {
+				if ev.Type != watch.Bookmark {
+					dirty = true
+				}
+				continue
 			}
-			if ev.Type != watch.Bookmark {
-				dirty = true
+			// Ended or broken: watch again (whatever changed meanwhile
+			// shows in the table printed then).
+			wi.Stop()
+			for {
+				if wi, err = start(); err == nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 30*time.Second)
 			}
+			backoff = time.Second
+			dirty = true
 		case <-tick.C:
 			if dirty {
 				dirty = false
