@@ -91,6 +91,17 @@ func TestApplyInstallsTheAgent(t *testing.T) {
 	if secretVolume == nil || secretVolume.Optional == nil || !*secretVolume.Optional {
 		t.Errorf("webhook Secret volume = %+v, want berth-webhook, optional", secretVolume)
 	}
+	// The root filesystem is read-only: everything the agent writes goes to
+	// a volume, its temporary files (an SSH source's known_hosts) too.
+	c := pod.Containers[0]
+	writable := map[string]bool{}
+	for _, m := range c.VolumeMounts {
+		writable[m.MountPath] = !m.ReadOnly
+	}
+	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem ||
+		!writable["/tmp"] || !writable["/cache"] {
+		t.Errorf("agent container: read-only root %v, mounts %v; want a read-only root with /tmp and /cache writable", c.SecurityContext, c.VolumeMounts)
+	}
 	svc, err := kc.CoreV1().Services(o.Namespace).Get(ctx, "berth-webhooks", metav1.GetOptions{})
 	if err != nil || svc.Spec.Selector[berthv1.LeaderLabel] != "true" {
 		t.Errorf("webhook Service selector = %v (%v), want the leader label", svc.Spec.Selector, err)

@@ -285,10 +285,15 @@ spec:
           capabilities: {drop: [ALL]}
         volumeMounts:
         - {name: cache, mountPath: /cache}
+        - {name: tmp, mountPath: /tmp}
         - {name: webhook, mountPath: /etc/berth/webhook, readOnly: true}
       volumes:
       - name: cache
         emptyDir: {}
+      # The root filesystem is read-only; temporary files (an SSH source's
+      # known_hosts, handed to the SSH client as a file) go here.
+      - name: tmp
+        emptyDir: {sizeLimit: 64Mi}
       # Keys hmac (GitHub, generic) and gitlab-token; see docs/agent.md.
       # Optional: the endpoints answer 404 until the Secret exists, and
       # the agent reads it when it appears or changes, without a restart.
