@@ -56,6 +56,7 @@ func TestGolden(t *testing.T) {
 		{"sandbox-status-none", []string{"sandbox", "status", "--state-dir", dir}, 2},
 		{"sandbox-kubeconfig-none", []string{"sandbox", "kubeconfig", "--state-dir", dir}, 2},
 		{"sandbox-down-none", []string{"sandbox", "down", "--state-dir", dir}, 2},
+		{"down-none", []string{"down", "--state-dir", dir}, 0},
 		{"sandbox-logs-unknown", []string{"sandbox", "logs", "kubelet", "--state-dir", dir}, 2},
 		{"unknown-flag", []string{"sandbox", "up", "--bogus"}, 2},
 	}

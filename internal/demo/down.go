@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,7 +15,8 @@ import (
 
 // Down stops the agent and the Git server that Up started, by PID, then the
 // sandbox. Files are kept, so the next Up resumes the same cluster and
-// repository. It returns what it stopped.
+// repository. It returns what it stopped: nothing, without an error, when
+// nothing was ever started in dir.
 func Down(ctx context.Context, dir string) ([]string, error) {
 	var stopped []string
 	st, err := load(dir)
@@ -38,6 +40,10 @@ func Down(ctx context.Context, dir string) ([]string, error) {
 		}
 	}
 	more, err := sandbox.Down(ctx, dir)
+	if errors.Is(err, sandbox.ErrNoSandbox) && st == nil {
+		// Never started here: down is done (nothing was running).
+		return stopped, nil
+	}
 	return append(stopped, more...), err
 }
 
