@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -67,12 +68,19 @@ func (a *Auth) method(url string) (transport.AuthMethod, func(), error) {
 			return nil, noop, fmt.Errorf("writing known_hosts: %w", err)
 		}
 		_ = f.Close()
-		cb, err := gitssh.NewKnownHostsCallback(f.Name())
+		db, err := gitssh.NewKnownHostsDb(f.Name())
 		if err != nil {
 			cleanup()
 			return nil, noop, fmt.Errorf("parsing known_hosts: %w", err)
 		}
-		pk.HostKeyCallback = cb
+		pk.HostKeyCallback = db.HostKeyCallback()
+		// Ask the server for a key of a type known_hosts holds for it: by
+		// default the client asks for ECDSA first, and a known_hosts with
+		// only the host's Ed25519 key (`ssh-keyscan -t ed25519`) would fail
+		// as a "key mismatch" against a host that has both (go-git#411).
+		if hp := sshHostPort(url); hp != "" {
+			pk.HostKeyAlgorithms = db.HostKeyAlgorithms(hp)
+		}
 		return pk, cleanup, nil
 	}
 	switch {
@@ -102,4 +110,34 @@ func (a *Auth) key() string {
 		h.Write(part)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// sshHostPort returns the host:port an SSH repository URL (ssh://user@host:port/path,
+// or user@host:path) connects to, port 22 when none is given; "" when it
+// cannot tell.
+func sshHostPort(url string) string {
+	var host string
+	if rest, ok := strings.CutPrefix(url, "ssh://"); ok {
+		hostPort, _, _ := strings.Cut(rest, "/")
+		if i := strings.LastIndex(hostPort, "@"); i >= 0 {
+			hostPort = hostPort[i+1:]
+		}
+		if h, p, err := net.SplitHostPort(hostPort); err == nil {
+			return net.JoinHostPort(h, p)
+		}
+		host = strings.Trim(hostPort, "[]")
+	} else {
+		userHost, _, ok := strings.Cut(url, ":")
+		if !ok {
+			return ""
+		}
+		host = userHost
+		if i := strings.LastIndex(host, "@"); i >= 0 {
+			host = host[i+1:]
+		}
+	}
+	if host == "" {
+		return ""
+	}
+	return net.JoinHostPort(host, "22")
 }

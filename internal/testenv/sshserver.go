@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/pem"
@@ -57,6 +59,19 @@ func (g *GitServer) ServeSSH(t testing.TB) *SSHGit {
 		return nil, errDenied
 	}}
 	cfg.AddHostKey(hostSigner)
+	// Like a real Git host (GitHub offers ECDSA, Ed25519 and RSA), the
+	// server also has an ECDSA key, which KnownHosts does not trust: a
+	// client must ask for the Ed25519 key that known_hosts names, as one
+	// given `ssh-keyscan -t ed25519` output would.
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecSigner, err := ssh.NewSignerFromKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AddHostKey(ecSigner)
 	var lc net.ListenConfig
 	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
