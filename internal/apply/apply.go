@@ -105,9 +105,10 @@ func (m *Manager) Apply(ctx context.Context, objs []manifest.Object) (ChangeSet,
 		for _, p := range again {
 			byID[p.obj.ID()] = p
 		}
-		for i, p := range stage2 {
+		// The new plans replace the old in place: the write below records
+		// its results on them, and the change set is made of plans.
+		for _, p := range stage2 {
 			if q, ok := byID[p.obj.ID()]; ok {
-				stage2[i] = q
 				*p = *q
 			}
 		}

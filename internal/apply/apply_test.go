@@ -100,6 +100,14 @@ metadata:
 	if cs.Count(apply.Created) != 4 {
 		t.Errorf("change set = %s, want 4 created", cs.Summary())
 	}
+	// Each entry holds what its write returned, those validated only once
+	// the CRD and Namespace were written too (the Widget, the ConfigMap):
+	// the inventory and the first health check are made of them.
+	for _, e := range cs.Entries {
+		if e.Live == nil || e.Live.GetUID() == "" {
+			t.Errorf("entry %s holds no written object (%v)", e.ID, e.Live)
+		}
+	}
 	cs, err = m.Apply(context.Background(), objs)
 	if err != nil || cs.Count(apply.Unchanged) != 4 {
 		t.Errorf("second apply = %s, %v; want 4 unchanged", cs.Summary(), err)
