@@ -257,3 +257,56 @@ func TestAnApplicationDeploysIntoOtherNamespacesOnlyFromATrustedOne(t *testing.T
 		}
 	}
 }
+
+// A prune that fails (here the account may not delete ConfigMaps) comes
+// after the revision's writes: the objects the revision added are in the
+// inventory all the same (else a later commit dropping them would leave
+// them behind), and so are those the prune could not delete, which the
+// retry prunes once it may.
+func TestAFailedPruneKeepsTheInventory(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "keeper", Namespace: f.ns}}))
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "keeper", Namespace: f.ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"},
+			Verbs: []string{"get", "list", "watch", "create", "update", "patch"}}},
+	}
+	must(t, f.c.Create(ctx, role))
+	must(t, f.c.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "keeper", Namespace: f.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "keeper"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "keeper", Namespace: f.ns}},
+	}))
+	v1 := f.wt.Write("app/a.yaml", cm("a", "x")).Write("app/b.yaml", cm("b", "x")).CommitAndPush("a and b")
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "keeper" })
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+
+	f.wt.Remove("app/b.yaml").Write("app/c.yaml", cm("c", "x")).CommitAndPush("b out, c in")
+	names := func(a *berthv1.Application) string {
+		var n []string
+		for _, r := range a.Status.Inventory {
+			n = append(n, r.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	app := f.waitApp("demo", 60*time.Second, "the prune refused", func(a *berthv1.Application) bool {
+		r := condition(a, berthv1.ConditionReady)
+		return r != nil && r.Reason == "ApplyFailed" && strings.Contains(r.Message, "delete")
+	})
+	if !f.get(&corev1.ConfigMap{}, "c") || !f.get(&corev1.ConfigMap{}, "b") {
+		t.Fatal("want c written and b still there")
+	}
+	if got := names(app); got != "a,b,c" {
+		t.Errorf("inventory after the failed prune = %s, want a,b,c", got)
+	}
+
+	role.Rules[0].Verbs = append(role.Rules[0].Verbs, "delete")
+	must(t, f.c.Update(ctx, role))
+	app = f.waitApp("demo", 60*time.Second, "pruned on retry", func(a *berthv1.Application) bool {
+		return ready(a) && names(a) == "a,c"
+	})
+	if f.get(&corev1.ConfigMap{}, "b") {
+		t.Errorf("b is still there; inventory %s", names(app))
+	}
+}

@@ -358,6 +358,12 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 			r.Recorder.Eventf(app, corev1.EventTypeNormal, "PruneSkipped", "kept objects removed from Git: %s", strings.Join(kept, "; "))
 		}
 		if perr != nil {
+			// The revision is applied: its objects are recorded (pruned
+			// once Git drops them too), and so is all that was to go, for
+			// the retry's prune; what went already is then passed over.
+			inv := append(next, gone...)
+			sort.Slice(inv, func(i, j int) bool { return refKey(inv[i]) < refKey(inv[j]) })
+			app.Status.Inventory = inv
 			return cs, perr
 		}
 	}
