@@ -99,6 +99,12 @@ type SyncPolicy struct {
 	// +optional
 	// +kubebuilder:default=heal
 	Drift DriftMode `json:"drift,omitempty"`
+	// AllowEmpty lets a revision that renders no object at all replace one
+	// that did (pruning everything). Without it such a revision is
+	// refused: a wrong path, or an overlay that selects nothing, would
+	// otherwise delete the whole app.
+	// +optional
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
 }
 
 // ApplicationSpec is the desired state of an Application.

@@ -616,3 +616,32 @@ func TestLeaderElectionOnlyOneActs(t *testing.T) {
 	sha2 := f.wt.Write("app/a.yaml", cm("a", "v2")).CommitAndPush("two")
 	f.waitApp("demo", 60*time.Second, "applied by the new leader", appliedReady(sha2))
 }
+
+// A revision that renders nothing would prune everything the Application
+// holds: it is refused, saying why, unless the Application allows an empty
+// revision.
+func TestAnEmptyRevisionIsRefusedUnlessAllowed(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/a.yaml", cm("a", "x")).CommitAndPush("a")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+
+	v2 := f.wt.Write("app/a.yaml", "# everything moved elsewhere\n").CommitAndPush("nothing left")
+	app := f.waitApp("demo", 60*time.Second, "the empty revision refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastFetchedRevision == v2 && s != nil && s.Status == metav1.ConditionTrue && s.Reason == "EmptyRevision"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "renders no object") || !strings.Contains(msg, "allowEmpty") {
+		t.Errorf("Stalled message = %q", msg)
+	}
+	if !f.get(&corev1.ConfigMap{}, "a") {
+		t.Fatal("the empty revision pruned the ConfigMap")
+	}
+
+	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "demo"}},
+		client.RawPatch(types.MergePatchType, []byte(`{"spec":{"syncPolicy":{"allowEmpty":true}}}`))))
+	f.waitApp("demo", 60*time.Second, "the empty revision applied", appliedReady(v2))
+	if f.get(&corev1.ConfigMap{}, "a") {
+		t.Error("with allowEmpty the empty revision did not prune the ConfigMap")
+	}
+}

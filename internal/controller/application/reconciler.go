@@ -468,6 +468,10 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		r.reject(app, snap.Revision, "InvalidHook", err)
 		return poll, nil
 	}
+	if err := emptyRevision(app, rev); err != nil {
+		r.reject(app, snap.Revision, "EmptyRevision", err)
+		return poll, nil
+	}
 
 	// 4. Decide whether to write.
 	syncRequested := app.Annotations[berthv1.SyncRequestedAnnotation] != "" &&
@@ -793,6 +797,25 @@ func (r *Reconciler) stall(app *berthv1.Application, reason, msg string) {
 	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, reason, msg)
 	r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, reason).Inc()
 	r.Recorder.Event(app, corev1.EventTypeWarning, reason, msg)
+}
+
+// emptyRevision refuses a revision that renders no object for an
+// Application that holds some, unless spec.syncPolicy.allowEmpty says an
+// empty app is meant: applied, it would prune them all.
+func emptyRevision(app *berthv1.Application, rev *revision) error {
+	if len(rev.objects) > 0 || len(app.Status.Inventory) == 0 || app.Spec.SyncPolicy.AllowEmpty {
+		return nil
+	}
+	return fmt.Errorf("%s renders no object; applying it would prune all %d objects the Application holds "+
+		"(a wrong path, or an overlay that selects nothing?); if an empty app is meant, set spec.syncPolicy.allowEmpty: true",
+		orDot(app.Spec.Source.Path), len(app.Status.Inventory))
+}
+
+func orDot(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
 }
 
 // answered marks app's pending sync request (`berth sync`) as handled by
