@@ -63,6 +63,11 @@ func TestFetchRefusesAGitBomb(t *testing.T) {
 	}
 }
 
+// encoder is a Git object that encodes itself (a tree, a commit).
+type encoder interface {
+	Encode(plumbing.EncodedObject) error
+}
+
 // commitBomb writes, in the repository at dir, a commit on top of HEAD
 // whose tree nests depth levels of trees of 1000 entries, each naming the
 // same object: at the bottom an empty blob (leaf Regular) or an empty tree
@@ -74,7 +79,7 @@ func commitBomb(t *testing.T, dir string, leaf filemode.FileMode, depth int) str
 		t.Fatal(err)
 	}
 	st := repo.Storer
-	save := func(enc interface{ Encode(plumbing.EncodedObject) error }, typ plumbing.ObjectType) plumbing.Hash {
+	save := func(enc encoder, typ plumbing.ObjectType) plumbing.Hash {
 		o := st.NewEncodedObject()
 		o.SetType(typ)
 		if err := enc.Encode(o); err != nil {
