@@ -158,14 +158,8 @@ func (r *Report) add(oh ObjectHealth) {
 func idOf(u *unstructured.Unstructured) string { return manifest.ObjectID(u) }
 
 // staleDeadline reports whether u's ProgressDeadlineExceeded condition was
-// last updated before since, and before the last write of u itself: a
-// revision that changed only other objects restarted no rollout of u, and
-// its failure stands (fail-fast), instead of counting as progressing until
-// the health timeout.
+// last updated before since.
 func staleDeadline(u *unstructured.Unstructured, since time.Time) bool {
-	if w, ok := lastWrite(u); ok && w.Before(since) {
-		since = w
-	}
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
 		m, ok := c.(map[string]any)
@@ -180,20 +174,4 @@ func staleDeadline(u *unstructured.Unstructured, since time.Time) bool {
 		return err == nil && !t.After(since.Truncate(time.Second))
 	}
 	return false
-}
-
-// lastWrite is when u's spec or metadata was last changed, by anyone, as
-// its managed fields record it (status writes left out); false when they
-// record none.
-func lastWrite(u *unstructured.Unstructured) (time.Time, bool) {
-	var last time.Time
-	for _, mf := range u.GetManagedFields() {
-		if mf.Subresource != "" || mf.Time == nil {
-			continue
-		}
-		if mf.Time.After(last) {
-			last = mf.Time.Time
-		}
-	}
-	return last, !last.IsZero()
 }
