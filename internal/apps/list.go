@@ -94,7 +94,11 @@ func Watch(ctx context.Context, c client.WithWatch, namespace string, w io.Write
 	if err != nil {
 		return fmt.Errorf("watching Applications: %w", err)
 	}
-	defer func() { wi.Stop() }()
+	defer func() {
+		if wi != nil {
+			wi.Stop()
+		}
+	}()
 	if err := show(); err != nil {
 		return err
 	}
@@ -116,8 +120,11 @@ func Watch(ctx context.Context, c client.WithWatch, namespace string, w io.Write
 			// Ended or broken: watch again (whatever changed meanwhile
 			// shows in the table printed then).
 			wi.Stop()
+			wi = nil
 			for {
-				if wi, err = start(); err == nil {
+				next, err := start()
+				if err == nil {
+					wi = next
 					break
 				}
 				select {
