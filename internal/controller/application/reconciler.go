@@ -406,12 +406,15 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		return ctrl.Result{}, err // transient: retried with backoff
 	}
 	if err != nil {
+		handled := app.Status.LastHandledSyncRequest
 		r.reject(app, snap.Revision, "RenderFailed", err)
 		// A new Application on a branch, whose path is not there yet
 		// (pushed a moment later, or read from a listing a moment old),
 		// looks again soon; a wrong path costs one listing per 10 s
-		// until it is fixed or the Application has applied once.
+		// until it is fixed or the Application has applied once. A
+		// `berth sync` waiting meanwhile is answered by that retry.
 		if errors.Is(err, errPathMissing) && app.Status.LastAppliedRevision == "" && app.Spec.Source.Commit == "" && app.Spec.Source.Tag == "" {
+			app.Status.LastHandledSyncRequest = handled
 			return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}, nil
 		}
 		return poll, nil
