@@ -673,6 +673,9 @@ func (r *Reconciler) crossNamespace(app *berthv1.Application) string {
 	if sa := app.Spec.ServiceAccountName; strings.Contains(sa, ":") {
 		return fmt.Sprintf("spec.serviceAccountName %q is a user name: an Application in namespace %s acts only as a service account of its own namespace, named bare; Applications that act as other users live in a trusted namespace (%s: the agent's --trusted-namespaces)", sa, app.Namespace, trusted)
 	}
+	if sa := r.DefaultServiceAccount; app.Spec.ServiceAccountName == "" && strings.Contains(sa, ":") {
+		return fmt.Sprintf("the Application names no service account, and the agent's --default-service-account is a user name (%s): an Application in namespace %s acts only as a service account of its own namespace; name one in spec.serviceAccountName, or create the Application in a trusted namespace (%s: the agent's --trusted-namespaces)", sa, app.Namespace, trusted)
+	}
 	if app.Spec.Namespace != app.Namespace {
 		return fmt.Sprintf("spec.namespace is %s: an Application in namespace %s deploys only into %s, as one of its service accounts; Applications that deploy into other namespaces live in a trusted namespace (%s: the agent's --trusted-namespaces)", app.Spec.Namespace, app.Namespace, app.Namespace, trusted)
 	}
