@@ -457,7 +457,8 @@ func TestAChartsClaimIsKeptWhenTheChartDropsIt(t *testing.T) {
 	// renders a second claim.
 	v2 := f.wt.Remove("chart/templates/pvc.yaml").Remove("chart/templates/extra.yaml").
 		Write("chart/templates/pvc2.yaml", claim("data2", f.namedVolume("pv2-"+f.ns))).
-		CommitAndPush("v2: the claim and the ConfigMap dropped, another claim")
+		Write("chart/templates/extra2.yaml", cm("extra2", "v2")).
+		CommitAndPush("v2: the claim and the ConfigMap dropped, another claim and ConfigMap")
 	f.waitApp("hello", 60*time.Second, "v2", appliedReady(v2))
 	f.waitReleasesHealthy("hello", 2)
 	if !f.get(&corev1.PersistentVolumeClaim{}, "data") {
@@ -479,6 +480,9 @@ func TestAChartsClaimIsKeptWhenTheChartDropsIt(t *testing.T) {
 	})
 	if !f.get(&corev1.PersistentVolumeClaim{}, "data2") {
 		t.Error("the rollback deleted the claim its target does not hold; it must be kept")
+	}
+	if f.get(&corev1.ConfigMap{}, "extra2") {
+		t.Error("the rollback did not prune the ConfigMap its target does not hold")
 	}
 	if !f.get(&corev1.ConfigMap{}, "extra") {
 		t.Error("the rollback did not bring back the ConfigMap its target holds")

@@ -302,6 +302,9 @@ func LabelValue(s string) string {
 func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision) (apply.ChangeSet, error) {
 	var cs apply.ChangeSet
 	var err error
+	// What the revision may prune: what the Application recorded and, for
+	// a chart, what its Helm release holds (see below).
+	held := app.Status.Inventory
 	// A new commit, or the applied one rendered anew (other values), is
 	// a new Helm release; the same manifests again are a drift heal.
 	if rev.kind == render.Helm && (rev.moved || app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation]) {
@@ -318,6 +321,13 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, rev.helm.ReleaseName)
 		if err != nil {
 			return cs, err
+		}
+		// Helm's upgrade deletes nothing (helmrelease.Upgrade): berth's
+		// prune does, by its rules, and so must know every object the
+		// release holds, recorded or not (written by an upgrade whose
+		// apply then failed, or by an earlier Application of this name).
+		if latest != nil {
+			held = union(held, releaseObjects(latest.Manifest))
 		}
 		if latest == nil || !strings.HasSuffix(latest.Description, " manifests "+digest) || latest.Status != "deployed" ||
 			app.Status.LastHandledSyncRequest != app.Annotations[berthv1.SyncRequestedAnnotation] {
@@ -337,6 +347,10 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		// Heal any drift over Helm's apply (after an upgrade, usually
 		// nothing to write).
 		if _, err = mgr.Apply(ctx, rev.objects); err != nil {
+			// The release holds the revision's objects, and what it
+			// dropped is still there: recorded, both are pruned once Git
+			// no longer has them.
+			app.Status.Inventory = union(held, inventoryOf(rev.objects))
 			return cs, err
 		}
 	} else if cs, err = mgr.Apply(ctx, rev.objects); err != nil {
@@ -345,7 +359,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	}
 
 	next := inventoryOf(rev.objects)
-	if gone := subtract(app.Status.Inventory, next); pruneOn(app) && len(gone) > 0 {
+	if gone := subtract(held, next); pruneOn(app) && len(gone) > 0 {
 		pcs, perr := mgr.Prune(ctx, refsOf(gone), r.pruneOptions(app))
 		cs.Entries = append(cs.Entries, pcs.Entries...)
 		var kept []string
@@ -361,9 +375,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 			// The revision is applied: its objects are recorded (pruned
 			// once Git drops them too), and so is all that was to go, for
 			// the retry's prune; what went already is then passed over.
-			inv := append(next, gone...)
-			sort.Slice(inv, func(i, j int) bool { return refKey(inv[i]) < refKey(inv[j]) })
-			app.Status.Inventory = inv
+			app.Status.Inventory = union(next, gone)
 			return cs, perr
 		}
 	}
@@ -470,6 +482,33 @@ func subtract(old, next []berthv1.ObjectRef) []berthv1.ObjectRef {
 		}
 	}
 	return out
+}
+
+// union returns the refs of a and b, each once, sorted.
+func union(a, b []berthv1.ObjectRef) []berthv1.ObjectRef {
+	seen := map[string]bool{}
+	var out []berthv1.ObjectRef
+	for _, r := range append(append([]berthv1.ObjectRef(nil), a...), b...) {
+		if !seen[refKey(r)] {
+			seen[refKey(r)] = true
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return refKey(out[i]) < refKey(out[j]) })
+	return out
+}
+
+// releaseObjects returns the objects of a Helm release's manifest (its
+// hooks are apart); none when it does not parse.
+func releaseObjects(m string) []berthv1.ObjectRef {
+	if strings.TrimSpace(m) == "" {
+		return nil
+	}
+	objs, err := manifest.Parse("helm release manifest", []byte(m))
+	if err != nil {
+		return nil
+	}
+	return inventoryOf(objs)
 }
 
 func refsOf(inv []berthv1.ObjectRef) []apply.Ref {
