@@ -9,15 +9,14 @@ import (
 // password of https://user:token@host/repo), for messages, logs and status.
 func Redact(rawURL string) string {
 	u, err := neturl.Parse(rawURL)
-	if err == nil {
-		if u.User == nil {
-			return rawURL
-		}
+	if err == nil && u.User != nil {
 		u.User = nil
 		return u.String()
 	}
-	// A URL that does not parse (a password with a bare %, # or /) still
-	// has its credentials cut: everything between the scheme and the last @.
+	// A URL that does not parse (a password with a bare %), or parses
+	// with the password read as host or path (one with a bare /, # or ?),
+	// still has its credentials cut: everything between the scheme and
+	// the last @.
 	if i, j := strings.Index(rawURL, "://"), strings.LastIndex(rawURL, "@"); i >= 0 && j > i+3 {
 		return rawURL[:i+3] + "***" + rawURL[j:]
 	}
@@ -25,12 +24,9 @@ func Redact(rawURL string) string {
 }
 
 // credentials returns the user name and password of rawURL, read by hand
-// when the URL does not parse.
+// when the URL parses without them (see Redact).
 func credentials(rawURL string) (user, password string, ok bool) {
-	if u, err := neturl.Parse(rawURL); err == nil {
-		if u.User == nil {
-			return "", "", false
-		}
+	if u, err := neturl.Parse(rawURL); err == nil && u.User != nil {
 		p, _ := u.User.Password()
 		return u.User.Username(), p, true
 	}

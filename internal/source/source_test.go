@@ -104,6 +104,14 @@ func TestFetchErrors(t *testing.T) {
 	if got := source.Redact(unparseable); strings.Contains(got, "s3cret") || !strings.HasPrefix(got, "http://***@127.0.0.1:") {
 		t.Errorf("Redact(unparseable) = %q", got)
 	}
+	// One starting with / parses, the password read as the path.
+	misread := strings.Replace(g.RepoURL("r"), "://", "://deploy:/s3cret@", 1)
+	if _, err := f.Fetch(ctx, misread, source.Ref{}, nil); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("fetch through a URL whose password parses as its path: %v, want an error without it", err)
+	}
+	if got := source.Redact(misread); strings.Contains(got, "s3cret") {
+		t.Errorf("Redact(misread) = %q", got)
+	}
 }
 
 func TestFetchRefusesUnsafeContent(t *testing.T) {
