@@ -59,8 +59,8 @@ type Options struct {
 	MaxFileBytes int64
 	// MaxTotalBytes refuses larger commits; default 512 MiB.
 	MaxTotalBytes int64
-	// MaxFiles refuses a commit of more files and symbolic links;
-	// default 100000.
+	// MaxFiles refuses a commit of more entries (files, directories and
+	// symbolic links, counted as checked out); default 100000.
 	MaxFiles int
 	// MaxObjects refuses a fetch whose pack holds more objects (a pinned
 	// commit fetches the whole history); default 500000.

@@ -174,7 +174,8 @@ func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
 		h.deny(w, r, "gitlab", "token mismatch")
 		return
 	}
-	switch ev := r.Header.Get("X-Gitlab-Event"); ev {
+	ev := r.Header.Get("X-Gitlab-Event")
+	switch ev {
 	case "", "Push Hook", "Tag Push Hook", "System Hook":
 	default:
 		h.ignore(w, "gitlab", ev)
@@ -185,7 +186,10 @@ func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p struct {
-		Project struct {
+		// A system hook sends every kind of event under one header; the
+		// body says which.
+		EventName string `json:"event_name"`
+		Project   struct {
 			HTTP string `json:"git_http_url"`
 			SSH  string `json:"git_ssh_url"`
 			Web  string `json:"web_url"`
@@ -193,6 +197,10 @@ func (h *handler) gitlab(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
 		http.Error(w, "invalid JSON payload", http.StatusBadRequest)
+		return
+	}
+	if ev == "System Hook" && p.EventName != "push" && p.EventName != "tag_push" {
+		h.ignore(w, "gitlab", ev+": "+p.EventName)
 		return
 	}
 	h.fire(w, r, "gitlab", p.Project.HTTP, p.Project.SSH, p.Project.Web)

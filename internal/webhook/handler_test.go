@@ -48,6 +48,8 @@ func TestHandler(t *testing.T) {
 		{"gitlab ok", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(token)}, 202, "https://gitlab.example.test/g/p.git"},
 		{"gitlab tag push", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(token), "X-Gitlab-Event": "Tag Push Hook"}, 202, "https://gitlab.example.test/g/p.git"},
 		{"gitlab merge request", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(token), "X-Gitlab-Event": "Merge Request Hook"}, 200, ""},
+		{"gitlab system push", "/hooks/gitlab", glSystem("push"), map[string]string{"X-Gitlab-Token": string(token), "X-Gitlab-Event": "System Hook"}, 202, "https://gitlab.example.test/g/p.git"},
+		{"gitlab system merge request", "/hooks/gitlab", glSystem("merge_request"), map[string]string{"X-Gitlab-Token": string(token), "X-Gitlab-Event": "System Hook"}, 200, ""},
 		{"gitlab note, wrong token", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": "nope", "X-Gitlab-Event": "Note Hook"}, 401, ""},
 		{"gitlab wrong token", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": "nope"}, 401, ""},
 		{"gitlab with the HMAC secret", "/hooks/gitlab", gl, map[string]string{"X-Gitlab-Token": string(secret)}, 401, ""},
@@ -177,4 +179,9 @@ func TestFileSecretFollowsTheFile(t *testing.T) {
 	if rec.Code != http.StatusNotFound || !strings.Contains(logs.String(), "no secret configured") {
 		t.Errorf("GitHub without its secret file = %d, log %q; want 404 and the reason logged", rec.Code, logs.String())
 	}
+}
+
+// glSystem is the body of a GitLab system hook call for event.
+func glSystem(event string) []byte {
+	return []byte(`{"event_name":"` + event + `","project":{"git_http_url":"https://gitlab.example.test/g/p.git"}}`)
 }
