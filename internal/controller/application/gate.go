@@ -59,7 +59,8 @@ func (r *Reconciler) gate(ctx context.Context, app *berthv1.Application, snap *s
 // tags pinned to digests (resolved with the Application's pull secrets,
 // read through c, unless resolve is false; the applied revision keeps the
 // digests it was applied with), berth's hook Jobs split off. A revision the
-// gate would reject or hold is an error saying so.
+// gate would reject or hold, or that would be refused as empty, is an
+// error saying so.
 func GatedObjects(ctx context.Context, c client.Reader, app *berthv1.Application, snap *source.Snapshot, kind render.Kind, objects, helmHooks []manifest.Object, resolve bool) ([]manifest.Object, error) {
 	rev := &revision{sha: snap.Revision, kind: kind, objects: objects, helmHooks: helmHooks}
 	out, _ := runGate(ctx, c, app, snap, rev, resolve, nil)
@@ -67,10 +68,16 @@ func GatedObjects(ctx context.Context, c client.Reader, app *berthv1.Application
 	case out.rejected != nil:
 		return nil, fmt.Errorf("the agent would reject revision %s (%s): %w", short(snap.Revision), out.reason, out.rejected)
 	case out.held != nil:
-		return nil, fmt.Errorf("the agent would hold the sync of revision %s (%s): %w", short(snap.Revision), out.reason, out.held)
+		return nil, fmt.Errorf("revision %s: image tags could not be resolved to digests from here, as the agent resolves them (%s): %w", short(snap.Revision), out.reason, out.held)
 	}
 	objs, _, err := splitHooks(kind, out.result.Objects)
-	return objs, err
+	if err != nil {
+		return nil, err
+	}
+	if err := emptyRevision(app, &revision{objects: objs}); err != nil {
+		return nil, fmt.Errorf("the agent would reject revision %s (EmptyRevision): %w", short(snap.Revision), err)
+	}
+	return objs, nil
 }
 
 // runGate is gate without its records: it also returns the name of a
