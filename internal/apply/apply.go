@@ -346,11 +346,14 @@ func (m *Manager) patch(ctx context.Context, u *unstructured.Unstructured, mode 
 	return ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
 }
 
+// establishTimeout bounds the wait for a revision's CRDs to be established.
+var establishTimeout = 30 * time.Second
+
 func (m *Manager) waitEstablished(ctx context.Context, crds []*unstructured.Unstructured) error {
 	if len(crds) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, establishTimeout)
 	defer cancel()
 	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	for _, c := range crds {
@@ -361,13 +364,35 @@ func (m *Manager) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("CustomResourceDefinition %s not established: %w", c.GetName(), ctx.Err())
+				// Say what stands in the way: the read's error, or the
+				// conditions that are not True (NamesAccepted False: its
+				// names are taken by another CRD).
+				why := "its Established condition is not True"
+				switch {
+				case err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
+					why = describe(err).Error()
+				case live != nil && notTrue(live) != "":
+					why = notTrue(live)
+				}
+				return fmt.Errorf("CustomResourceDefinition %s not established: %s: %w", c.GetName(), why, ctx.Err())
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
 	}
 	m.mapper.Reset()
 	return nil
+}
+
+// notTrue lists a CRD's conditions that are not True, with their messages.
+func notTrue(u *unstructured.Unstructured) string {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	var parts []string
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["status"] != "True" {
+			parts = append(parts, fmt.Sprintf("%v %v: %v", m["type"], m["status"], m["message"]))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func established(u *unstructured.Unstructured) bool {

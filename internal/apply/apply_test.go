@@ -605,3 +605,41 @@ metadata: {name: web, namespace: `+ns+`}
 		t.Fatalf("written in the order %v, want %v", got, want)
 	}
 }
+
+// A CRD that never becomes established (its kind is taken by another CRD
+// of its group) fails the apply saying why, in the CRD's own words, not
+// only that the wait ran out.
+func TestACRDThatIsNeverEstablishedSaysWhy(t *testing.T) {
+	m, env := newManager(t)
+	defer apply.SetEstablishTimeout(3 * time.Second)()
+	suffix := strings.ToLower(strings.ReplaceAll(env.Namespace(t), "-", ""))[:12]
+	group := suffix + ".example.test"
+	crd := func(plural string) string {
+		return `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: ` + plural + `.` + group + `
+spec:
+  group: ` + group + `
+  names: {kind: Gadget, plural: ` + plural + `}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`
+	}
+	t.Cleanup(func() {
+		deleteCRD(env, "gadgets."+group)
+		deleteCRD(env, "gizmos."+group)
+	})
+	if _, err := m.Apply(context.Background(), parse(t, "first.yaml", crd("gadgets"))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Apply(context.Background(), parse(t, "second.yaml", crd("gizmos")))
+	if err == nil || !strings.Contains(err.Error(), "not established") || !strings.Contains(err.Error(), "NamesAccepted False") ||
+		!strings.Contains(err.Error(), "Gadget") {
+		t.Errorf("apply of a CRD whose kind is taken: %v, want it not established, naming the taken kind", err)
+	}
+}
