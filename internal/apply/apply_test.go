@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -378,6 +379,14 @@ func TestHealthOfAKindNoLongerServed(t *testing.T) {
 	rep, err = m.Health(context.Background(), []apply.Ref{{GVK: schema.GroupVersionKind{Version: "v0alpha9", Kind: "ConfigMap"}, Namespace: ns, Name: "here"}})
 	if err != nil || rep.Health != apply.Healthy {
 		t.Errorf("ConfigMap under an unserved version: %+v, %v", rep, err)
+	}
+	// And pruned through it, rather than skipped (and forgotten).
+	cs, err := m.Prune(context.Background(), []apply.Ref{{GVK: schema.GroupVersionKind{Version: "v0alpha9", Kind: "ConfigMap"}, Namespace: ns, Name: "here"}}, apply.PruneOptions{})
+	if err != nil || cs.Count(apply.Deleted) != 1 {
+		t.Errorf("prune of a ConfigMap recorded under an unserved version: %s, %v; want it deleted", cs.Summary(), err)
+	}
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), "here", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap here after its prune: %v, want not found", err)
 	}
 }
 

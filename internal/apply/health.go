@@ -7,7 +7,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -64,23 +63,7 @@ func (m *Manager) Health(ctx context.Context, refs []Ref) (Report, error) {
 func (m *Manager) HealthSince(ctx context.Context, refs []Ref, since time.Time) (Report, error) {
 	rep := Report{Health: Healthy}
 	for _, r := range refs {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(r.GVK)
-		u.SetNamespace(r.Namespace)
-		u.SetName(r.Name)
-		ri, _, err := m.resource(u)
-		if errors.Is(err, errUnknownKind) {
-			// The recorded version may no longer be served while the
-			// kind still is (a CRD that dropped a version).
-			if mapping, merr := m.mapper.RESTMapping(r.GVK.GroupKind()); merr == nil {
-				res := m.dyn.Resource(mapping.Resource)
-				ri = res
-				if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-					ri = res.Namespace(r.Namespace)
-				}
-				err = nil
-			}
-		}
+		ri, err := m.recorded(r)
 		if errors.Is(err, errUnknownKind) {
 			// Its CRD was deleted (and its objects with it), or its API
 			// server is unavailable: Unknown, which neither passes nor

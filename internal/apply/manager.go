@@ -173,6 +173,30 @@ func (m *Manager) resource(u *unstructured.Unstructured) (dynamic.ResourceInterf
 	return m.dyn.Resource(mapping.Resource), false, nil
 }
 
+// recorded returns the resource of an object recorded as r. The recorded
+// version may no longer be served while the kind still is (a CRD that
+// dropped a version): the kind's preferred version is used then. An
+// unserved kind is errUnknownKind.
+func (m *Manager) recorded(r Ref) (dynamic.ResourceInterface, error) {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(r.GVK)
+	u.SetNamespace(r.Namespace)
+	u.SetName(r.Name)
+	ri, _, err := m.resource(u)
+	if !errors.Is(err, errUnknownKind) {
+		return ri, err
+	}
+	mapping, merr := m.mapper.RESTMapping(r.GVK.GroupKind())
+	if merr != nil {
+		return nil, err
+	}
+	res := m.dyn.Resource(mapping.Resource)
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		return res.Namespace(r.Namespace), nil
+	}
+	return res, nil
+}
+
 // isStage1 reports whether u must exist before other objects: CRDs and
 // Namespaces.
 func isStage1(u *unstructured.Unstructured) bool {

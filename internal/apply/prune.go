@@ -57,12 +57,10 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 	var cs ChangeSet
 	var problems []Problem
 	for _, r := range InUninstallOrder(refs) {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(r.GVK)
-		u.SetNamespace(r.Namespace)
-		u.SetName(r.Name)
 		id := r.ID()
-		ri, _, err := m.resource(u)
+		// Recorded in a version no longer served, an object of a kind
+		// still served is pruned through the kind's current version.
+		ri, err := m.recorded(r)
 		if err != nil {
 			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Skipped, Reason: err.Error()})
 			continue
