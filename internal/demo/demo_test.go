@@ -90,4 +90,17 @@ func TestUpPushDown(t *testing.T) {
 			t.Errorf("PID %d still runs after down", p.PID)
 		}
 	}
+
+	// Up again: the same repository at the same address, so the clone
+	// made above still pushes.
+	again, err := demo.Up(ctx, demo.Options{SandboxDir: dir, Binary: bin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.GitURL != st.GitURL {
+		t.Errorf("Git URL after down and up = %s, want %s again", again.GitURL, st.GitURL)
+	}
+	if err := gitserver.Run(ctx, work, "pull", "--quiet"); err != nil {
+		t.Errorf("the clone made before down and up cannot pull: %v", err)
+	}
 }

@@ -13,12 +13,16 @@ import (
 
 // State records what Up started, next to the sandbox's own state.
 type State struct {
-	Dir        string          `json:"dir"`
-	GitURL     string          `json:"gitURL"`
-	WebhookURL string          `json:"webhookURL"`
-	MetricsURL string          `json:"metricsURL"`
-	Processes  map[string]Proc `json:"processes"`
-	Started    time.Time       `json:"started"`
+	Dir        string `json:"dir"`
+	GitURL     string `json:"gitURL"`
+	WebhookURL string `json:"webhookURL"`
+	MetricsURL string `json:"metricsURL"`
+	// Ports are those of the Git server, the webhooks, the metrics and
+	// the probes: the next Up takes them again when they are free, so a
+	// clone of the repository keeps its remote.
+	Ports     []int           `json:"ports,omitempty"`
+	Processes map[string]Proc `json:"processes"`
+	Started   time.Time       `json:"started"`
 }
 
 // Proc is one process Up started.

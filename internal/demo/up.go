@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -73,7 +74,8 @@ func Up(ctx context.Context, o Options) (*State, error) {
 			fmt.Fprintf(o.Progress, f, a...)
 		}
 	}
-	if old, err := load(o.SandboxDir); err != nil {
+	old, err := load(o.SandboxDir)
+	if err != nil {
 		return nil, err
 	} else if old != nil {
 		for name, p := range old.Processes {
@@ -116,10 +118,13 @@ func Up(ctx context.Context, o Options) (*State, error) {
 
 	// Git server with the example repository.
 	gitRoot := filepath.Join(o.SandboxDir, "git")
-	ports, err := sandbox.FreePorts(4)
-	if err != nil {
-		return nil, err
+	ports, reused := samePorts(old)
+	if !reused {
+		if ports, err = sandbox.FreePorts(4); err != nil {
+			return nil, err
+		}
 	}
+	st.Ports = ports
 	gitAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	st.GitURL = "http://" + gitAddr + "/gitops.git"
 	st.WebhookURL = fmt.Sprintf("http://127.0.0.1:%d/hooks/generic", ports[1])
@@ -361,4 +366,20 @@ func waitHTTP(ctx context.Context, url string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("not answering after 30s: %v", last)
+}
+
+// samePorts returns the ports the last Up used when all are free again.
+func samePorts(old *State) ([]int, bool) {
+	if old == nil || len(old.Ports) != 4 {
+		return nil, false
+	}
+	for _, p := range old.Ports {
+		var lc net.ListenConfig
+		l, err := lc.Listen(context.Background(), "tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			return nil, false
+		}
+		_ = l.Close()
+	}
+	return old.Ports, true
 }
