@@ -45,7 +45,11 @@ func NewCmdGet(s Streams) *cobra.Command {
 				return err
 			}
 			if len(list) == 0 {
-				fmt.Fprintf(s.ErrOut, "no Applications found\n")
+				if ns == "" {
+					fmt.Fprintf(s.ErrOut, "no Applications found in any namespace\n")
+				} else {
+					fmt.Fprintf(s.ErrOut, "no Applications found in namespace %s (-n NAMESPACE, or -A for all; `berth up` puts its own in berth-demo)\n", ns)
+				}
 				return nil
 			}
 			apps.PrintTable(s.Out, list, o.AllNamespaces, time.Now())
