@@ -154,13 +154,29 @@ func (r *Reconciler) partitionChanged(ctx context.Context, apps []berthv1.Applic
 // NormalizeURL reduces a repository URL to host/path for matching.
 func NormalizeURL(u string) string {
 	u = strings.ToLower(strings.TrimSpace(u))
+	scheme := ""
 	if i := strings.Index(u, "://"); i >= 0 {
-		u = u[i+3:]
+		scheme, u = u[:i], u[i+3:]
 	}
 	if i := strings.LastIndex(u, "@"); i >= 0 && (!strings.Contains(u, "/") || i < strings.Index(u, "/")) {
 		u = u[i+1:]
 	}
-	u = strings.Replace(u, ":", "/", 1) // git@host:org/repo
+	if scheme != "" {
+		// A scheme's own port is no part of the repository's name.
+		host, rest, _ := strings.Cut(u, "/")
+		if h, port, ok := strings.Cut(host, ":"); ok && port == defaultPorts[scheme] {
+			host = h
+		}
+		// GitHub's SSH over 443 is github.com under another name.
+		if host == "ssh.github.com:443" {
+			host = "github.com"
+		}
+		u = host + "/" + rest
+	}
+	u = strings.Replace(u, ":", "/", 1) // git@host:org/repo, or a port
 	u = strings.TrimSuffix(strings.TrimSuffix(u, "/"), ".git")
 	return u
 }
+
+// defaultPorts are the ports a URL of each scheme names by default.
+var defaultPorts = map[string]string{"https": "443", "http": "80", "ssh": "22", "git": "9418"}
