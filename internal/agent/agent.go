@@ -65,8 +65,11 @@ type Options struct {
 	TrustedNamespaces []string
 	// WatchNamespace restricts the agent to Applications in one namespace
 	// (empty: all namespaces).
-	WatchNamespace  string
-	CacheDir        string
+	WatchNamespace string
+	CacheDir       string
+	// MaxRepoFiles refuses a commit of more entries (files, directories,
+	// symbolic links): see source.Options.MaxFiles.
+	MaxRepoFiles    int
 	DefaultInterval time.Duration
 	Concurrency     int
 	ResolveImages   bool
@@ -96,6 +99,7 @@ func DefaultOptions() Options {
 		LeaderElectionID:        "berth-agent",
 		TrustedNamespaces:       []string{"berth-system"},
 		CacheDir:                filepath.Join(cache, "berth", "agent"),
+		MaxRepoFiles:            100_000,
 		DefaultInterval:         time.Minute,
 		Concurrency:             8,
 		ResolveImages:           true,
@@ -121,6 +125,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.TrustedNamespaces, "trusted-namespaces", o.TrustedNamespaces, "namespaces whose Applications may deploy into any namespace (as its service account); an Application elsewhere deploys only into its own namespace, as one of its service accounts")
 	fs.StringVar(&o.WatchNamespace, "watch-namespace", o.WatchNamespace, "only reconcile Applications in this namespace (default: all)")
 	fs.StringVar(&o.CacheDir, "cache-dir", o.CacheDir, "where Git snapshots are kept")
+	fs.IntVar(&o.MaxRepoFiles, "max-repo-files", o.MaxRepoFiles, "refuse a commit of more entries (files, directories and symbolic links, as checked out): a bound on \"git bombs\", which a few objects in a pack expand to millions of paths")
 	fs.DurationVar(&o.DefaultInterval, "default-interval", o.DefaultInterval, "Git poll interval when an Application sets none")
 	fs.BoolVar(&o.ResolveImages, "resolve-images", o.ResolveImages, "resolve image tags to digests and apply digest-pinned references (tag-moved detection)")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "Applications reconciled in parallel")
@@ -226,7 +231,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		APIReader: mgr.GetAPIReader(),
 		Config:    cfg,
 		Mapper:    mapper,
-		Fetcher:   source.NewFetcher(source.Options{CacheDir: filepath.Join(o.CacheDir, "snapshots"), Observe: fetchDur}),
+		Fetcher:   source.NewFetcher(source.Options{CacheDir: filepath.Join(o.CacheDir, "snapshots"), MaxFiles: o.MaxRepoFiles, Observe: fetchDur}),
 		// The new events API wants an action per event; the reasons used
 		// here map onto it when release records land.
 		Recorder:              mgr.GetEventRecorderFor("berth-agent"), //nolint:staticcheck // see above
