@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -643,5 +644,48 @@ func TestAnEmptyRevisionIsRefusedUnlessAllowed(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "the empty revision applied", appliedReady(v2))
 	if f.get(&corev1.ConfigMap{}, "a") {
 		t.Error("with allowEmpty the empty revision did not prune the ConfigMap")
+	}
+}
+
+// A chart revision that adds a Namespace and, in it, an object the API
+// server refuses is refused whole before Helm writes anything: the
+// server checks the object's schema in the dry run even while its
+// namespace does not exist yet, so Helm's write, which has no staging of
+// its own, never starts.
+func TestAChartWithABadObjectInANewNamespaceWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// An account that could create the Namespace and write in it.
+	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "wide", Namespace: f.ns}}))
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "wide-" + f.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "wide", Namespace: f.ns}},
+	}
+	must(t, f.c.Create(ctx, crb))
+	t.Cleanup(func() { _ = f.c.Delete(context.Background(), crb) })
+	v1 := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).CommitAndPush("v1")
+	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "wide" })
+	f.waitApp("hello", 60*time.Second, "v1", appliedReady(v1))
+	newNS := f.ns + "-x"
+	t.Cleanup(func() { _ = f.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: newNS}}) })
+	v2 := f.wt.Write("chart/templates/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+newNS+"\n").
+		Write("chart/templates/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  namespace: "+newNS+"\nbogus: field\n").
+		CommitAndPush("v2: a new namespace and a ConfigMap there with an unknown field")
+	app := f.waitApp("hello", 60*time.Second, "v2 refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return a.Status.LastFetchedRevision == v2 && s != nil && s.Status == metav1.ConditionTrue && s.Reason == "ValidationFailed"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "bad.yaml") || !strings.Contains(msg, "bogus") {
+		t.Errorf("Stalled message = %q, want the file and the field named", msg)
+	}
+	if err := f.c.Get(ctx, types.NamespacedName{Name: newNS}, &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Namespace %s of the refused revision: %v, want it never created", newNS, err)
+	}
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	if len(hist) != 1 {
+		t.Errorf("helm history = %+v, want only v1's release", hist)
 	}
 }
