@@ -669,7 +669,9 @@ func TestAChartWithABadObjectInANewNamespaceWritesNothing(t *testing.T) {
 	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "wide" })
 	f.waitApp("hello", 60*time.Second, "v1", appliedReady(v1))
 	newNS := f.ns + "-x"
-	t.Cleanup(func() { _ = f.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: newNS}}) })
+	t.Cleanup(func() {
+		_ = f.c.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: newNS}})
+	})
 	v2 := f.wt.Write("chart/templates/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+newNS+"\n").
 		Write("chart/templates/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bad\n  namespace: "+newNS+"\nbogus: field\n").
 		CommitAndPush("v2: a new namespace and a ConfigMap there with an unknown field")
