@@ -368,11 +368,10 @@ func (m *Manager) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 				// conditions that are not True (NamesAccepted False: its
 				// names are taken by another CRD).
 				why := "its Established condition is not True"
-				switch {
-				case err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 					why = describe(err).Error()
-				case live != nil && notTrue(live) != "":
-					why = notTrue(live)
+				} else if w := notTrue(live); w != "" {
+					why = w
 				}
 				return fmt.Errorf("CustomResourceDefinition %s not established: %s: %w", c.GetName(), why, ctx.Err())
 			case <-time.After(200 * time.Millisecond):
@@ -385,6 +384,9 @@ func (m *Manager) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 
 // notTrue lists a CRD's conditions that are not True, with their messages.
 func notTrue(u *unstructured.Unstructured) string {
+	if u == nil {
+		return ""
+	}
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	var parts []string
 	for _, c := range conds {

@@ -334,7 +334,7 @@ func (r *Reconciler) keepAll(ctx context.Context, app *berthv1.Application) (str
 	switch {
 	case app.Spec.Suspend:
 		return "deleted while suspended", false
-	case !pruneOn(app):
+	case !PruneOn(app):
 		return "deleted with prune off", false
 	case r.impersonatedUser(app) == "":
 		return "deleted without a service account to act as", true

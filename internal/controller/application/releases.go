@@ -222,7 +222,8 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 	if target.Spec.Renderer == string(render.Helm) && target.Spec.HelmRelease != "" && target.Spec.HelmVersion > 0 {
 		// Helm's rollback deletes nothing (helmrelease.Rollback): the
 		// prune below does, and must know what the release holds now.
-		latest, err := helmrelease.Latest(r.impersonatedConfig(app), app.Spec.Namespace, target.Spec.HelmRelease)
+		cfg := r.impersonatedConfig(app)
+		latest, err := helmrelease.Latest(cfg, app.Spec.Namespace, target.Spec.HelmRelease)
 		if err != nil {
 			return failedAfter(restore, err)
 		}
@@ -230,7 +231,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 			held = union(held, releaseObjects(latest.Manifest))
 		}
 		// A later rollback to this rollback release goes through Helm too.
-		v, err := helmrelease.Rollback(ctx, r.impersonatedConfig(app), app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion)
+		v, err := helmrelease.Rollback(ctx, cfg, app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion)
 		if err != nil {
 			return failedAfter(restore, err)
 		}
@@ -241,7 +242,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 		return failedAfter(restore, err)
 	}
 	next := inventoryOf(objs)
-	if gone := subtract(held, next); pruneOn(app) && len(gone) > 0 {
+	if gone := subtract(held, next); PruneOn(app) && len(gone) > 0 {
 		if _, err := mgr.Prune(ctx, refsOf(gone), r.pruneOptions(app)); err != nil {
 			// The target's objects are written: recorded with what was
 			// to go, they are pruned once Git drops them, whatever comes

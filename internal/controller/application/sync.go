@@ -359,7 +359,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	}
 
 	next := inventoryOf(rev.objects)
-	if gone := subtract(held, next); pruneOn(app) && len(gone) > 0 {
+	if gone := subtract(held, next); PruneOn(app) && len(gone) > 0 {
 		pcs, perr := mgr.Prune(ctx, refsOf(gone), r.pruneOptions(app))
 		cs.Entries = append(cs.Entries, pcs.Entries...)
 		var kept []string
@@ -411,7 +411,6 @@ func keepWritten(app *berthv1.Application, cs apply.ChangeSet) {
 	}
 }
 
-// pruneOn reports whether app's sync policy prunes (the default).
 // pruneOptions are the protections of every prune of app's objects: only
 // what app owns, berth.dev/prune honoured, and a Namespace kept while
 // another Application deploys into it.
@@ -443,9 +442,7 @@ func PruneOptions(c client.Reader, app *berthv1.Application) apply.PruneOptions 
 
 // PruneOn reports whether app's syncs and rollbacks prune at all
 // (syncPolicy.prune, on by default).
-func PruneOn(app *berthv1.Application) bool { return pruneOn(app) }
-
-func pruneOn(app *berthv1.Application) bool {
+func PruneOn(app *berthv1.Application) bool {
 	return app.Spec.SyncPolicy.Prune == nil || *app.Spec.SyncPolicy.Prune
 }
 
