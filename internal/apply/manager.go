@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strings"
+	"syscall"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -121,6 +124,29 @@ func (e *ValidationError) Forbidden() bool {
 		}
 	}
 	return false
+}
+
+// Transient reports whether every problem is one a retry may get past
+// (see Transient): the revision was not judged, so it is not rejected.
+func (e *ValidationError) Transient() bool {
+	for _, p := range e.Problems {
+		if !Transient(p.Err) {
+			return false
+		}
+	}
+	return len(e.Problems) > 0
+}
+
+// Transient reports whether err says nothing about the objects sent,
+// only about the API server at that moment: unreachable, overloaded,
+// timing out, or failing inside (an admission webhook it cannot call is a
+// 500). A retry may pass.
+func Transient(err error) bool {
+	var netErr net.Error
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.As(err, &netErr)
 }
 
 // Manager applies objects through one (impersonated) client.

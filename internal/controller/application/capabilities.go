@@ -1,17 +1,14 @@
 package application
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
-	"syscall"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
 
+	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/render"
 )
 
@@ -32,12 +29,7 @@ var errClusterRead = errors.New("reading the cluster for the chart")
 // clusterReadErr marks err with errClusterRead when it may pass if tried
 // again: the API server unreachable, overloaded, or timing out.
 func clusterReadErr(err error) error {
-	var netErr net.Error
-	switch {
-	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
-		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsUnexpectedServerError(err),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.As(err, &netErr), discovery.IsGroupDiscoveryFailedError(err):
+	if apply.Transient(err) || discovery.IsGroupDiscoveryFailedError(err) {
 		return fmt.Errorf("%w: %w", errClusterRead, err)
 	}
 	return err

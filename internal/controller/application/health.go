@@ -207,9 +207,7 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	switch health {
 	case apply.Healthy:
 		r.lastHealthy.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
-		msg := fmt.Sprintf("%srevision %s applied, %d objects healthy", pinned, rev, len(app.Status.Inventory))
-		setCondition(app, berthv1.ConditionReady, metav1.ConditionTrue, "Succeeded", msg)
-		setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "Succeeded", msg)
+		healthy(app, pinned)
 		return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 	case apply.Progressing:
 		msg := fmt.Sprintf("%srevision %s applied, waiting for %s", pinned, rev, describeFailing(rep))
@@ -240,6 +238,14 @@ func (r *Reconciler) health(ctx context.Context, app *berthv1.Application, mgr *
 	}
 }
 
+// healthy sets Ready, and Reconciling False: the applied revision runs
+// and every object it holds is Current. pinned prefixes the message.
+func healthy(app *berthv1.Application, pinned string) {
+	msg := fmt.Sprintf("%srevision %s applied, %d objects healthy", pinned, short(app.Status.LastAppliedRevision), len(app.Status.Inventory))
+	setCondition(app, berthv1.ConditionReady, metav1.ConditionTrue, "Succeeded", msg)
+	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionFalse, "Succeeded", msg)
+}
+
 func describeFailing(rep apply.Report) string {
 	var parts []string
 	for i, o := range rep.Failing() {
@@ -260,10 +266,23 @@ func describeFailing(rep apply.Report) string {
 // while automated sync is off.
 func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision, newRevision bool) (ctrl.Result, error) {
 	drifted, err := mgr.Drifted(ctx, rev.objects)
+	if err != nil && transient(err) {
+		return r.retrySoon(app, rev.sha, err), nil
+	}
 	if err != nil {
 		r.reject(app, rev.sha, reasonFor(err), err)
 		return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 	}
+	// The revision rendered, passed the gate and its dry run as the
+	// Application's account: a stall over that (refused rights, unreadable
+	// credentials, a rejected revision) is over. A failed pre-sync hook is
+	// not checked again here: its stall stays until a sync succeeds.
+	if c := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); c != nil && c.Reason != reasonPreSyncHookFailed {
+		meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
+	}
+	// Drift in detect mode is seen by the watches too, after a restart
+	// (the watcher starts empty) as after a sync.
+	r.watcher.ensure(ctx, app, app.Status.Inventory)
 	if newRevision {
 		app.Status.Sync = "OutOfSync"
 		what := "is not applied"

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
@@ -166,13 +167,17 @@ func (r *Reconciler) interval(app *berthv1.Application) time.Duration {
 // Reconcile runs one pass of the pipeline for one Application.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	start := time.Now()
-	defer func() {
-		r.metrics.ReconcileDuration.WithLabelValues(req.Namespace, req.Name).Observe(time.Since(start).Seconds())
-	}()
 	app, err := r.read(ctx, req.NamespacedName)
 	if err != nil || app == nil {
 		return ctrl.Result{}, err
 	}
+	defer func() {
+		// Not for an Application let go (its finalizer removed): its
+		// series are gone with it (forget).
+		if app.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(app, berthv1.CleanupFinalizer) {
+			r.metrics.ReconcileDuration.WithLabelValues(req.Namespace, req.Name).Observe(time.Since(start).Seconds())
+		}
+	}()
 	if r.earlierCleanupRuns(app) {
 		// What the deleted Application of this name applied may still be
 		// being deleted: this one waits, rather than race it.
@@ -196,6 +201,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 			res.Priority = &p
 		}
 		app.Status.ObservedGeneration = app.Generation
+		keepTransitions(before, app)
 		if err := r.writeStatus(ctx, before, app); err != nil {
 			retErr = errors.Join(retErr, err)
 		}
@@ -240,6 +246,9 @@ func (r *Reconciler) forget(key types.NamespacedName) {
 		m.Delete(key)
 	}
 	r.stopCleanup(key)
+	if r.metrics != nil {
+		r.metrics.forget(key.Namespace, key.Name)
+	}
 	if r.watcher != nil {
 		r.watcher.release(key)
 	}
@@ -496,6 +505,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			app.Status.LastAppliedRevision = snap.Revision
 		}
 		if checked, ok := r.lastHealthy.Load(key); ok && app.Status.Health == "Healthy" && time.Since(checked.(time.Time)) < healthRecheck {
+			healthy(app, "")
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
 		return r.health(ctx, app, mgr, nil)
@@ -520,6 +530,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		if v, _ := r.validated.Load(key); v != move {
 			if _, hooked := rev.hooks[hookPreSync]; hooked {
 				if _, err := mgr.Validate(ctx, rev.objects); err != nil {
+					if transient(err) {
+						return r.retrySoon(app, snap.Revision, err), nil
+					}
 					r.reject(app, snap.Revision, reasonFor(err), err)
 					return poll, nil
 				}
@@ -531,7 +544,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			r.validated.Delete(key) // the next move, or a retry, validates again
 		}
 		if err != nil {
-			r.reject(app, snap.Revision, "PreSyncHookFailed", err)
+			r.reject(app, snap.Revision, reasonPreSyncHookFailed, err)
 			return poll, nil
 		}
 		if !done {
@@ -550,6 +563,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		app.Status.LastHandledSyncRequest = app.Annotations[berthv1.SyncRequestedAnnotation]
 	}
 	if err != nil {
+		if transient(err) {
+			return r.retrySoon(app, snap.Revision, err), nil
+		}
 		if reason := reasonFor(err); reason == "ApplyFailed" {
 			// Validation passed, a write failed (quota, webhook, a race):
 			// worth retrying soon rather than waiting for the next commit.
@@ -832,6 +848,55 @@ func answered(app *berthv1.Application) {
 		app.Status.LastHandledSyncRequest = tok
 	}
 }
+
+// keepTransitions gives every condition whose status a pass left as it
+// found it the transition time it had: a pass marks the Application
+// Reconciling while it fetches, and one that ends as it began (a poll
+// that finds nothing to do) is no transition, nor a reason to write.
+func keepTransitions(before, app *berthv1.Application) {
+	for i := range app.Status.Conditions {
+		c := &app.Status.Conditions[i]
+		if was := meta.FindStatusCondition(before.Status.Conditions, c.Type); was != nil && was.Status == c.Status {
+			c.LastTransitionTime = was.LastTransitionTime
+		}
+	}
+}
+
+// transient reports whether a sync's err says nothing of the revision,
+// only of the API server at that moment (see apply.Transient): every
+// object's dry run, or the Helm release's read or write, failed so.
+func transient(err error) bool {
+	var ve *apply.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Transient()
+	}
+	var we *apply.WriteError
+	if errors.As(err, &we) {
+		return false // retried soon as ApplyFailed
+	}
+	return apply.Transient(err)
+}
+
+// reasonClusterUnavailable: the API server could not judge the revision
+// (unreachable, overloaded, an admission webhook it cannot call).
+const reasonClusterUnavailable = "ClusterUnavailable"
+
+// retrySoon records that revision could not be checked or applied for a
+// reason that may pass (see transient): not a rejection, no Stalled; the
+// last good revision keeps running and the pass is retried in 10 s (or
+// at the poll, when sooner).
+func (r *Reconciler) retrySoon(app *berthv1.Application, revision string, err error) ctrl.Result {
+	msg := fmt.Sprintf("revision %s could not be checked against the cluster: %v; retrying in 10s, the last applied revision %s keeps running",
+		short(revision), err, short(app.Status.LastAppliedRevision))
+	setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, reasonClusterUnavailable, msg)
+	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, reasonClusterUnavailable, msg)
+	r.Recorder.Event(app, corev1.EventTypeWarning, reasonClusterUnavailable, msg)
+	r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, reasonClusterUnavailable).Inc()
+	return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}
+}
+
+// reasonPreSyncHookFailed: the revision's pre-sync data hook failed.
+const reasonPreSyncHookFailed = "PreSyncHookFailed"
 
 // reject records a rejected revision: nothing of it was applied and the
 // last good revision keeps running. It answers a pending sync request.
