@@ -84,7 +84,9 @@ func (r *Reconciler) finalize(ctx context.Context, app *berthv1.Application) (ct
 		}
 		ended, err := r.cleanupOutcome(app)
 		if !ended {
-			if why, warn := r.keepAll(ctx, app); why != "" {
+			if why, warn, kerr := r.keepAll(ctx, app); kerr != nil {
+				err = kerr
+			} else if why != "" {
 				typ := corev1.EventTypeNormal
 				if warn {
 					typ = corev1.EventTypeWarning
@@ -329,23 +331,27 @@ func (r *Reconciler) noteCleanup(ctx context.Context, app *berthv1.Application, 
 }
 
 // keepAll returns why a deleted app keeps everything it applied ("": it
-// does not), and whether that deserves a warning.
-func (r *Reconciler) keepAll(ctx context.Context, app *berthv1.Application) (string, bool) {
+// does not), and whether that deserves a warning. An error is one a retry
+// may get past (the API server busy or unreachable): nothing is decided.
+func (r *Reconciler) keepAll(ctx context.Context, app *berthv1.Application) (string, bool, error) {
 	switch {
 	case app.Spec.Suspend:
-		return "deleted while suspended", false
+		return "deleted while suspended", false, nil
 	case !PruneOn(app):
-		return "deleted with prune off", false
+		return "deleted with prune off", false, nil
 	case r.impersonatedUser(app) == "":
-		return "deleted without a service account to act as", true
+		return "deleted without a service account to act as", true, nil
 	}
 	switch uninstall, err := r.crdDeleting(ctx); {
+	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		// berth's own rights going away is how an uninstall looks too.
+		return fmt.Sprintf("cannot tell whether berth is being uninstalled (%v)", err), true, nil
 	case err != nil:
-		return fmt.Sprintf("cannot tell whether berth is being uninstalled (%v)", err), true
+		return "", false, err
 	case uninstall:
-		return "deleted with berth's Application CRD (berth uninstalled)", false
+		return "deleted with berth's Application CRD (berth uninstalled)", false, nil
 	}
-	return "", false
+	return "", false, nil
 }
 
 // cleanupPatience is how long a deleted Application's cleanup is retried
