@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,6 +161,9 @@ func policyFile(app *berthv1.Application, snap *source.Snapshot) (cfg policy.Con
 // recordPolicy turns warnings into a condition, an event (on change) and
 // a metric.
 func (r *Reconciler) recordPolicy(app *berthv1.Application, rep *policy.Report, notes ...string) {
+	// The last evaluated revision's counts, only: a rule no longer
+	// violated leaves no series.
+	r.metrics.PolicyViolations.DeletePartialMatch(prometheus.Labels{"namespace": app.Namespace, "name": app.Name})
 	counts := map[string]int{}
 	for _, v := range rep.Violations {
 		counts[v.RuleID+"\x00"+string(v.Mode)]++

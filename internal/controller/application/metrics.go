@@ -24,7 +24,14 @@ type Metrics struct {
 var defaultMetrics = newMetrics()
 
 func newMetrics() *Metrics {
-	m := &Metrics{
+	m := buildMetrics()
+	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks, m.UncachedReads, m.RenderStops)
+	return m
+}
+
+// buildMetrics makes the collectors, registered nowhere.
+func buildMetrics() *Metrics {
+	return &Metrics{
 		ReconcileDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "berth_reconcile_duration_seconds", Help: "Duration of Application reconciles.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
@@ -58,8 +65,18 @@ func newMetrics() *Metrics {
 			Name: "berth_render_worker_stops_total", Help: "Helm or Kustomize renders whose worker process was stopped or ended, by reason (memory, timeout, size, crash).",
 		}, []string{"reason"}),
 	}
-	metrics.Registry.MustRegister(m.ReconcileDuration, m.FetchDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks, m.UncachedReads, m.RenderStops)
-	return m
+}
+
+// forget deletes every series of the Application namespace/name: an
+// Application that is gone leaves no gauge behind to alert on, and
+// preview Applications that come and go leave no series to pile up.
+func (m *Metrics) forget(namespace, name string) {
+	app := prometheus.Labels{"namespace": namespace, "name": name}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.ReconcileDuration, m.AppliedObjects, m.Failures, m.Drift, m.Healed, m.PolicyViolations, m.Rollbacks,
+	} {
+		v.DeletePartialMatch(app)
+	}
 }
 
 // RenderStopObserver returns a callback counting render workers stopped at

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -126,6 +125,4 @@ func TestStatusWritesDecideWhereTheNextReadGoes(t *testing.T) {
 	}
 }
 
-func newTestMetrics() *Metrics {
-	return &Metrics{UncachedReads: prometheus.NewCounter(prometheus.CounterOpts{Name: "test_uncached_reads_total"})}
-}
+func newTestMetrics() *Metrics { return buildMetrics() }
