@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -66,12 +67,50 @@ func Latest(cfg *rest.Config, namespace, name string) (*Release, error) {
 	return latest, nil
 }
 
+// DefaultMaxHistory is how many revisions of a release Helm keeps when
+// the caller does not say.
+const DefaultMaxHistory = 10
+
+// ErrHookFailed: one of the chart's own hooks failed (a Helm rollback's).
+var ErrHookFailed = errors.New("a hook of the chart failed")
+
+// hookFailed reports whether err is Helm's report of a failed hook. Helm
+// has no error type for it; its hook runner says "Hook <event> <path>
+// failed".
+func hookFailed(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Hook pre-") || strings.Contains(msg, "Hook post-")
+}
+
+// settle marks the latest revision of release name failed, with cause as
+// its description, when an operation that returned cause left it pending.
+func settle(ac *action.Configuration, name string, cause error) error {
+	last, err := ac.Releases.Last(name)
+	if err != nil {
+		return nil // nothing was created: nothing to settle
+	}
+	rel, ok := last.(*rspb.Release)
+	if !ok || rel.Info == nil || !rel.Info.Status.IsPending() {
+		return nil
+	}
+	rel.Info.Status = common.StatusFailed
+	desc := "berth: " + cause.Error()
+	if len(desc) > 1000 {
+		desc = desc[:1000] + "..."
+	}
+	rel.Info.Description = desc
+	if err := ac.Releases.Update(rel); err != nil {
+		return fmt.Errorf("marking %s revision %d failed: %w", name, rel.Version, err)
+	}
+	return nil
+}
+
 // Options configure Upgrade.
 type Options struct {
 	Namespace   string
 	ReleaseName string
 	Description string
-	// MaxHistory bounds stored revisions; default 10.
+	// MaxHistory bounds stored revisions; default DefaultMaxHistory.
 	MaxHistory int
 	// Timeout bounds hooks; default 5m.
 	Timeout time.Duration
@@ -98,8 +137,8 @@ func configure(cfg *rest.Config, namespace string) (*action.Configuration, error
 // Objects the previous release held and this one does not are not deleted:
 // that is the caller's prune, by its rules.
 func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map[string]any, opts Options) (*Release, error) {
-	if opts.MaxHistory == 0 {
-		opts.MaxHistory = 10
+	if opts.MaxHistory <= 0 {
+		opts.MaxHistory = DefaultMaxHistory
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Minute
@@ -214,7 +253,12 @@ func History(cfg *rest.Config, namespace, name string) ([]Release, error) {
 // caller prunes. When the latest revision already is a deployed rollback to
 // version (a retry after a later step failed), it returns that one and
 // runs nothing again: the chart's rollback hooks run once.
-func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, version int) (int, error) {
+//
+// maxHistory bounds the revisions Helm keeps (0: DefaultMaxHistory), as
+// Upgrade's Options.MaxHistory does. A rollback whose hook fails leaves
+// its revision failed, with Helm's error as its description, and the
+// error wraps ErrHookFailed: running the hook again would fail again.
+func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, version, maxHistory int) (int, error) {
 	if latest, err := Latest(cfg, namespace, name); err == nil && latest != nil &&
 		latest.Status == "deployed" && latest.Description == fmt.Sprintf("Rollback to %d", version) {
 		return latest.Version, nil
@@ -238,7 +282,20 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 	rb.WaitStrategy = kube.HookOnlyStrategy
 	rb.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 	rb.Timeout = 5 * time.Minute
+	rb.MaxHistory = maxHistory
+	if rb.MaxHistory <= 0 {
+		rb.MaxHistory = DefaultMaxHistory
+	}
 	if err := rb.Run(name); err != nil {
+		// Helm returns from a failed hook without recording an outcome:
+		// the revision it created stays pending-rollback, and would be
+		// taken for one an agent left behind when it stopped.
+		if serr := settle(ac, name, err); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		if hookFailed(err) {
+			err = fmt.Errorf("%w: %w", ErrHookFailed, err)
+		}
 		return 0, fmt.Errorf("helm rollback of %s to revision %d: %w", name, version, err)
 	}
 	latest, err := Latest(cfg, namespace, name)

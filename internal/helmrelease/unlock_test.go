@@ -2,13 +2,10 @@ package helmrelease
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"helm.sh/helm/v4/pkg/chart"
-	"helm.sh/helm/v4/pkg/chart/loader"
 	"helm.sh/helm/v4/pkg/release/common"
 	rspb "helm.sh/helm/v4/pkg/release/v1"
 
@@ -19,25 +16,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func loadChart(t *testing.T, greeting string) chart.Charter {
 	t.Helper()
-	dir := t.TempDir()
-	files := map[string]string{
-		"Chart.yaml":        "apiVersion: v2\nname: hello\nversion: 0.1.0\n",
-		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: " + greeting + "\n",
-	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ch, err := loader.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
+	return chartWith(t, greeting, nil)
 }
 
 // A revision left pending by a killed process is marked failed and the
@@ -91,7 +70,7 @@ func TestUpgradeAndRollbackRecoverAPendingRelease(t *testing.T) {
 	}
 
 	lock(common.StatusPendingRollback)
-	v, err := Rollback(ctx, env.Config, ns, "hello", 1)
+	v, err := Rollback(ctx, env.Config, ns, "hello", 1, 0)
 	if err != nil {
 		t.Fatalf("rollback over a pending revision: %v", err)
 	}
@@ -104,7 +83,7 @@ func TestUpgradeAndRollbackRecoverAPendingRelease(t *testing.T) {
 	}
 	// Asked again (a retry), it finds the rollback done and makes no new
 	// revision.
-	if v, err := Rollback(ctx, env.Config, ns, "hello", 1); err != nil || v != 4 {
+	if v, err := Rollback(ctx, env.Config, ns, "hello", 1, 0); err != nil || v != 4 {
 		t.Fatalf("repeated rollback = v%d, %v; want v4 again", v, err)
 	}
 	if latest, err := Latest(env.Config, ns, "hello"); err != nil || latest.Version != 4 {

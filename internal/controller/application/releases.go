@@ -231,7 +231,7 @@ func (r *Reconciler) rollbackTo(ctx context.Context, app *berthv1.Application, m
 			held = union(held, releaseObjects(latest.Manifest))
 		}
 		// A later rollback to this rollback release goes through Helm too.
-		v, err := helmrelease.Rollback(ctx, cfg, app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion)
+		v, err := helmrelease.Rollback(ctx, cfg, app.Spec.Namespace, target.Spec.HelmRelease, target.Spec.HelmVersion, helmHistory(app))
 		if err != nil {
 			return failedAfter(restore, err)
 		}
@@ -413,4 +413,16 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 	// A rollback that succeeds ends one being retried or held.
 	r.dropPending(app)
 	return &ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+}
+
+// helmHistory is how many revisions Helm keeps of app's chart release:
+// twice berth's history limit (at least Helm's default), so that each
+// release berth keeps still finds the Helm revision it rolls back to, with
+// room for a failed attempt between two releases.
+func helmHistory(app *berthv1.Application) int {
+	limit := app.Spec.Rollback.HistoryLimit
+	if limit <= 0 {
+		limit = release.DefaultHistoryLimit
+	}
+	return max(2*limit, helmrelease.DefaultMaxHistory)
 }

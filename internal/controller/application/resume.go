@@ -13,6 +13,7 @@ import (
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
+	"github.com/berth-dev/berth/internal/helmrelease"
 	"github.com/berth-dev/berth/internal/release"
 )
 
@@ -214,9 +215,11 @@ func (r *Reconciler) retryStart(ctx context.Context, app *berthv1.Application, p
 
 // unchangeable reports whether a rollback failed for a reason trying again
 // cannot change: no restore path, tampered manifests, a hook Job that
-// failed, a revision whose release is not recorded yet.
+// failed (berth's or the chart's own Helm rollback hook), a revision
+// whose release is not recorded yet.
 func unchangeable(err error) bool {
-	return errors.Is(err, ErrNoRestorePath) || errors.Is(err, release.ErrDigestMismatch) || errors.Is(err, errHookFailed) || errors.Is(err, errUnrecordedData)
+	return errors.Is(err, ErrNoRestorePath) || errors.Is(err, release.ErrDigestMismatch) || errors.Is(err, errHookFailed) ||
+		errors.Is(err, helmrelease.ErrHookFailed) || errors.Is(err, errUnrecordedData)
 }
 
 // manualRollbackFailed keeps a `berth rollback` to target that failed after

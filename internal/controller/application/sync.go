@@ -339,7 +339,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 				return cs, err
 			}
 			if _, err = helmrelease.Upgrade(ctx, cfg, rev.helm.Chart, rev.helm.Values, helmrelease.Options{
-				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, Manifest: m,
+				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, Manifest: m, MaxHistory: helmHistory(app),
 			}); err != nil {
 				return cs, err
 			}
