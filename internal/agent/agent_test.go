@@ -408,6 +408,31 @@ func TestHelmChartBecomesARelease(t *testing.T) {
 	}
 }
 
+// An Application whose plain YAML becomes a chart rendering the same
+// object hands that object to the chart's Helm release: Helm adopts what
+// berth's own checks let the Application take (its own objects, or ones
+// without berth's labels) instead of refusing them as not its own.
+func TestPlainYAMLTurnedIntoAChartIsAdoptedByTheRelease(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/cm.yaml", cm("hello-config", "plain")).CommitAndPush("plain YAML")
+	f.createApp("hello", "app")
+	f.waitApp("hello", 60*time.Second, "plain applied", appliedReady(v1))
+
+	v2 := f.wt.Remove("app/cm.yaml").Write("app/Chart.yaml", chartYAML).
+		Write("app/values.yaml", "replicas: 2\nenv: default\n").
+		Write("app/templates/cm.yaml", chartTemplate).CommitAndPush("the same ConfigMap, from a chart")
+	f.waitApp("hello", 60*time.Second, "chart applied", appliedReady(v2))
+	var c corev1.ConfigMap
+	if !f.get(&c, "hello-config") || c.Data["replicas"] != "2" || c.Annotations["meta.helm.sh/release-name"] != "hello" {
+		t.Fatalf("ConfigMap = %v %v, want the chart's, owned by release hello", c.Data, c.Annotations)
+	}
+	rels, err := helmrelease.List(f.env.Config, f.ns)
+	must(t, err)
+	if len(rels) != 1 || rels[0].Name != "hello" || rels[0].Status != "deployed" {
+		t.Fatalf("helm releases = %+v, want hello deployed", rels)
+	}
+}
+
 // A chart that keeps a generated password across upgrades with `lookup`
 // keeps it under berth: the agent's render reads the cluster, as the
 // Application's account, and renders an upgrade as one. An account that

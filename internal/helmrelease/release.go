@@ -135,7 +135,12 @@ func configure(cfg *rest.Config, namespace string) (*action.Configuration, error
 // or upgrades it when it exists. Changes are applied with server-side apply
 // (forcing conflicts, so berth's own drift corrections never block it).
 // Objects the previous release held and this one does not are not deleted:
-// that is the caller's prune, by its rules.
+// that is the caller's prune, by its rules. Objects that exist are adopted
+// (Helm's TakeOwnership), whoever made them: the caller must have checked
+// that the release may take them (berth's ownership guard, in the dry run
+// before the upgrade), as Helm's own check knows only Helm's annotations
+// and would refuse an object a plain-YAML revision of the same
+// Application applied.
 func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map[string]any, opts Options) (*Release, error) {
 	if opts.MaxHistory <= 0 {
 		opts.MaxHistory = DefaultMaxHistory
@@ -167,6 +172,9 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		in.Timeout = opts.Timeout
 		in.ServerSideApply = true
 		in.ForceConflicts = true
+		// Objects that exist are adopted: the caller's checks decided
+		// which the Application may take (see Upgrade).
+		in.TakeOwnership = true
 		in.WaitStrategy = kube.HookOnlyStrategy
 		in.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 		if opts.Manifest != "" {
@@ -183,6 +191,7 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		up.Timeout = opts.Timeout
 		up.ServerSideApply = "true"
 		up.ForceConflicts = true
+		up.TakeOwnership = true
 		// Git holds every value: with none given, Helm would otherwise
 		// reuse the previous release's (a values file deleted from Git
 		// would keep its values installed).
