@@ -200,17 +200,25 @@ func checkKustomization(dir string, opts Options) error {
 		}
 		root = r
 	}
-	seen := map[string]bool{}
-	var visit func(d string) error
-	visit = func(d string) error {
+	type visited struct {
+		dir       string
+		asPlugins bool
+	}
+	seen := map[visited]bool{}
+	// asPlugins: d was named as a directory of plugin configs (under
+	// generators, transformers or validators): kustomize builds it and
+	// loads what it outputs as plugin configs, so every file it and its
+	// bases name is checked as one.
+	var visit func(d string, asPlugins bool) error
+	visit = func(d string, asPlugins bool) error {
 		resolved, err := filepath.EvalSymlinks(d)
 		if err != nil {
 			return nil // kustomize reports what is missing
 		}
-		if seen[resolved] {
+		if seen[visited{resolved, asPlugins}] {
 			return nil
 		}
-		seen[resolved] = true
+		seen[visited{resolved, asPlugins}] = true
 		file := ""
 		for _, n := range kustomizationFiles {
 			if _, err := os.Stat(filepath.Join(resolved, n)); err == nil {
@@ -267,7 +275,8 @@ func checkKustomization(dir string, opts Options) error {
 			if p == "" {
 				continue
 			}
-			if plugins[p] && strings.Contains(p, "\n") {
+			plugin := plugins[p] || asPlugins
+			if plugin && strings.Contains(p, "\n") {
 				// An inline plugin config: its fields name the paths.
 				if err := checkPluginConfig([]byte(p), check, refuse); err != nil {
 					return err
@@ -285,10 +294,10 @@ func checkKustomization(dir string, opts Options) error {
 			switch {
 			case err != nil:
 			case fi.IsDir() && dirs[p]:
-				if err := visit(onDisk); err != nil {
+				if err := visit(onDisk, plugin); err != nil {
 					return err
 				}
-			case plugins[p] && fi.Mode().IsRegular():
+			case plugin && fi.Mode().IsRegular():
 				data, err := os.ReadFile(onDisk) //nolint:gosec // inside the checked root
 				if err != nil {
 					return err
@@ -300,7 +309,7 @@ func checkKustomization(dir string, opts Options) error {
 		}
 		return nil
 	}
-	return visit(dir)
+	return visit(dir, false)
 }
 
 // checkPluginConfig checks every path a plugin config names, as files.

@@ -3,9 +3,12 @@ package render
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -128,6 +131,18 @@ func TestRender(t *testing.T) {
 // files kustomize would download, scp-style Git locations, and (with Root
 // set) directories outside the repository.
 func TestKustomizeRefusesRemoteAndOutside(t *testing.T) {
+	// What a cloud's metadata service would be: nothing may ask it.
+	var asked atomic.Int32
+	leak := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		asked.Add(1)
+		_, _ = w.Write([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leaked}\n"))
+	}))
+	t.Cleanup(leak.Close)
+	t.Cleanup(func() {
+		if n := asked.Load(); n > 0 {
+			t.Errorf("the render asked the server %d time(s)", n)
+		}
+	})
 	outside := t.TempDir()
 	write(t, outside, map[string]string{"kustomization.yaml": "resources: [cm.yaml]\n", "cm.yaml": strings.Replace(cm, "NAME", "stolen", 1)})
 	tests := []struct {
@@ -162,6 +177,20 @@ func TestKustomizeRefusesRemoteAndOutside(t *testing.T) {
 			"apps/x/kustomization.yaml":     "generators: [gen]\n",
 			"apps/x/gen/kustomization.yaml": "resources: [https://github.com/example/repo//base]\n",
 		}, "remote base"},
+		// kustomize builds a directory of plugin configs and loads its
+		// output as configs: a file its resources (or its bases') name
+		// fetches like one named at the top.
+		{"generator directory whose resource fetches a file", map[string]string{
+			"apps/x/kustomization.yaml":     "generators: [gen]\n",
+			"apps/x/gen/kustomization.yaml": "resources: [g.yaml]\n",
+			"apps/x/gen/g.yaml":             "apiVersion: builtin\nkind: ConfigMapGenerator\nmetadata: {name: leak}\nfiles: [k=" + leak.URL + "/latest/meta-data/]\n",
+		}, "downloaded"},
+		{"generator directory whose base's resource fetches a file", map[string]string{
+			"apps/x/kustomization.yaml":      "transformers: [gen]\n",
+			"apps/x/gen/kustomization.yaml":  "resources: [../base]\n",
+			"apps/x/base/kustomization.yaml": "resources: [p.yaml]\n",
+			"apps/x/base/p.yaml":             "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\npath: " + leak.URL + "/patch.yaml\n",
+		}, "downloaded"},
 		{"inline transformer fetching a patch", map[string]string{
 			"apps/x/kustomization.yaml": "resources: [cm.yaml]\ntransformers:\n- |-\n  apiVersion: builtin\n  kind: PatchTransformer\n  metadata: {name: p}\n  path: https://internal.example/patch.yaml\n",
 			"apps/x/cm.yaml":            strings.Replace(cm, "NAME", "a", 1),
