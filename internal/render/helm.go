@@ -55,6 +55,9 @@ func loadHelm(dir string, opts Options) (*HelmChart, error) {
 	if err != nil {
 		return nil, &manifest.Error{Source: manifest.Source{File: "Chart.yaml"}, Err: fmt.Errorf("loading chart: %w", err)}
 	}
+	if err := checkSchemas(ch, ""); err != nil {
+		return nil, err
+	}
 	files := append([]string(nil), opts.ValuesFiles...)
 	if opts.Environment != "" {
 		env := "values-" + opts.Environment + ".yaml"

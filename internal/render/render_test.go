@@ -373,6 +373,66 @@ func TestHelmHooks(t *testing.T) {
 	}
 }
 
+// A chart's values.schema.json may refer only within itself: Helm's
+// validator would load any other reference, a file on the agent's disk or
+// any address the agent reaches, and print what it found in its error.
+// A subchart's schema is checked too; references within a schema and the
+// drafts Helm knows are kept.
+func TestHelmSchemaMayNotReferElsewhere(t *testing.T) {
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		asked.Add(1)
+		_, _ = w.Write([]byte(`{"type":"object"}`))
+	}))
+	t.Cleanup(srv.Close)
+	outside := filepath.Join(t.TempDir(), "defs.json")
+	if err := os.WriteFile(outside, []byte(`{"type":"string"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]string{
+		"chart/Chart.yaml":        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: {{ .Values.k | quote }}\n",
+		"chart/values.yaml":       "k: v\n",
+	}
+	render := func(extra map[string]string) error {
+		root := t.TempDir()
+		write(t, root, base)
+		write(t, root, extra)
+		_, err := Render(context.Background(), filepath.Join(root, "chart"), Options{ReleaseName: "r", Namespace: "default", Root: root})
+		return err
+	}
+	for name, tt := range map[string]struct {
+		files   map[string]string
+		wantErr string
+	}{
+		"a URL":              {map[string]string{"chart/values.schema.json": `{"properties":{"k":{"$ref":"` + srv.URL + `/s.json"}}}`}, "refers to another document"},
+		"a local file":       {map[string]string{"chart/values.schema.json": `{"$ref":"file://` + outside + `"}`}, "refers to another document"},
+		"a relative file":    {map[string]string{"chart/values.schema.json": `{"allOf":[{"$ref":"defs.json"}]}`}, "refers to another document"},
+		"an unknown $schema": {map[string]string{"chart/values.schema.json": `{"$schema":"` + srv.URL + `/meta","type":"object"}`}, "$schema"},
+		"a subchart's": {map[string]string{
+			"chart/charts/sub/Chart.yaml":         "apiVersion: v2\nname: sub\nversion: 0.1.0\n",
+			"chart/charts/sub/values.schema.json": `{"$dynamicRef":"` + srv.URL + `/d.json"}`,
+		}, "charts/sub/values.schema.json"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := render(tt.files); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if n := asked.Load(); n > 0 {
+		t.Errorf("the render asked the server %d time(s)", n)
+	}
+	// What charts use is kept, and still validates the values.
+	local := `{"$schema":"https://json-schema.org/draft/2020-12/schema#","$defs":{"s":{"type":"string"}},"properties":{"k":{"$ref":"#/$defs/s"}}}`
+	if err := render(map[string]string{"chart/values.schema.json": local}); err != nil {
+		t.Fatalf("a schema referring within itself: %v", err)
+	}
+	if err := render(map[string]string{"chart/values.schema.json": local, "chart/values.yaml": "k: 3\n"}); err == nil || !strings.Contains(err.Error(), "string") {
+		t.Fatalf("values against a schema referring within itself: err = %v, want the type error", err)
+	}
+}
+
 func TestHelmChartSymlinksStayInside(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(secret, []byte("s3cret-token"), 0o600); err != nil {
