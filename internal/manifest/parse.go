@@ -30,6 +30,9 @@ func Parse(file string, data []byte) ([]Object, error) {
 		if len(body) == 0 || isOnlyComments(body) {
 			continue
 		}
+		if err := checkExpansion(body); err != nil {
+			return nil, &Error{Source: src, Err: err}
+		}
 		var m map[string]any
 		if err := yaml.Unmarshal(body, &m); err != nil {
 			return nil, &Error{Source: Source{File: file, Line: doc.line + yamlErrLine(err)}, Err: fmt.Errorf("invalid YAML: %w", err)}
