@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -27,6 +28,13 @@ func TestParse(t *testing.T) {
 			name: "list is flattened",
 			data: `{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"}}]}`,
 			want: []string{"Secret s@1"},
+		},
+		{
+			// Only a List kind is one: a custom resource with a
+			// top-level items array is an object of its own.
+			name: "an object with items is not a list",
+			data: "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c\n",
+			want: []string{"example.com/Widget w@1"},
 		},
 		{
 			name:    "invalid yaml names the line",
@@ -173,6 +181,31 @@ func TestLoadDirRefusesHostileInput(t *testing.T) {
 		_, err := Parse("bomb.yaml", []byte(b.String()))
 		if err == nil || !strings.Contains(err.Error(), "bomb.yaml") || !strings.Contains(err.Error(), "alias") {
 			t.Fatalf("err = %v, want the file named and the aliasing refused", err)
+		}
+	})
+	t.Run("alias bomb of one large string", func(t *testing.T) {
+		// The decoder's guard counts aliases against nodes: one 1 MiB
+		// string named 300 times passes it, and would be written out 300
+		// times (300 MiB) when the document becomes JSON.
+		doc := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\nbig: &s \"" + strings.Repeat("x", 1<<20) + "\"\nl: [" +
+			strings.TrimSuffix(strings.Repeat("*s,", 300), ",") + "]\n"
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Parse("bomb.yaml", []byte(doc))
+		runtime.ReadMemStats(&after)
+		if err == nil || !strings.Contains(err.Error(), "bomb.yaml") || !strings.Contains(err.Error(), "alias") {
+			t.Fatalf("err = %v, want the file named and the aliasing refused", err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+			t.Errorf("refusing it allocated %d MiB: the aliases were expanded", grew>>20)
+		}
+	})
+	t.Run("aliases that expand little are kept", func(t *testing.T) {
+		doc := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: anchors, labels: &l {app: web}, annotations: *l}\ndata: {a: &v hello, b: *v}\n"
+		objs, err := Parse("anchors.yaml", []byte(doc))
+		if err != nil || len(objs) != 1 || objs[0].Object.GetAnnotations()["app"] != "web" {
+			t.Fatalf("objs = %v, err = %v", objs, err)
 		}
 	})
 	t.Run("deep nesting", func(t *testing.T) {

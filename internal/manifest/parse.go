@@ -50,7 +50,9 @@ func Parse(file string, data []byte) ([]Object, error) {
 			continue
 		}
 		u := &unstructured.Unstructured{Object: m}
-		if u.IsList() {
+		// IsList says only that items is an array: a custom resource
+		// may have one of its own.
+		if u.IsList() && strings.HasSuffix(u.GetKind(), "List") {
 			list, err := u.ToList()
 			if err != nil {
 				return nil, &Error{Source: src, Err: fmt.Errorf("invalid list: %w", err)}
