@@ -408,6 +408,35 @@ func TestHelmChartBecomesARelease(t *testing.T) {
 	}
 }
 
+// Helm installs the hooks berth rendered and checked, not a render of its
+// own: a hook whose template reads .Release.Revision (berth renders as an
+// install, revision 1) is the same on an upgrade, so what the policy gate
+// passed is what runs, and no template runs in the agent's own process,
+// where one that never ends could not be stopped.
+func TestAChartsHooksAreTheOnesBerthChecked(t *testing.T) {
+	f := newFixture(t)
+	hook := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hook-{{ .Release.Revision }}\n  annotations:\n    helm.sh/hook: post-install,post-upgrade\n" +
+		"data:\n  spin: \"{{ if gt (int .Release.Revision) 1 }}{{ range until 100000000 }}x{{ end }}{{ end }}\"\n"
+	v1 := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).Write("chart/templates/hook.yaml", hook).CommitAndPush("v1")
+	f.createApp("hello", "chart")
+	f.waitApp("hello", 60*time.Second, "v1", appliedReady(v1))
+	v2 := f.wt.Write("chart/values.yaml", "replicas: 2\nenv: default\n").CommitAndPush("v2")
+	f.waitApp("hello", 60*time.Second, "v2 upgraded", appliedReady(v2))
+	hist, err := helmrelease.History(f.env.Config, f.ns, "hello")
+	must(t, err)
+	if len(hist) != 2 || hist[1].Status != "deployed" {
+		t.Fatalf("helm history = %+v, want 2 revisions, the second deployed", hist)
+	}
+	if f.get(&corev1.ConfigMap{}, "hook-2") {
+		t.Error("the upgrade ran hook-2, Helm's own render of the hook, not the one berth checked (hook-1)")
+	}
+	var c corev1.ConfigMap
+	if !f.get(&c, "hook-1") || c.Data["spin"] != "" {
+		t.Errorf("hook-1 = %v, want berth's render of the hook", c.Data)
+	}
+}
+
 // An Application whose plain YAML becomes a chart rendering the same
 // object hands that object to the chart's Helm release: Helm adopts what
 // berth's own checks let the Application take (its own objects, or ones

@@ -1,47 +1,79 @@
 package helmrelease
 
 import (
-	"bytes"
 	"fmt"
+	"path"
 	"strings"
 
+	chart "helm.sh/helm/v4/pkg/chart"
+	"helm.sh/helm/v4/pkg/chart/common"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/berth-dev/berth/internal/manifest"
 )
 
-// filenameAnnotation is how Helm's post-render step keeps each object's
-// template file (helm.sh/helm/v4/pkg/action): set on what a post-renderer
-// returns, it names the object's "# Source:" in the release manifest.
-const filenameAnnotation = "postrenderer.helm.sh/postrender-filename"
-
-// Manifest encodes objs (a chart as berth rendered, checked and pinned it)
-// for Options.Manifest. The CRDs of a chart's crds/ directories are left
-// out: Helm installs those itself, apart from the release, and never
-// deletes them.
-func Manifest(objs []manifest.Object) (string, error) {
-	var b strings.Builder
-	for _, o := range objs {
+// Literal returns a copy of chart ch whose templates are objs and hooks
+// as berth rendered, checked and pinned them, written out as text, for
+// Upgrade to install: Helm renders the chart again to install it, and that
+// second render would differ from berth's wherever a template draws random
+// values or reads .Release.Revision (berth's render is an install's,
+// revision 1), and would run in the agent's own process, where a template
+// that never ends cannot be stopped. With Literal's copy, Helm's render is
+// a copy of text: the release holds what berth checked, hooks included.
+//
+// Each object keeps the template file it came from (Helm names it in the
+// release manifest's "# Source:"). Subcharts are left out, their objects
+// being in objs already; so are the CRDs of crds/ directories, which Helm
+// installs apart from the release, from the chart's files, which are kept.
+func Literal(ch chart.Charter, objs, hooks []manifest.Object) (chart.Charter, error) {
+	c, ok := ch.(*chartv2.Chart)
+	if !ok || c.Metadata == nil {
+		return nil, fmt.Errorf("installing a chart of type %T is not supported (apiVersion v1 or v2 charts are)", ch)
+	}
+	var names []string
+	docs := map[string]*strings.Builder{}
+	for _, o := range append(append([]manifest.Object(nil), objs...), hooks...) {
 		if chartCRD(o.Source.File) {
 			continue
 		}
-		u := o.Object.DeepCopy()
-		if o.Source.File != "" && o.Source.File != "helm" {
-			a := u.GetAnnotations()
-			if a == nil {
-				a = map[string]string{}
-			}
-			a[filenameAnnotation] = o.Source.File
-			u.SetAnnotations(a)
+		name := templateName(c.Metadata.Name, o.Source.File)
+		b, ok := docs[name]
+		if !ok {
+			b = &strings.Builder{}
+			docs[name] = b
+			names = append(names, name)
 		}
-		y, err := yaml.Marshal(u.Object)
+		y, err := yaml.Marshal(o.Object.Object)
 		if err != nil {
-			return "", fmt.Errorf("encoding %s for helm: %w", o.ID(), err)
+			return nil, fmt.Errorf("encoding %s for helm: %w", o.ID(), err)
 		}
 		b.WriteString("---\n")
-		b.Write(y)
+		// Text, not a template: "{{" in a value is printed as it is.
+		b.WriteString(strings.ReplaceAll(string(y), "{{", "{{`{{`}}"))
 	}
-	return b.String(), nil
+	lit := *c
+	md := *c.Metadata
+	md.Dependencies = nil
+	lit.Metadata = &md
+	lit.Lock = nil
+	lit.SetDependencies()
+	lit.Templates = nil
+	for _, n := range names {
+		lit.Templates = append(lit.Templates, &common.File{Name: n, Data: []byte(docs[n].String())})
+	}
+	return &lit, nil
+}
+
+// templateName is the template file of chart chartName that rendered an
+// object whose "# Source:" is file (chartName/templates/x.yaml, or
+// chartName/charts/sub/templates/y.yaml for a subchart's).
+func templateName(chartName, file string) string {
+	name, ok := strings.CutPrefix(file, chartName+"/")
+	if !ok || name == "" || path.Base(name) == "" || strings.HasPrefix(path.Base(name), "_") {
+		return "templates/berth-rendered.yaml"
+	}
+	return name
 }
 
 // chartCRD reports whether file (as Helm's "# Source:" names it) is in the
@@ -58,10 +90,3 @@ func chartCRD(file string) bool {
 	return false
 }
 
-// fixedManifest is a post-renderer that replaces Helm's render of the
-// chart's templates with berth's.
-type fixedManifest string
-
-func (m fixedManifest) Run(*bytes.Buffer) (*bytes.Buffer, error) {
-	return bytes.NewBufferString(string(m)), nil
-}

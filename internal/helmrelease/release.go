@@ -114,13 +114,6 @@ type Options struct {
 	MaxHistory int
 	// Timeout bounds hooks; default 5m.
 	Timeout time.Duration
-	// Manifest, when set (see the function Manifest), is what Helm
-	// installs in place of its own render of the chart's templates. Helm
-	// renders the chart again to install it, and a second render differs
-	// from berth's wherever a template draws random values; with it, the
-	// release holds what berth checked, pinned and labelled. Hooks, notes
-	// and the crds/ directory still come from Helm's render.
-	Manifest string
 }
 
 func configure(cfg *rest.Config, namespace string) (*action.Configuration, error) {
@@ -177,9 +170,6 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		in.TakeOwnership = true
 		in.WaitStrategy = kube.HookOnlyStrategy
 		in.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
-		if opts.Manifest != "" {
-			in.PostRenderer, in.PostRenderStrategy = fixedManifest(opts.Manifest), action.PostRenderStrategyNoHooks
-		}
 		r, err = in.RunWithContext(ctx, ch, values)
 	} else if herr != nil {
 		return nil, fmt.Errorf("reading helm history of %s: %w", opts.ReleaseName, herr)
@@ -198,9 +188,6 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		up.ResetValues = true
 		up.WaitStrategy = kube.HookOnlyStrategy
 		up.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
-		if opts.Manifest != "" {
-			up.PostRenderer, up.PostRenderStrategy = fixedManifest(opts.Manifest), action.PostRenderStrategyNoHooks
-		}
 		r, err = up.RunWithContext(ctx, opts.ReleaseName, ch, values)
 	}
 	if err != nil {

@@ -334,12 +334,12 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 			// Helm installs the objects berth rendered, checked and pinned,
 			// not a second render of its own (random values would differ,
 			// and images would run by tag until berth's apply below).
-			m, err := helmrelease.Manifest(rev.objects)
+			lit, err := helmrelease.Literal(rev.helm.Chart, rev.objects, rev.helmHooks)
 			if err != nil {
 				return cs, err
 			}
-			if _, err = helmrelease.Upgrade(ctx, cfg, rev.helm.Chart, rev.helm.Values, helmrelease.Options{
-				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, Manifest: m, MaxHistory: helmHistory(app),
+			if _, err = helmrelease.Upgrade(ctx, cfg, lit, rev.helm.Values, helmrelease.Options{
+				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, MaxHistory: helmHistory(app),
 			}); err != nil {
 				return cs, err
 			}
