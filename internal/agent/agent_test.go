@@ -437,6 +437,47 @@ func TestAChartsHooksAreTheOnesBerthChecked(t *testing.T) {
 	}
 }
 
+// Two Applications cannot share a Helm release: the second one, whose
+// release name is the first one's, is refused with a reason, and the
+// release keeps the first one's chart. Once the first is gone, the second
+// takes the release over.
+func TestTwoApplicationsCannotShareAHelmRelease(t *testing.T) {
+	f := newFixture(t)
+	chartOf := func(dir, cmName string) {
+		f.wt.Write(dir+"/Chart.yaml", chartYAML).Write(dir+"/values.yaml", "replicas: 1\nenv: default\n").
+			Write(dir+"/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "+cmName+"\ndata:\n  k: v\n")
+	}
+	chartOf("one", "one-config")
+	chartOf("two", "two-config")
+	v1 := f.wt.CommitAndPush("two charts")
+	f.createApp("one", "one")
+	f.waitApp("one", 60*time.Second, "one applied", appliedReady(v1))
+	f.createApp("two", "two", func(a *berthv1.Application) { a.Spec.Helm = &berthv1.HelmSpec{ReleaseName: "one"} })
+	app := f.waitApp("two", 60*time.Second, "two refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == metav1.ConditionTrue && s.Reason == "ReleaseNameTaken"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, f.ns+"/one") || !strings.Contains(msg, "releaseName") {
+		t.Errorf("Stalled message = %q, want the other Application and the way out named", msg)
+	}
+	hist, err := helmrelease.History(f.env.Config, f.ns, "one")
+	must(t, err)
+	if len(hist) != 1 || f.get(&corev1.ConfigMap{}, "two-config") {
+		t.Fatalf("helm history of one = %d revisions, two-config written %v; want the release left as one made it", len(hist), f.get(&corev1.ConfigMap{}, "two-config"))
+	}
+
+	// The first goes, keeping its objects (prune off): the second may
+	// take the release.
+	must(t, f.c.Patch(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "one"}},
+		client.RawPatch(types.MergePatchType, []byte(`{"spec":{"syncPolicy":{"prune":false}}}`))))
+	time.Sleep(3 * time.Second) // the agent sees the change before the delete
+	must(t, f.c.Delete(context.Background(), &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "one"}}))
+	f.waitApp("two", 60*time.Second, "two applied once one is gone", appliedReady(v1))
+	if !f.get(&corev1.ConfigMap{}, "two-config") {
+		t.Fatal("two-config not written after the release was taken over")
+	}
+}
+
 // An Application whose plain YAML becomes a chart rendering the same
 // object hands that object to the chart's Helm release: Helm adopts what
 // berth's own checks let the Application take (its own objects, or ones

@@ -927,6 +927,9 @@ func reasonFor(err error) string {
 	if errors.As(err, &ae) {
 		return "ApplyFailed"
 	}
+	if errors.Is(err, errReleaseTaken) {
+		return "ReleaseNameTaken"
+	}
 	return "SyncFailed"
 }
 

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
@@ -327,6 +329,10 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		// release holds, recorded or not (written by an upgrade whose
 		// apply then failed, or by an earlier Application of this name).
 		if latest != nil {
+			if other := r.releaseOwner(ctx, app, latest.Manifest); other != "" {
+				return cs, fmt.Errorf("%w: Helm release %s in namespace %s holds the objects of Application %s, which still exists; two Applications cannot share a release (each would upgrade it with its own chart in turn): set spec.helm.releaseName",
+					errReleaseTaken, rev.helm.ReleaseName, app.Spec.Namespace, other)
+			}
 			held = union(held, releaseObjects(latest.Manifest))
 		}
 		if latest == nil || !strings.HasSuffix(latest.Description, " manifests "+digest) || latest.Status != "deployed" ||
@@ -381,6 +387,41 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	}
 	app.Status.Inventory = next
 	return cs, nil
+}
+
+// errReleaseTaken: the Helm release an Application would install is
+// another Application's.
+var errReleaseTaken = errors.New("helm release belongs to another Application")
+
+// releaseOwner returns the other Application ("namespace/name") whose
+// objects the Helm release manifest m holds, when that Application still
+// exists; "" when m holds only app's objects, or objects no Application
+// labelled (a release someone made with helm, taken over as its objects
+// are), or those of an Application that is gone.
+func (r *Reconciler) releaseOwner(ctx context.Context, app *berthv1.Application, m string) string {
+	objs, err := manifest.Parse("helm release", []byte(m))
+	if err != nil {
+		return ""
+	}
+	var reader client.Reader = r.Client
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
+	asked := map[types.NamespacedName]bool{}
+	for _, o := range objs {
+		l := o.Object.GetLabels()
+		key := types.NamespacedName{Namespace: l[berthv1.OwnerNamespaceLabel], Name: l[berthv1.OwnerNameLabel]}
+		if key.Name == "" || (key.Name == LabelValue(app.Name) && key.Namespace == app.Namespace) || asked[key] {
+			continue
+		}
+		asked[key] = true
+		// An error other than NotFound counts as existing: sharing a
+		// release is refused rather than risked.
+		if err := reader.Get(ctx, key, &berthv1.Application{}); !apierrors.IsNotFound(err) {
+			return key.String()
+		}
+	}
+	return ""
 }
 
 // keepWritten adds to app's inventory the objects an apply that failed
