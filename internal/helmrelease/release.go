@@ -191,6 +191,11 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		r, err = up.RunWithContext(ctx, opts.ReleaseName, ch, values)
 	}
 	if err != nil {
+		// A context that ended, or a hook that failed, can leave the
+		// revision pending: it is this failure, not an interrupted agent.
+		if serr := settle(ac, opts.ReleaseName, err); serr != nil {
+			err = errors.Join(err, serr)
+		}
 		return nil, fmt.Errorf("helm release %s: %w", opts.ReleaseName, err)
 	}
 	rel, ok := r.(*rspb.Release)
