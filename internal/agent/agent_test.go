@@ -257,6 +257,40 @@ func TestGitServerDownKeepsStateAndRecovers(t *testing.T) {
 	f.waitApp("demo", 60*time.Second, "recovered", appliedReady(sha2))
 }
 
+// A push credits the release it caused, and only that one: an
+// Application of the same repository the push did not change records its
+// next release, made later from a poll, as a commit's.
+func TestAWebhookCreditsOnlyTheReleaseItCaused(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/a.yaml", cm("a", "v1")).Write("other/b.yaml", cm("b", "v1")).CommitAndPush("one")
+	f.createApp("demo", "app")
+	f.createApp("other", "other")
+	f.waitApp("demo", 60*time.Second, "demo applied", appliedReady(v1))
+	f.waitApp("other", 60*time.Second, "other applied", appliedReady(v1))
+
+	v2 := f.wt.Write("app/a.yaml", cm("a", "v2")).CommitAndPush("two: demo only")
+	body := []byte(`{"repository":{"clone_url":"` + f.git.RepoURL("apps") + `"}}`)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, f.hookURL+"/hooks/github", bytes.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte(f.secret), body))
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("signed webhook = %d, want 202", resp.StatusCode)
+	}
+	f.waitApp("demo", 20*time.Second, "demo applied after the webhook", appliedReady(v2))
+	f.waitApp("other", 20*time.Second, "other saw the push", func(a *berthv1.Application) bool { return a.Status.LastFetchedRevision == v2 })
+	if rels := f.releases("demo"); rels[0].Spec.Trigger != berthv1.TriggerWebhook {
+		t.Errorf("demo's release from the push: trigger %q, want %q", rels[0].Spec.Trigger, berthv1.TriggerWebhook)
+	}
+
+	v3 := f.wt.Write("other/b.yaml", cm("b", "v3")).CommitAndPush("three: other, no webhook")
+	f.waitApp("other", 30*time.Second, "other applied from a poll", appliedReady(v3))
+	if rels := f.releases("other"); rels[0].Spec.Trigger != berthv1.TriggerCommit {
+		t.Errorf("other's release from a poll after a push that did not change it: trigger %q, want %q", rels[0].Spec.Trigger, berthv1.TriggerCommit)
+	}
+}
+
 func TestWebhookTriggersImmediateSync(t *testing.T) {
 	f := newFixture(t)
 	sha := f.wt.Write("app/a.yaml", cm("a", "v1")).CommitAndPush("one")

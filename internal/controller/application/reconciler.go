@@ -405,6 +405,9 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	}
 	app.Status.LastFetchedRevision = snap.Revision
 	r.lastFetch.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+	// A push's mark is this pass's: an Application the push did not
+	// change keeps none for a later release to be credited with.
+	_, pushed := r.webhookTriggered.LoadAndDelete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 
 	// 2. Render.
 	rev, err := r.render(ctx, app, snap)
@@ -614,7 +617,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		if rerendered {
 			trigger = berthv1.TriggerRender
 		}
-		if _, hooked := r.webhookTriggered.Load(key); hooked && newRevision {
+		if pushed && newRevision {
 			trigger = berthv1.TriggerWebhook
 		}
 		if syncRequested {
@@ -629,11 +632,13 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 			// The retry must come back here: a manual sync stays unhandled,
 			// and the hook's snapshot is kept for it.
 			app.Status.LastHandledSyncRequest = handledBefore
+			if pushed {
+				r.webhookTriggered.Store(key, struct{}{})
+			}
 			r.keepUnrecorded(app, unrecordedSync{sha: snap.Revision, digest: digest, snapshot: rev.snapshot, from: app.Status.CurrentRelease})
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
 		r.dropUnrecorded(app)
-		r.webhookTriggered.Delete(key)
 	}
 	if moved {
 		now := metav1.Now() // the health timeout runs from here
