@@ -151,6 +151,56 @@ func TestDriftHealAndDetect(t *testing.T) {
 	}
 }
 
+// A detect-mode Application sees drift through its watches after the
+// agent restarts too (the new agent's watcher starts empty, and the
+// detect pass, unlike a sync, set none up), long before its poll; and a
+// Stalled its pass disproves (an account that lost, then got back, its
+// rights) is cleared by that pass, not left until a new commit.
+func TestDetectModeAfterARestart(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sha := f.wt.Write("detect/cm.yaml", cm("detected", "git")).CommitAndPush("detect")
+	f.createApp("detect", "detect", func(a *berthv1.Application) {
+		a.Spec.Source.Interval = &metav1.Duration{Duration: time.Hour}
+		a.Spec.SyncPolicy.Drift = berthv1.DriftDetect
+	})
+	f.waitApp("detect", 60*time.Second, "applied", appliedReady(sha))
+
+	f.stopAgent(0)
+	f.startAgent(false, nil)
+	// The new agent's first pass (a detect pass: nothing moved).
+	time.Sleep(3 * time.Second)
+	var edited corev1.ConfigMap
+	f.get(&edited, "detected")
+	edited.Data["greeting"] = "kubectl edit"
+	must(t, f.c.Update(ctx, &edited))
+	f.waitApp("detect", 20*time.Second, "drift reported after the restart, from the watch", func(a *berthv1.Application) bool {
+		c := condition(a, berthv1.ConditionDrifted)
+		return c != nil && c.Status == metav1.ConditionTrue
+	})
+
+	// The account loses its rights: the detect pass's dry run is refused.
+	rb := &rbacv1.RoleBinding{}
+	must(t, f.c.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "deployer-admin"}, rb))
+	must(t, f.c.Delete(ctx, rb))
+	f.get(&edited, "detected")
+	edited.Data["greeting"] = "edited again"
+	must(t, f.c.Update(ctx, &edited)) // a watch event, for a pass now
+	f.waitApp("detect", 30*time.Second, "stalled without rights", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == metav1.ConditionTrue && s.Reason == "PermissionDenied"
+	})
+	rb.ResourceVersion = ""
+	must(t, f.c.Create(ctx, rb))
+	f.get(&edited, "detected")
+	edited.Data["greeting"] = "and again"
+	must(t, f.c.Update(ctx, &edited))
+	f.waitApp("detect", 30*time.Second, "Stalled cleared once the rights are back", func(a *berthv1.Application) bool {
+		d := condition(a, berthv1.ConditionDrifted)
+		return condition(a, berthv1.ConditionStalled) == nil && d != nil && d.Status == metav1.ConditionTrue
+	})
+}
+
 // Drift watches run as the Application's service account: one that may
 // write a kind but not list and watch it is told so (the full pass finds
 // drift there instead), and the Application is applied all the same.
