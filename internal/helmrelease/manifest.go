@@ -89,4 +89,3 @@ func chartCRD(file string) bool {
 	}
 	return false
 }
-
