@@ -14,6 +14,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -521,6 +523,56 @@ func TestAChartsHooksAreTheOnesBerthChecked(t *testing.T) {
 	}
 }
 
+// A chart whose subchart brings a CRD in its crds/ directory, and whose
+// templates hold a custom resource of that kind, installs: Helm installs
+// the subchart's CRDs before the release, as it does for the chart's own.
+func TestAChartWithASubchartsCRDInstalls(t *testing.T) {
+	f := newFixture(t)
+	group := strings.ReplaceAll(f.ns, "-", "") + ".example.test"
+	crd := "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets." + group + "\nspec:\n  group: " + group +
+		"\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n" +
+		"    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+	t.Cleanup(func() {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+		u.SetName("widgets." + group)
+		_ = f.c.Delete(context.Background(), u)
+	})
+	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/widget.yaml", "apiVersion: "+group+"/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n").
+		Write("chart/charts/crds/Chart.yaml", "apiVersion: v2\nname: crds\nversion: 0.1.0\n").
+		Write("chart/charts/crds/crds/widget.yaml", crd).CommitAndPush("a chart whose subchart holds the CRD")
+	f.wideAccount()
+	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "wide" })
+	f.waitApp("hello", 60*time.Second, "chart installed", appliedReady(sha))
+	w := &unstructured.Unstructured{}
+	w.SetGroupVersionKind(schema.GroupVersionKind{Group: group, Version: "v1", Kind: "Widget"})
+	must(t, f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: "w"}, w))
+}
+
+// A chart Application does not take an object another Helm release
+// installed: Helm would adopt it, and the other release would break.
+func TestAChartDoesNotTakeAnotherHelmReleasesObject(t *testing.T) {
+	f := newFixture(t)
+	must(t, f.c.Create(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "hello-config", Namespace: f.ns,
+		Labels:      map[string]string{"app.kubernetes.io/managed-by": "Helm"},
+		Annotations: map[string]string{"meta.helm.sh/release-name": "theirs", "meta.helm.sh/release-namespace": f.ns}}}))
+	f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).CommitAndPush("chart")
+	f.createApp("hello", "chart")
+	app := f.waitApp("hello", 60*time.Second, "refused", func(a *berthv1.Application) bool {
+		s := condition(a, berthv1.ConditionStalled)
+		return s != nil && s.Status == metav1.ConditionTrue && s.Reason == "ObjectClaimed"
+	})
+	if msg := condition(app, berthv1.ConditionStalled).Message; !strings.Contains(msg, "Helm release theirs") || !strings.Contains(msg, "releaseName") {
+		t.Errorf("Stalled message = %q, want the other release and the way to take it over named", msg)
+	}
+	var c corev1.ConfigMap
+	if f.get(&c, "hello-config"); c.Annotations["meta.helm.sh/release-name"] != "theirs" {
+		t.Errorf("the ConfigMap's release annotation is %q, want it left to theirs", c.Annotations["meta.helm.sh/release-name"])
+	}
+}
+
 // Two Applications cannot share a Helm release: the second one, whose
 // release name is the first one's, is refused with a reason, and the
 // release keeps the first one's chart. Once the first is gone, the second
@@ -835,14 +887,7 @@ func TestAChartWithABadObjectInANewNamespaceWritesNothing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	// An account that could create the Namespace and write in it.
-	must(t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "wide", Namespace: f.ns}}))
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "wide-" + f.ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "wide", Namespace: f.ns}},
-	}
-	must(t, f.c.Create(ctx, crb))
-	t.Cleanup(func() { _ = f.c.Delete(context.Background(), crb) })
+	f.wideAccount()
 	v1 := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
 		Write("chart/templates/cm.yaml", chartTemplate).CommitAndPush("v1")
 	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "wide" })

@@ -123,6 +123,22 @@ func newFixture(t *testing.T, fo ...fixtureOptions) *fixture {
 	return f
 }
 
+// wideAccount creates service account "wide" in the fixture's namespace,
+// bound to cluster-admin (removed with the test): for Applications that
+// write cluster-scoped objects or other namespaces.
+func (f *fixture) wideAccount() {
+	f.t.Helper()
+	ctx := context.Background()
+	must(f.t, f.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "wide", Namespace: f.ns}}))
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "wide-" + f.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "wide", Namespace: f.ns}},
+	}
+	must(f.t, f.c.Create(ctx, crb))
+	f.t.Cleanup(func() { _ = f.c.Delete(context.Background(), crb) })
+}
+
 // startAgent runs the real agent in process, restricted to the fixture's
 // namespace, and returns its webhook URL.
 func (f *fixture) startAgent(leaderElect bool, elected chan<- struct{}) string {

@@ -24,31 +24,37 @@ import (
 //
 // Each object keeps the template file it came from (Helm names it in the
 // release manifest's "# Source:"). Subcharts are left out, their objects
-// being in objs already; so are the CRDs of crds/ directories, which Helm
-// installs apart from the release, from the chart's files, which are kept.
+// being in objs already. The CRDs of crds/ directories, which Helm
+// installs apart from the release before it (berth's apply comes after
+// Helm's), are the copy's crds/ files: those objs holds, the chart's and
+// its enabled subcharts'.
 func Literal(ch chart.Charter, objs, hooks []manifest.Object) (chart.Charter, error) {
 	c, ok := ch.(*chartv2.Chart)
 	if !ok || c.Metadata == nil {
 		return nil, fmt.Errorf("installing a chart of type %T is not supported (apiVersion v1 or v2 charts are)", ch)
 	}
-	var names []string
-	docs := map[string]*strings.Builder{}
+	var names, crdNames []string
+	docs, crds := map[string]*strings.Builder{}, map[string]*strings.Builder{}
 	for _, o := range append(append([]manifest.Object(nil), objs...), hooks...) {
+		group, order, name := docs, &names, templateName(c.Metadata.Name, o.Source.File)
 		if chartCRD(o.Source.File) {
-			continue
+			group, order, name = crds, &crdNames, crdFileName(c.Metadata.Name, o.Source.File)
 		}
-		name := templateName(c.Metadata.Name, o.Source.File)
-		b, ok := docs[name]
+		b, ok := group[name]
 		if !ok {
 			b = &strings.Builder{}
-			docs[name] = b
-			names = append(names, name)
+			group[name] = b
+			*order = append(*order, name)
 		}
 		y, err := yaml.Marshal(o.Object.Object)
 		if err != nil {
 			return nil, fmt.Errorf("encoding %s for helm: %w", o.ID(), err)
 		}
 		b.WriteString("---\n")
+		if chartCRD(o.Source.File) {
+			b.Write(y) // a file, not a template
+			continue
+		}
 		// Text, not a template: "{{" in a value is printed as it is.
 		b.WriteString(strings.ReplaceAll(string(y), "{{", "{{`{{`}}"))
 	}
@@ -62,7 +68,27 @@ func Literal(ch chart.Charter, objs, hooks []manifest.Object) (chart.Charter, er
 	for _, n := range names {
 		lit.Templates = append(lit.Templates, &common.File{Name: n, Data: []byte(docs[n].String())})
 	}
+	lit.Files = nil
+	for _, f := range c.Files {
+		if !strings.HasPrefix(f.Name, "crds/") {
+			lit.Files = append(lit.Files, f)
+		}
+	}
+	for _, n := range crdNames {
+		lit.Files = append(lit.Files, &common.File{Name: n, Data: []byte(crds[n].String())})
+	}
 	return &lit, nil
+}
+
+// crdFileName is the crds/ file of Literal's copy for a CRD whose "#
+// Source:" is file: chartName/crds/x.yaml stays crds/x.yaml, a subchart's
+// chartName/charts/sub/crds/y.yaml becomes crds/charts-sub-crds-y.yaml.
+func crdFileName(chartName, file string) string {
+	name := strings.TrimPrefix(file, chartName+"/")
+	if rest, ok := strings.CutPrefix(name, "crds/"); ok {
+		return "crds/" + rest
+	}
+	return "crds/" + strings.ReplaceAll(name, "/", "-")
 }
 
 // templateName is the template file of chart chartName that rendered an

@@ -15,8 +15,8 @@ import (
 // Literal's chart renders, whatever the values and the revision, to the
 // objects and hooks it was given, each in the file it came from (a
 // subchart's too); "{{" in a value stays text; the CRDs of crds/
-// directories are left to Helm's own CRD step; the original chart is not
-// changed.
+// directories, the subchart's too, are left to Helm's own CRD step; the
+// original chart is not changed.
 func TestLiteral(t *testing.T) {
 	parse := func(file, y string) manifest.Object {
 		objs, err := manifest.Parse(file, []byte(y))
@@ -50,8 +50,18 @@ func TestLiteral(t *testing.T) {
 		t.Fatal(err)
 	}
 	lit := got.(*chartv2.Chart)
-	if len(lit.Dependencies()) != 0 || len(lit.Metadata.Dependencies) != 0 || len(lit.Files) != 1 {
-		t.Fatalf("literal chart: %d subcharts, %d declared, %d files; want 0, 0 and the crds/ file kept", len(lit.Dependencies()), len(lit.Metadata.Dependencies), len(lit.Files))
+	if len(lit.Dependencies()) != 0 || len(lit.Metadata.Dependencies) != 0 {
+		t.Fatalf("literal chart: %d subcharts, %d declared; want none", len(lit.Dependencies()), len(lit.Metadata.Dependencies))
+	}
+	// Helm installs the CRDs of crds/ directories before the release:
+	// the chart's and its subchart's are the copy's.
+	var crdFiles []string
+	for _, c := range lit.CRDObjects() {
+		crdFiles = append(crdFiles, c.Name+": "+string(c.File.Data))
+	}
+	if got := strings.Join(crdFiles, "\n"); len(crdFiles) != 2 || !strings.Contains(got, "crds/widgets.yaml: ---") ||
+		!strings.Contains(got, "name: widgets.example.test") || !strings.Contains(got, "crds/charts-db-crds-tables.yaml: ---") || !strings.Contains(got, "name: tables.example.test") {
+		t.Errorf("the copy's CRDs:\n%s\nwant the chart's and the subchart's", got)
 	}
 	vals, err := chartutil.ToRenderValues(lit, map[string]any{}, common.ReleaseOptions{Name: "r", Namespace: "ns", Revision: 7, IsUpgrade: true}, nil)
 	if err != nil {

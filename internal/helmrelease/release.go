@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -18,6 +17,7 @@ import (
 	"helm.sh/helm/v4/pkg/storage/driver"
 	"k8s.io/client-go/rest"
 
+	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/failpoint"
 )
 
@@ -74,24 +74,27 @@ const DefaultMaxHistory = 10
 // ErrHookFailed: one of the chart's own hooks failed (a Helm rollback's).
 var ErrHookFailed = errors.New("a hook of the chart failed")
 
-// hookFailed reports whether err is Helm's report of a failed hook. Helm
-// has no error type for it; its hook runner says "Hook <event> <path>
-// failed".
-func hookFailed(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "Hook pre-") || strings.Contains(msg, "Hook post-")
+// Unavailable reports whether err, from a Helm operation, is the API
+// server failing to answer (unreachable, overloaded, a webhook it cannot
+// call): a hook that failed so did not run, and a retry may pass. A hook
+// that ran and failed, or ran out of time, did run, and would again.
+func Unavailable(err error) bool {
+	return apply.Transient(err) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // settle marks the latest revision of release name failed, with cause as
-// its description, when an operation that returned cause left it pending.
-func settle(ac *action.Configuration, name string, cause error) error {
+// its description, when an operation that returned cause left it pending,
+// and reports whether it did. Helm leaves a rollback's revision pending
+// when its hooks (or the build of the target's objects) fail: what comes
+// after them records an outcome.
+func settle(ac *action.Configuration, name string, cause error) (bool, error) {
 	last, err := ac.Releases.Last(name)
 	if err != nil {
-		return nil // nothing was created: nothing to settle
+		return false, nil // nothing was created: nothing to settle
 	}
 	rel, ok := last.(*rspb.Release)
 	if !ok || rel.Info == nil || !rel.Info.Status.IsPending() {
-		return nil
+		return false, nil
 	}
 	rel.Info.Status = common.StatusFailed
 	desc := "berth: " + cause.Error()
@@ -100,9 +103,9 @@ func settle(ac *action.Configuration, name string, cause error) error {
 	}
 	rel.Info.Description = desc
 	if err := ac.Releases.Update(rel); err != nil {
-		return fmt.Errorf("marking %s revision %d failed: %w", name, rel.Version, err)
+		return true, fmt.Errorf("marking %s revision %d failed: %w", name, rel.Version, err)
 	}
-	return nil
+	return true, nil
 }
 
 // Options configure Upgrade.
@@ -128,7 +131,9 @@ func configure(cfg *rest.Config, namespace string) (*action.Configuration, error
 // or upgrades it when it exists. Changes are applied with server-side apply
 // (forcing conflicts, so berth's own drift corrections never block it).
 // Objects the previous release held and this one does not are not deleted:
-// that is the caller's prune, by its rules. Objects that exist are adopted
+// that is the caller's prune, by its rules. ch is to be Literal's copy of
+// the chart berth rendered: its values were checked against the chart's
+// schemas then, and are not again. Objects that exist are adopted
 // (Helm's TakeOwnership), whoever made them: the caller must have checked
 // that the release may take them (berth's ownership guard, in the dry run
 // before the upgrade), as Helm's own check knows only Helm's annotations
@@ -168,6 +173,9 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		// Objects that exist are adopted: the caller's checks decided
 		// which the Application may take (see Upgrade).
 		in.TakeOwnership = true
+		// The chart (Literal's copy, its subcharts folded in) was
+		// rendered, its values checked against its schemas, by the caller.
+		in.SkipSchemaValidation = true
 		in.WaitStrategy = kube.HookOnlyStrategy
 		in.WaitOptions = []kube.WaitOption{kube.WithWaitContext(ctx)}
 		r, err = in.RunWithContext(ctx, ch, values)
@@ -182,6 +190,7 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 		up.ServerSideApply = "true"
 		up.ForceConflicts = true
 		up.TakeOwnership = true
+		up.SkipSchemaValidation = true
 		// Git holds every value: with none given, Helm would otherwise
 		// reuse the previous release's (a values file deleted from Git
 		// would keep its values installed).
@@ -193,7 +202,7 @@ func Upgrade(ctx context.Context, cfg *rest.Config, ch chart.Charter, values map
 	if err != nil {
 		// A context that ended, or a hook that failed, can leave the
 		// revision pending: it is this failure, not an interrupted agent.
-		if serr := settle(ac, opts.ReleaseName, err); serr != nil {
+		if _, serr := settle(ac, opts.ReleaseName, err); serr != nil {
 			err = errors.Join(err, serr)
 		}
 		return nil, fmt.Errorf("helm release %s: %w", opts.ReleaseName, err)
@@ -291,11 +300,15 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 		// Helm returns from a failed hook without recording an outcome:
 		// the revision it created stays pending-rollback, and would be
 		// taken for one an agent left behind when it stopped.
-		if serr := settle(ac, name, err); serr != nil {
-			err = errors.Join(err, serr)
-		}
-		if hookFailed(err) {
+		settled, serr := settle(ac, name, err)
+		// Left pending: its hooks failed. One that ran (and failed, or
+		// ran out of time) would again; one the API server could not
+		// take is worth another try.
+		if settled && !Unavailable(err) {
 			err = fmt.Errorf("%w: %w", ErrHookFailed, err)
+		}
+		if serr != nil {
+			err = errors.Join(err, serr)
 		}
 		return 0, fmt.Errorf("helm rollback of %s to revision %d: %w", name, version, err)
 	}

@@ -262,6 +262,15 @@ func describeFailing(rep apply.Report) string {
 	return strings.Join(parts, "; ")
 }
 
+// disprovedByObserve are the Stalled reasons a successful observe pass
+// shows to be over: what it checks again (credentials, render, the policy
+// gate, the dry run as the Application's account).
+var disprovedByObserve = map[string]bool{
+	"CredentialsUnavailable": true, "RenderFailed": true, "PolicyInvalid": true, "ImagePullSecretInvalid": true,
+	"PolicyViolation": true, "InvalidHook": true, "EmptyRevision": true, "PermissionDenied": true,
+	"ValidationFailed": true, reasonClaimed: true, reasonClusterUnavailable: true,
+}
+
 // observe reports without writing: drift in detect mode, or a new revision
 // while automated sync is off.
 func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision, newRevision bool) (ctrl.Result, error) {
@@ -274,12 +283,15 @@ func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr 
 		return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 	}
 	// The revision rendered, passed the gate and its dry run as the
-	// Application's account: a stall over that (refused rights, unreadable
-	// credentials, a rejected revision) is over. A failed pre-sync hook is
-	// not checked again here: its stall stays until a sync succeeds.
-	if c := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); c != nil && c.Reason != reasonPreSyncHookFailed {
+	// Application's account: a stall over one of those (refused rights,
+	// unreadable credentials, a rejected revision) is over. Others (a
+	// failed hook or rollback, retries run out, a Helm release refused)
+	// are not checked again here and stay until a sync or a person ends
+	// them.
+	if c := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); c != nil && disprovedByObserve[c.Reason] {
 		meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	}
+	r.transientTries.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	// Drift in detect mode is seen by the watches too, after a restart
 	// (the watcher starts empty) as after a sync.
 	r.watcher.ensure(ctx, app, app.Status.Inventory)

@@ -2,10 +2,14 @@ package application
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -88,5 +92,30 @@ func TestCleanupRetriesWhenTheCRDCannotBeRead(t *testing.T) {
 	readErr = nil
 	if why, _, err := r.keepAll(context.Background(), app); err != nil || why != "" {
 		t.Errorf("CRD read, not deleting: keep %q, error %v; want a cleanup", why, err)
+	}
+}
+
+// A revision the API server cannot judge is retried, backing off from 10 s
+// to the poll interval; after five tries in a row the Application is
+// Stalled too (and still retried); a success starts the count again.
+func TestTransientFailuresBackOffThenStall(t *testing.T) {
+	r := &Reconciler{metrics: buildMetrics(), Recorder: record.NewFakeRecorder(100), DefaultInterval: 2 * time.Minute}
+	app := &berthv1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"}}
+	cause := apierrors.NewInternalError(errors.New(`failed calling webhook "down.example.test"`))
+	var waits []time.Duration
+	for i := range 7 {
+		waits = append(waits, r.retrySoon(app, "abc", cause).RequeueAfter)
+		stalled := meta.IsStatusConditionTrue(app.Status.Conditions, berthv1.ConditionStalled)
+		if want := i+1 >= stallAfterRetries; stalled != want {
+			t.Fatalf("try %d: Stalled %v, want %v", i+1, stalled, want)
+		}
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 2 * time.Minute, 2 * time.Minute, 2 * time.Minute}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Errorf("waits = %v, want %v", waits, want)
+	}
+	r.transientTries.Delete(types.NamespacedName{Namespace: "ns", Name: "a"}) // what a success does
+	if w := r.retrySoon(app, "abc", cause).RequeueAfter; w != 10*time.Second {
+		t.Errorf("after a success the wait is %v, want 10s again", w)
 	}
 }

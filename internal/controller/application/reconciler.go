@@ -87,6 +87,9 @@ type Reconciler struct {
 	lastHealthy sync.Map
 	// caps is the cluster as Helm's templates see it.
 	caps capabilities
+	// transientTries counts each Application's transient failures in a
+	// row (see retrySoon).
+	transientTries sync.Map
 	// webhookTriggered marks Applications a webhook enqueued, so their next
 	// release records the trigger.
 	webhookTriggered sync.Map
@@ -242,7 +245,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused} {
+		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused, &r.transientTries} {
 		m.Delete(key)
 	}
 	r.stopCleanup(key)
@@ -652,6 +655,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 	r.metrics.Drift.WithLabelValues(app.Namespace, app.Name).Set(0)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 	meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
+	r.transientTries.Delete(key)
 	r.watcher.ensure(ctx, app, app.Status.Inventory)
 	seed := r.seedHealth(app, cs)
 	defer ph.mark("health")
@@ -768,6 +772,33 @@ func (r *Reconciler) manager(app *berthv1.Application) (*apply.Manager, error) {
 	return a.apply.WithGuard(r.claimedElsewhere(app)), nil
 }
 
+// otherHelmRelease refuses, for an Application that installs a chart, an
+// object another Helm release installed (its meta.helm.sh annotations
+// name that release): Helm adopts what exists (berth lets it, for its own
+// objects and those no one claims), and would take it from the other
+// release, whose next upgrade then fails and whose uninstall deletes it.
+// Installing the chart as that release takes its objects over; so does
+// the Application's own object (labelled as its), from its release of
+// another name.
+func otherHelmRelease(app *berthv1.Application, live *unstructured.Unstructured) error {
+	if app.Status.Renderer != string(render.Helm) {
+		return nil
+	}
+	a := live.GetAnnotations()
+	rel, relNS := a["meta.helm.sh/release-name"], a["meta.helm.sh/release-namespace"]
+	if rel == "" {
+		return nil
+	}
+	opts, err := RenderOptions(app)
+	if err != nil || (rel == opts.ReleaseName && relNS == app.Spec.Namespace) {
+		return nil
+	}
+	if l := live.GetLabels(); l[berthv1.OwnerNameLabel] == LabelValue(app.Name) && l[berthv1.OwnerNamespaceLabel] == app.Namespace {
+		return nil // the Application's own, from its release of another name
+	}
+	return fmt.Errorf("%w: Helm release %s in namespace %s installed it (its meta.helm.sh annotations); a chart takes over only what its own release installed: set spec.helm.releaseName to %s to take that release over, or remove the annotations", ErrClaimed, rel, relNS, rel)
+}
+
 // claimedElsewhere refuses to write over an object that another
 // Application applied and still declares: with one field manager for
 // every Application, both would apply it in turn, each undoing the other,
@@ -775,6 +806,9 @@ func (r *Reconciler) manager(app *berthv1.Application) (*apply.Manager, error) {
 // Application is gone, or no longer lists it, is taken over.
 func (r *Reconciler) claimedElsewhere(app *berthv1.Application) apply.Guard {
 	return func(ctx context.Context, live *unstructured.Unstructured) error {
+		if err := otherHelmRelease(app, live); err != nil {
+			return err
+		}
 		l := live.GetLabels()
 		name, ns := l[berthv1.OwnerNameLabel], l[berthv1.OwnerNamespaceLabel]
 		if name == "" || (name == LabelValue(app.Name) && ns == app.Namespace) {
@@ -871,6 +905,9 @@ func keepTransitions(before, app *berthv1.Application) {
 // only of the API server at that moment (see apply.Transient): every
 // object's dry run, or the Helm release's read or write, failed so.
 func transient(err error) bool {
+	if errors.Is(err, errHelmFailed) {
+		return false
+	}
 	var ve *apply.ValidationError
 	if errors.As(err, &ve) {
 		return ve.Transient()
@@ -890,15 +927,35 @@ const reasonClusterUnavailable = "ClusterUnavailable"
 // reason that may pass (see transient): not a rejection, no Stalled; the
 // last good revision keeps running and the pass is retried in 10 s (or
 // at the poll, when sooner).
+//
+// Tries in a row back off (10 s, 20 s, 40 s ... up to the poll); after
+// stallAfterRetries of them the Application is Stalled too (something
+// that lasts, such as a misconfigured webhook, needs a person), and still
+// retried. A sync that succeeds starts the count again.
 func (r *Reconciler) retrySoon(app *berthv1.Application, revision string, err error) ctrl.Result {
-	msg := fmt.Sprintf("revision %s could not be checked against the cluster: %v; retrying in 10s, the last applied revision %s keeps running",
-		short(revision), err, short(app.Status.LastAppliedRevision))
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	n := 0
+	if v, ok := r.transientTries.Load(key); ok {
+		n = v.(int)
+	}
+	r.transientTries.Store(key, n+1)
+	wait := min(r.interval(app), 10*time.Second<<min(n, 10))
+	msg := fmt.Sprintf("revision %s could not be checked against the cluster: %v; retrying in %s, the last applied revision %s keeps running",
+		short(revision), err, wait, short(app.Status.LastAppliedRevision))
+	if n+1 >= stallAfterRetries {
+		r.stall(app, reasonClusterUnavailable, fmt.Sprintf("%s (%d tries in a row)", msg, n+1))
+		return ctrl.Result{RequeueAfter: wait}
+	}
 	setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, reasonClusterUnavailable, msg)
 	setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, reasonClusterUnavailable, msg)
 	r.Recorder.Event(app, corev1.EventTypeWarning, reasonClusterUnavailable, msg)
 	r.metrics.Failures.WithLabelValues(app.Namespace, app.Name, reasonClusterUnavailable).Inc()
-	return ctrl.Result{RequeueAfter: min(r.interval(app), 10*time.Second)}
+	return ctrl.Result{RequeueAfter: wait}
 }
+
+// stallAfterRetries is how many transient failures in a row make an
+// Application Stalled (see retrySoon).
+const stallAfterRetries = 5
 
 // reasonPreSyncHookFailed: the revision's pre-sync data hook failed.
 const reasonPreSyncHookFailed = "PreSyncHookFailed"

@@ -349,9 +349,13 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 			return ctrl.Result{}, fmt.Errorf("re-applying pinned release %d: %w", rel.Spec.Number, err)
 		}
 		r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
-		// The pinned release is re-applied whole: what stalled before
-		// (its release unreadable, a write refused) is over.
-		meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
+		// The pinned release is re-applied whole: a stall over reading
+		// or writing it is over (not one over a failed rollback or
+		// retries run out, which a person ends).
+		if c := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); c != nil &&
+			(c.Reason == "PinnedReleaseUnreadable" || disprovedByObserve[c.Reason]) {
+			meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
+		}
 	}
 	// Watched as a sync's objects are, after a rollback and after a
 	// restart (the watcher starts empty).

@@ -347,6 +347,11 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 			if _, err = helmrelease.Upgrade(ctx, cfg, lit, rev.helm.Values, helmrelease.Options{
 				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, MaxHistory: helmHistory(app),
 			}); err != nil {
+				if !helmrelease.Unavailable(err) {
+					// A hook that failed or timed out: not retried
+					// soon, as each try is one more Helm revision.
+					err = fmt.Errorf("%w: %w", errHelmFailed, err)
+				}
 				return cs, err
 			}
 		}
@@ -389,19 +394,28 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	return cs, nil
 }
 
+// errHelmFailed: Helm's upgrade failed for a reason a retry would meet
+// again (a chart hook that failed or timed out, an object refused).
+var errHelmFailed = errors.New("helm upgrade failed")
+
 // errReleaseTaken: the Helm release an Application would install is
 // another Application's.
 var errReleaseTaken = errors.New("helm release belongs to another Application")
 
 // releaseOwner returns the other Application ("namespace/name") whose
 // objects the Helm release manifest m holds, when that Application still
-// exists; "" when m holds only app's objects, or objects no Application
-// labelled (a release someone made with helm, taken over as its objects
-// are), or those of an Application that is gone.
+// exists and still installs that release (its release name and
+// destination); "" when m holds only app's objects, or objects no
+// Application labelled (a release someone made with helm, taken over as
+// its objects are), or those of an Application that is gone or moved on.
 func (r *Reconciler) releaseOwner(ctx context.Context, app *berthv1.Application, m string) string {
-	objs, err := manifest.Parse("helm release", []byte(m))
+	opts, err := RenderOptions(app)
 	if err != nil {
 		return ""
+	}
+	objs, err := manifest.Parse("helm release", []byte(m))
+	if err != nil {
+		return "" // not a manifest berth wrote: no Application's
 	}
 	var reader client.Reader = r.Client
 	if r.APIReader != nil {
@@ -415,9 +429,17 @@ func (r *Reconciler) releaseOwner(ctx context.Context, app *berthv1.Application,
 			continue
 		}
 		asked[key] = true
-		// An error other than NotFound counts as existing: sharing a
-		// release is refused rather than risked.
-		if err := reader.Get(ctx, key, &berthv1.Application{}); !apierrors.IsNotFound(err) {
+		other := &berthv1.Application{}
+		err := reader.Get(ctx, key, other)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			// Refused rather than risked.
+			return key.String()
+		}
+		if theirs, oerr := RenderOptions(other); oerr != nil || (other.Status.Renderer == string(render.Helm) &&
+			theirs.ReleaseName == opts.ReleaseName && other.Spec.Namespace == app.Spec.Namespace) {
 			return key.String()
 		}
 	}
