@@ -49,8 +49,12 @@ func NewCmdRender(s Streams) *cobra.Command {
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}
+			summary := fmt.Sprintf("%s: %d objects (%s)", args[0], len(res.Objects), res.Kind)
+			if len(res.HelmHooks) > 0 {
+				summary += fmt.Sprintf(", %d Helm hooks", len(res.HelmHooks))
+			}
 			if o.Quiet {
-				fmt.Fprintf(s.ErrOut, "%s: %d objects (%s)\n", args[0], len(res.Objects), res.Kind)
+				fmt.Fprintln(s.ErrOut, summary)
 				return nil
 			}
 			for _, obj := range res.Objects {
@@ -60,7 +64,16 @@ func NewCmdRender(s Streams) *cobra.Command {
 				}
 				fmt.Fprintf(s.Out, "---\n# Source: %s\n%s", obj.Source, b)
 			}
-			fmt.Fprintf(s.ErrOut, "%s: %d objects (%s)\n", args[0], len(res.Objects), res.Kind)
+			// Helm creates and runs these at their hook points, as
+			// rendered here (`helm template` prints them too).
+			for _, h := range res.HelmHooks {
+				b, err := yaml.Marshal(h.Object.Object)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(s.Out, "---\n# Source: %s (Helm hook)\n%s", h.Source, b)
+			}
+			fmt.Fprintln(s.ErrOut, summary)
 			return nil
 		},
 	}

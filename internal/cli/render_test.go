@@ -89,3 +89,18 @@ func TestRenderKubeVersionAndAPIVersions(t *testing.T) {
 		t.Errorf("check --kube-version: exit 2, stderr %s", errOut)
 	}
 }
+
+// `berth render` of a chart prints its hooks too, marked as such: Helm
+// creates them as rendered here, and `berth check` gates them.
+func TestRenderPrintsHelmHooks(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Chart.yaml":          "apiVersion: v2\nname: hooked\nversion: 0.1.0\n",
+		"templates/cm.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n",
+		"templates/hook.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\n  annotations:\n    helm.sh/hook: pre-upgrade\n",
+	})
+	code, out, errOut := run(t, "", "render", dir)
+	if code != 0 || !strings.Contains(out, "name: migrate") || !strings.Contains(out, "hooked/templates/hook.yaml (Helm hook)") || !strings.Contains(errOut, "1 objects (helm), 1 Helm hooks") {
+		t.Errorf("render of a chart with a hook: exit %d, stdout %s, stderr %s", code, out, errOut)
+	}
+}

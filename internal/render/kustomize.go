@@ -275,7 +275,10 @@ func checkKustomization(dir string, opts Options) error {
 			if p == "" {
 				continue
 			}
-			plugin := plugins[p] || asPlugins
+			// In a directory of plugin configs, what its resources
+			// (and bases) name is one; its patches, generators' files
+			// and the like are what they are anywhere.
+			plugin := plugins[p] || (asPlugins && dirs[p])
 			if plugin && strings.Contains(p, "\n") {
 				// An inline plugin config: its fields name the paths.
 				if err := checkPluginConfig([]byte(p), check, refuse); err != nil {
