@@ -523,31 +523,43 @@ func TestAChartsHooksAreTheOnesBerthChecked(t *testing.T) {
 	}
 }
 
-// A chart whose subchart brings a CRD in its crds/ directory, and whose
-// templates hold a custom resource of that kind, installs: Helm installs
-// the subchart's CRDs before the release, as it does for the chart's own.
+// A chart whose subchart brings CRDs in its crds/ directory (one file,
+// two CRDs, starting with "---", as controller-gen writes them), and whose
+// templates hold custom resources of those kinds, applies, also when an
+// upgrade adds them: Helm installs crds/ on a first install only, so berth
+// applies them before Helm's upgrade.
 func TestAChartWithASubchartsCRDInstalls(t *testing.T) {
 	f := newFixture(t)
 	group := strings.ReplaceAll(f.ns, "-", "") + ".example.test"
-	crd := "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets." + group + "\nspec:\n  group: " + group +
-		"\n  scope: Namespaced\n  names: {plural: widgets, singular: widget, kind: Widget}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n" +
-		"    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+	crd := func(kind, plural string) string {
+		return "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: " + plural + "." + group + "\nspec:\n  group: " + group +
+			"\n  scope: Namespaced\n  names: {plural: " + plural + ", singular: " + strings.ToLower(kind) + ", kind: " + kind + "}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n" +
+			"    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+	}
 	t.Cleanup(func() {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
-		u.SetName("widgets." + group)
-		_ = f.c.Delete(context.Background(), u)
+		for _, n := range []string{"widgets", "gadgets"} {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+			u.SetName(n + "." + group)
+			_ = f.c.Delete(context.Background(), u)
+		}
 	})
-	sha := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
-		Write("chart/templates/widget.yaml", "apiVersion: "+group+"/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: 1\n").
-		Write("chart/charts/crds/Chart.yaml", "apiVersion: v2\nname: crds\nversion: 0.1.0\n").
-		Write("chart/charts/crds/crds/widget.yaml", crd).CommitAndPush("a chart whose subchart holds the CRD")
 	f.wideAccount()
+	v1 := f.wt.Write("chart/Chart.yaml", chartYAML).Write("chart/values.yaml", "replicas: 1\nenv: default\n").
+		Write("chart/templates/cm.yaml", chartTemplate).CommitAndPush("a chart")
 	f.createApp("hello", "chart", func(a *berthv1.Application) { a.Spec.ServiceAccountName = "wide" })
-	f.waitApp("hello", 60*time.Second, "chart installed", appliedReady(sha))
-	w := &unstructured.Unstructured{}
-	w.SetGroupVersionKind(schema.GroupVersionKind{Group: group, Version: "v1", Kind: "Widget"})
-	must(t, f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: "w"}, w))
+	f.waitApp("hello", 60*time.Second, "chart installed", appliedReady(v1))
+
+	v2 := f.wt.Write("chart/templates/widgets.yaml", "apiVersion: "+group+"/v1\nkind: Widget\nmetadata:\n  name: w\n---\napiVersion: "+group+"/v1\nkind: Gadget\nmetadata:\n  name: g\n").
+		Write("chart/charts/crds/Chart.yaml", "apiVersion: v2\nname: crds\nversion: 0.1.0\n").
+		Write("chart/charts/crds/crds/all.yaml", "# generated\n"+crd("Widget", "widgets")+crd("Gadget", "gadgets")).
+		CommitAndPush("a subchart with two CRDs, and resources of their kinds")
+	f.waitApp("hello", 60*time.Second, "upgrade applied", appliedReady(v2))
+	for kind, name := range map[string]string{"Widget": "w", "Gadget": "g"} {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(schema.GroupVersionKind{Group: group, Version: "v1", Kind: kind})
+		must(t, f.c.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name}, u))
+	}
 }
 
 // A chart Application does not take an object another Helm release

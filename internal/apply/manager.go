@@ -139,26 +139,23 @@ func (e *ValidationError) Transient() bool {
 
 // Transient reports whether err says nothing about the objects sent,
 // only about the API server at that moment: unreachable, overloaded,
-// timing out, or unable to call an admission webhook. A retry may pass.
-// Other 500s are not: the API server answers a server-side apply that
-// does not fit the schema ("failed to create typed patch object") with
-// one.
+// timing out, or failing inside (an admission or conversion webhook it
+// cannot call, etcd). A retry may pass. A 500 for an object that does not
+// fit its schema is not: the API server answers a server-side apply of an
+// undeclared field ("failed to create typed patch object") with one.
 func Transient(err error) bool {
 	var netErr net.Error
 	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		webhookUnreachable(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
+		(apierrors.IsInternalError(err) && !schemaError(err)) || apierrors.IsServiceUnavailable(err) || apierrors.IsUnexpectedServerError(err) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.As(err, &netErr)
 }
 
-// webhookUnreachable reports whether err is the API server's 500 for an
-// admission webhook it could not call (down, refusing, timing out).
-func webhookUnreachable(err error) bool {
-	if !apierrors.IsInternalError(err) {
-		return false
-	}
+// schemaError reports whether err is the 500 of a server-side apply
+// whose object does not fit its type's schema.
+func schemaError(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "failed calling webhook") || strings.Contains(msg, "failed to call webhook")
+	return strings.Contains(msg, "failed to create typed patch object") || strings.Contains(msg, "failed to create typed live object")
 }
 
 // Manager applies objects through one (impersonated) client.

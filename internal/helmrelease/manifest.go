@@ -37,7 +37,7 @@ func Literal(ch chart.Charter, objs, hooks []manifest.Object) (chart.Charter, er
 	docs, crds := map[string]*strings.Builder{}, map[string]*strings.Builder{}
 	for _, o := range append(append([]manifest.Object(nil), objs...), hooks...) {
 		group, order, name := docs, &names, templateName(c.Metadata.Name, o.Source.File)
-		if chartCRD(o.Source.File) {
+		if ChartCRD(o.Source.File) {
 			group, order, name = crds, &crdNames, crdFileName(c.Metadata.Name, o.Source.File)
 		}
 		b, ok := group[name]
@@ -51,7 +51,7 @@ func Literal(ch chart.Charter, objs, hooks []manifest.Object) (chart.Charter, er
 			return nil, fmt.Errorf("encoding %s for helm: %w", o.ID(), err)
 		}
 		b.WriteString("---\n")
-		if chartCRD(o.Source.File) {
+		if ChartCRD(o.Source.File) {
 			b.Write(y) // a file, not a template
 			continue
 		}
@@ -102,11 +102,11 @@ func templateName(chartName, file string) string {
 	return name
 }
 
-// chartCRD reports whether file (as Helm's "# Source:" names it) is in the
+// ChartCRD reports whether file (as Helm's "# Source:" names it) is in the
 // crds/ directory of a chart or subchart: chart/crds/..., or
 // chart/charts/sub/crds/... — not a template that happens to be in a
 // templates/crds/ directory.
-func chartCRD(file string) bool {
+func ChartCRD(file string) bool {
 	parts := strings.Split(file, "/")
 	for i := 1; i < len(parts)-1; i++ {
 		if parts[i] == "crds" && (i == 1 || parts[i-2] == "charts") {

@@ -304,7 +304,7 @@ func Rollback(ctx context.Context, cfg *rest.Config, namespace, name string, ver
 		// Left pending: its hooks failed. One that ran (and failed, or
 		// ran out of time) would again; one the API server could not
 		// take is worth another try.
-		if settled && !Unavailable(err) {
+		if settled && !Unavailable(err) && !errors.Is(err, context.Canceled) {
 			err = fmt.Errorf("%w: %w", ErrHookFailed, err)
 		}
 		if serr != nil {

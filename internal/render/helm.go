@@ -190,11 +190,13 @@ func renderHelm(ctx context.Context, dir string, opts Options) (*Result, error) 
 var sourceComment = regexp.MustCompile(`(?m)^# Source: (.+)$`)
 
 // ParseHelmManifest parses a Helm release manifest, naming each object's
-// source after the "# Source:" comment Helm writes above it.
+// source after the "# Source:" comment Helm writes above it. A document
+// without one is of the file before it: Helm writes a crds/ file whole,
+// under one comment, with its own "---" separators.
 func ParseHelmManifest(m string) ([]manifest.Object, error) {
 	var out []manifest.Object
+	src := "helm"
 	for _, doc := range strings.Split(m, "\n---") {
-		src := "helm"
 		if s := sourceComment.FindStringSubmatch(doc); s != nil {
 			src = s[1]
 		}

@@ -528,3 +528,25 @@ func TestRepoRoot(t *testing.T) {
 		t.Errorf("RepoRoot through a link = %q, want %q", got, root)
 	}
 }
+
+// Helm writes a crds/ file whole under one "# Source:" comment, with its
+// own "---" separators: every document in it is of that file.
+func TestParseHelmManifestKeepsTheSourceAcrossAFilesDocuments(t *testing.T) {
+	crd := func(name string) string {
+		return "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: " + name + "\n"
+	}
+	m := "---\n# Source: app/charts/db/crds/all.yaml\n# generated\n---\n" + crd("a.example.test") + "---\n" + crd("b.example.test") +
+		"---\n# Source: app/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n"
+	objs, err := ParseHelmManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.Object.GetName()+"@"+o.Source.File)
+	}
+	want := "a.example.test@app/charts/db/crds/all.yaml b.example.test@app/charts/db/crds/all.yaml c@app/templates/cm.yaml"
+	if strings.Join(got, " ") != want {
+		t.Errorf("sources = %v, want %s", got, want)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
 
 	"github.com/berth-dev/berth/internal/apply"
@@ -30,8 +29,7 @@ var errClusterRead = errors.New("reading the cluster for the chart")
 // clusterReadErr marks err with errClusterRead when it may pass if tried
 // again: the API server unreachable, overloaded, or timing out.
 func clusterReadErr(err error) error {
-	// A read's 500 is the API server's trouble, not the chart's.
-	if apply.Transient(err) || apierrors.IsInternalError(err) || discovery.IsGroupDiscoveryFailedError(err) {
+	if apply.Transient(err) || discovery.IsGroupDiscoveryFailedError(err) {
 		return fmt.Errorf("%w: %w", errClusterRead, err)
 	}
 	return err

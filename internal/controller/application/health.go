@@ -269,6 +269,8 @@ var disprovedByObserve = map[string]bool{
 	"CredentialsUnavailable": true, "RenderFailed": true, "PolicyInvalid": true, "ImagePullSecretInvalid": true,
 	"PolicyViolation": true, "InvalidHook": true, "EmptyRevision": true, "PermissionDenied": true,
 	"ValidationFailed": true, reasonClaimed: true, reasonClusterUnavailable: true,
+	// Checked by every pass before it gets this far.
+	"NoServiceAccount": true, "CrossNamespaceRefused": true, "InvalidCommit": true, "NameTooLong": true,
 }
 
 // observe reports without writing: drift in detect mode, or a new revision

@@ -575,6 +575,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		if reason := reasonFor(err); reason == "ApplyFailed" {
 			// Validation passed, a write failed (quota, webhook, a race):
 			// worth retrying soon rather than waiting for the next commit.
+			r.transientTries.Delete(key)
 			msg := fmt.Sprintf("revision %s failed to apply: %v", short(snap.Revision), err)
 			setCondition(app, berthv1.ConditionReady, metav1.ConditionFalse, reason, msg)
 			setCondition(app, berthv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
@@ -964,6 +965,8 @@ const reasonPreSyncHookFailed = "PreSyncHookFailed"
 // last good revision keeps running. It answers a pending sync request.
 func (r *Reconciler) reject(app *berthv1.Application, revision, reason string, err error) {
 	answered(app)
+	// The API server answered: transient failures in a row end here.
+	r.transientTries.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 	msg := fmt.Sprintf("revision %s rejected: %v", short(revision), err)
 	if app.Status.LastAppliedRevision != "" {
 		msg += fmt.Sprintf(" (still running %s)", short(app.Status.LastAppliedRevision))

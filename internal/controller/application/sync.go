@@ -344,6 +344,21 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 			if err != nil {
 				return cs, err
 			}
+			// Helm installs the CRDs of crds/ directories on a first
+			// install only, and berth's apply comes after Helm's: an
+			// upgrade that adds one, with resources of its kind, would
+			// fail for ever. They are applied first (and waited for).
+			var crds []manifest.Object
+			for _, o := range rev.objects {
+				if helmrelease.ChartCRD(o.Source.File) {
+					crds = append(crds, o)
+				}
+			}
+			if len(crds) > 0 {
+				if _, err := mgr.Apply(ctx, crds); err != nil {
+					return cs, err
+				}
+			}
 			if _, err = helmrelease.Upgrade(ctx, cfg, lit, rev.helm.Values, helmrelease.Options{
 				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, MaxHistory: helmHistory(app),
 			}); err != nil {
