@@ -36,8 +36,9 @@ func Literal(ch chart.Charter, objs, hooks []manifest.Object) (chart.Charter, er
 	var names, crdNames []string
 	docs, crds := map[string]*strings.Builder{}, map[string]*strings.Builder{}
 	for _, o := range append(append([]manifest.Object(nil), objs...), hooks...) {
+		isCRD := ChartCRD(o.Source.File)
 		group, order, name := docs, &names, templateName(c.Metadata.Name, o.Source.File)
-		if ChartCRD(o.Source.File) {
+		if isCRD {
 			group, order, name = crds, &crdNames, crdFileName(c.Metadata.Name, o.Source.File)
 		}
 		b, ok := group[name]
@@ -51,7 +52,7 @@ func Literal(ch chart.Charter, objs, hooks []manifest.Object) (chart.Charter, er
 			return nil, fmt.Errorf("encoding %s for helm: %w", o.ID(), err)
 		}
 		b.WriteString("---\n")
-		if ChartCRD(o.Source.File) {
+		if isCRD {
 			b.Write(y) // a file, not a template
 			continue
 		}

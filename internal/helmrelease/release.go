@@ -88,24 +88,14 @@ func Unavailable(err error) bool {
 // when its hooks (or the build of the target's objects) fail: what comes
 // after them records an outcome.
 func settle(ac *action.Configuration, name string, cause error) (bool, error) {
-	last, err := ac.Releases.Last(name)
-	if err != nil {
-		return false, nil // nothing was created: nothing to settle
-	}
-	rel, ok := last.(*rspb.Release)
-	if !ok || rel.Info == nil || !rel.Info.Status.IsPending() {
-		return false, nil
-	}
-	rel.Info.Status = common.StatusFailed
-	desc := "berth: " + cause.Error()
-	if len(desc) > 1000 {
-		desc = desc[:1000] + "..."
-	}
-	rel.Info.Description = desc
-	if err := ac.Releases.Update(rel); err != nil {
-		return true, fmt.Errorf("marking %s revision %d failed: %w", name, rel.Version, err)
-	}
-	return true, nil
+	v, err := failPending(ac, name, func(common.Status) string {
+		desc := "berth: " + cause.Error()
+		if len(desc) > 1000 {
+			desc = desc[:1000] + "..."
+		}
+		return desc
+	})
+	return v > 0, err
 }
 
 // Options configure Upgrade.

@@ -24,6 +24,15 @@ import (
 // with a description saying so, and the operation proceeds. It returns the
 // revision it unlocked, or 0.
 func unlock(ac *action.Configuration, name string) (int, error) {
+	return failPending(ac, name, func(was common.Status) string {
+		return fmt.Sprintf("berth: %s interrupted (the agent stopped mid-operation); marked failed to release the lock", was)
+	})
+}
+
+// failPending marks the latest revision of release name failed, with the
+// description why gives for its pending status, when it is pending, and
+// returns its version (0: nothing was pending).
+func failPending(ac *action.Configuration, name string, why func(was common.Status) string) (int, error) {
 	last, err := ac.Releases.Last(name)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
 		return 0, nil
@@ -37,9 +46,9 @@ func unlock(ac *action.Configuration, name string) (int, error) {
 	}
 	was := rel.Info.Status
 	rel.Info.Status = common.StatusFailed
-	rel.Info.Description = fmt.Sprintf("berth: %s interrupted (the agent stopped mid-operation); marked failed to release the lock", was)
+	rel.Info.Description = why(was)
 	if err := ac.Releases.Update(rel); err != nil {
-		return 0, fmt.Errorf("unlocking %s revision %d (%s): %w", name, rel.Version, was, err)
+		return 0, fmt.Errorf("marking %s revision %d (%s) failed: %w", name, rel.Version, was, err)
 	}
 	return rel.Version, nil
 }

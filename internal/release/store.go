@@ -35,6 +35,15 @@ const maxManifestBytes = 256 << 20
 // DefaultHistoryLimit is the number of releases kept per Application.
 const DefaultHistoryLimit = 10
 
+// HistoryLimit is the number of releases kept for app
+// (spec.rollback.historyLimit, or DefaultHistoryLimit).
+func HistoryLimit(app *berthv1.Application) int {
+	if l := app.Spec.Rollback.HistoryLimit; l > 0 {
+		return l
+	}
+	return DefaultHistoryLimit
+}
+
 // SecretType marks the Secrets that hold release manifests.
 const SecretType corev1.SecretType = "berth.dev/release-manifests" //nolint:gosec // a type name, not a credential
 
@@ -234,10 +243,7 @@ func (s *Store) create(ctx context.Context, app *berthv1.Application, in Input, 
 	}
 	// The API server defaults the status to Pending (see berthv1.Release):
 	// no status write until the verdict.
-	limit := app.Spec.Rollback.HistoryLimit
-	if limit <= 0 {
-		limit = DefaultHistoryLimit
-	}
+	limit := HistoryLimit(app)
 	if n <= int64(limit) {
 		return rel, nil
 	}

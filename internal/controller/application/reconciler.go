@@ -925,14 +925,13 @@ func transient(err error) bool {
 const reasonClusterUnavailable = "ClusterUnavailable"
 
 // retrySoon records that revision could not be checked or applied for a
-// reason that may pass (see transient): not a rejection, no Stalled; the
-// last good revision keeps running and the pass is retried in 10 s (or
-// at the poll, when sooner).
-//
-// Tries in a row back off (10 s, 20 s, 40 s ... up to the poll); after
-// stallAfterRetries of them the Application is Stalled too (something
-// that lasts, such as a misconfigured webhook, needs a person), and still
-// retried. A sync that succeeds starts the count again.
+// reason that may pass (see transient): not a rejection; the last good
+// revision keeps running and the pass is retried. Tries in a row back off
+// (10 s, 20 s, 40 s ... up to the poll); after stallAfterRetries of them
+// the Application is Stalled too (something that lasts, such as a
+// misconfigured webhook, needs a person), and still retried. A pass the
+// API server answers (a success, a rejection, a failed write) starts the
+// count again.
 func (r *Reconciler) retrySoon(app *berthv1.Application, revision string, err error) ctrl.Result {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	n := 0

@@ -424,9 +424,5 @@ func (r *Reconciler) handleRequests(ctx context.Context, app *berthv1.Applicatio
 // release berth keeps still finds the Helm revision it rolls back to, with
 // room for a failed attempt between two releases.
 func helmHistory(app *berthv1.Application) int {
-	limit := app.Spec.Rollback.HistoryLimit
-	if limit <= 0 {
-		limit = release.DefaultHistoryLimit
-	}
-	return max(2*limit, helmrelease.DefaultMaxHistory)
+	return max(2*release.HistoryLimit(app), helmrelease.DefaultMaxHistory)
 }
