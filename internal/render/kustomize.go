@@ -207,8 +207,8 @@ func checkKustomization(dir string, opts Options) error {
 	seen := map[visited]bool{}
 	// asPlugins: d was named as a directory of plugin configs (under
 	// generators, transformers or validators): kustomize builds it and
-	// loads what it outputs as plugin configs, so every file it and its
-	// bases name is checked as one.
+	// loads what it outputs as plugin configs, so every file its
+	// resources (and its bases' resources) name is checked as one.
 	var visit func(d string, asPlugins bool) error
 	visit = func(d string, asPlugins bool) error {
 		resolved, err := filepath.EvalSymlinks(d)
