@@ -75,8 +75,8 @@ type Options struct {
 	// Timeout bounds one remote operation; default 2m.
 	Timeout time.Duration
 	// SnapshotTTL is how long a snapshot nobody asked for is kept: each
-	// new commit fetched from a repository removes that repository's
-	// snapshots unused for longer; default 1h.
+	// new commit fetched removes the snapshots, of any repository, unused
+	// for longer; default 1h.
 	SnapshotTTL time.Duration
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
@@ -219,7 +219,7 @@ func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *
 			f.opts.Observe(url, time.Since(start), err)
 		}
 		if err == nil {
-			f.sweep(filepath.Dir(dir), dir)
+			f.sweepAll(dir)
 		}
 		return nil, err
 	})
@@ -444,6 +444,21 @@ func (f *Fetcher) take(dir string) bool {
 	}
 	f.used[dir] = f.opts.Now()
 	return true
+}
+
+// sweepAll sweeps every repository's snapshots, keeping keep: a URL no
+// Application fetches any more (deleted, or spelled another way) has its
+// snapshots removed too.
+func (f *Fetcher) sweepAll(keep string) {
+	entries, err := os.ReadDir(f.opts.CacheDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			f.sweep(filepath.Join(f.opts.CacheDir, e.Name()), keep)
+		}
+	}
 }
 
 // sweep removes from repoDir (one repository's snapshots) those unused

@@ -19,6 +19,10 @@ import (
 // repository, an oversized file or tree, a path that escapes.
 var ErrUnsafe = errors.New("unsafe repository content")
 
+// maxLinkTarget is the longest symbolic link target a snapshot holds
+// (Linux's PATH_MAX).
+const maxLinkTarget = 4096
+
 // snapshotLimits bound what one commit may write to disk.
 type snapshotLimits struct {
 	file, total int64 // bytes of one file, of all files
@@ -71,6 +75,12 @@ func writeSnapshot(ctx context.Context, c *object.Commit, dir string, lim snapsh
 				return nil, fmt.Errorf("writing the snapshot of %s: %w", c.Hash, err)
 			}
 			name, e, err := walker.Next()
+			if errors.Is(err, io.EOF) && e.Mode == filemode.Dir && !e.Hash.IsZero() {
+				// go-git's walker ends the walk, as if the tree were
+				// done, when a subtree cannot be read: the snapshot would
+				// miss every file after it, and the sync prune them.
+				return nil, fmt.Errorf("reading %s: tree %s is missing from what the server sent", name, e.Hash)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -95,6 +105,12 @@ func writeSnapshot(ctx context.Context, c *object.Commit, dir string, lim snapsh
 		}
 		switch f.Mode {
 		case filemode.Symlink:
+			// A link's target is a path: longer than PATH_MAX cannot be
+			// created anyway, and one blob may be named by any number of
+			// links, each read whole here.
+			if f.Size > maxLinkTarget {
+				return fmt.Errorf("%w: symlink %s has a target of %d bytes, limit %d", ErrUnsafe, name, f.Size, maxLinkTarget)
+			}
 			target, err := f.Contents()
 			if err != nil {
 				return fmt.Errorf("reading symlink %s: %w", name, err)

@@ -120,13 +120,15 @@ func TestFetchRefusesUnsafeContent(t *testing.T) {
 		name string
 		mk   func(wt *testenv.WorkTree) error
 		want string
+		// maxFile is MaxFileBytes; 1024 when zero.
+		maxFile int64
 	}{
 		{"symlink outside", func(wt *testenv.WorkTree) error {
 			return os.Symlink("../../etc/passwd", filepath.Join(wt.Dir, "apps", "link.yaml"))
-		}, "points outside"},
+		}, "points outside", 0},
 		{"absolute symlink", func(wt *testenv.WorkTree) error {
 			return os.Symlink("/etc/passwd", filepath.Join(wt.Dir, "apps", "abs.yaml"))
-		}, "points outside"},
+		}, "points outside", 0},
 		// Each link checks as inside when read as text, but the OS follows
 		// a link before applying "..": a -> .. is apps, b -> a/.. the
 		// repository root, c -> b/.. its parent, and so on up to /.
@@ -147,10 +149,26 @@ func TestFetchRefusesUnsafeContent(t *testing.T) {
 				prev = name
 			}
 			return os.Symlink(prev+"/etc/passwd", filepath.Join(d, "token.yaml"))
-		}, "through other links"},
+		}, "through other links", 0},
+		// A link's target is its blob: one large blob named by many
+		// links was read whole for each of them.
+		{"symlink with a huge target", func(wt *testenv.WorkTree) error {
+			blob := filepath.Join(t.TempDir(), "target")
+			if err := os.WriteFile(blob, []byte(strings.Repeat("a", 2<<20)), 0o644); err != nil {
+				return err
+			}
+			sha := strings.TrimSpace(testenv.Git(t, wt.Dir, "hash-object", "-w", blob))
+			for i := range 50 {
+				name := fmt.Sprintf("apps/l%02d.yaml", i)
+				testenv.Git(t, wt.Dir, "update-index", "--add", "--cacheinfo", "120000,"+sha+","+name)
+				// No file in the work tree: commit's `add -A` keeps it.
+				testenv.Git(t, wt.Dir, "update-index", "--skip-worktree", name)
+			}
+			return nil
+		}, "target of 2097152 bytes", 10 << 20},
 		{"oversized file", func(wt *testenv.WorkTree) error {
 			return os.WriteFile(filepath.Join(wt.Dir, "apps", "big.yaml"), []byte(strings.Repeat("x", 4096)), 0o644)
-		}, "limit"},
+		}, "limit", 0},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +181,10 @@ func TestFetchRefusesUnsafeContent(t *testing.T) {
 			}
 			wt.CommitAndPush("unsafe")
 			cache := t.TempDir()
-			f := source.NewFetcher(source.Options{CacheDir: cache, MaxFileBytes: 1024})
+			if tt.maxFile == 0 {
+				tt.maxFile = 1024
+			}
+			f := source.NewFetcher(source.Options{CacheDir: cache, MaxFileBytes: tt.maxFile})
 			_, err := f.Fetch(context.Background(), g.RepoURL(name), source.Ref{}, nil)
 			if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want ErrUnsafe mentioning %q", err, tt.want)
@@ -484,6 +505,52 @@ func TestSnapshotsUnusedForTheirTTLAreRemoved(t *testing.T) {
 	for dir, want := range map[string]bool{s1.Dir: false, s2.Dir: false, s4.Dir: true} {
 		if _, err := os.Stat(dir); (err == nil) != want {
 			t.Errorf("after a restart: %s exists = %v, want %v", dir, err == nil, want)
+		}
+	}
+}
+
+// A repository no Application fetches any more (deleted, or its URL
+// spelled another way) has its snapshots removed by the next fetch of any
+// other, once unused for their TTL.
+func TestSnapshotsOfAnAbandonedURLAreRemoved(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	for _, name := range []string{"kept", "abandoned"} {
+		g.CreateRepo(t, name)
+	}
+	kept, abandoned := g.Clone(t, "kept"), g.Clone(t, "abandoned")
+	kept.Write("a.yaml", "v: 1\n").CommitAndPush("one")
+	abandoned.Write("a.yaml", "v: 1\n").CommitAndPush("one")
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), SnapshotTTL: time.Hour, Now: clock})
+	ctx := context.Background()
+	old, err := f.Fetch(ctx, g.RepoURL("abandoned"), source.Ref{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same repository under another spelling is another cache entry.
+	other, err := f.Fetch(ctx, strings.Replace(g.RepoURL("abandoned"), "://", "://someone@", 1), source.Ref{}, nil)
+	if err != nil || other.Dir == old.Dir {
+		t.Fatalf("fetch with a user name = %+v, %v", other, err)
+	}
+	k, err := f.Fetch(ctx, g.RepoURL("kept"), source.Ref{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	c2 := kept.Write("a.yaml", "v: 2\n").CommitAndPush("two")
+	f.Invalidate(g.RepoURL("kept"))
+	k2, err := f.Fetch(ctx, g.RepoURL("kept"), source.Ref{}, nil)
+	if err != nil || k2.Revision != c2 {
+		t.Fatalf("fetch kept = %+v, %v", k2, err)
+	}
+	for dir, want := range map[string]bool{old.Dir: false, other.Dir: false, k.Dir: false, k2.Dir: true} {
+		if _, err := os.Stat(dir); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", dir, err == nil, want)
 		}
 	}
 }

@@ -59,7 +59,28 @@ func NewHandler(secrets Secrets, trigger Trigger, log *slog.Logger) http.Handler
 	mux.HandleFunc("POST /hooks/github", h.github)
 	mux.HandleFunc("POST /hooks/gitlab", h.gitlab)
 	mux.HandleFunc("POST /hooks/generic", h.generic)
-	return mux
+	return limitInFlight(mux, maxInFlight)
+}
+
+// maxInFlight bounds the requests served at once: each may buffer a
+// payload of up to maxBody before its signature is checked, and a Git
+// host sends a push's deliveries one by one.
+const maxInFlight = 32
+
+// limitInFlight answers 503 (Retry-After) to requests beyond n at once,
+// rather than buffering their bodies.
+func limitInFlight(next http.Handler, n int) http.Handler {
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "too many webhook requests at once", http.StatusServiceUnavailable)
+		}
+	})
 }
 
 type handler struct {
@@ -93,13 +114,19 @@ func (h *handler) disabled(w http.ResponseWriter, r *http.Request, hook, reason 
 // signed reads the body and checks its HMAC-SHA256 signature in header;
 // it answers the request itself (413, 401) when it returns false.
 func (h *handler) signed(w http.ResponseWriter, r *http.Request, hook, header string, secret []byte) ([]byte, bool) {
-	body, ok := h.read(w, r)
-	if !ok {
-		return nil, false
-	}
+	// The header is checked before the body is read: a caller without
+	// one gets no buffer.
 	sig := r.Header.Get(header)
 	if sig == "" {
 		h.deny(w, r, hook, "missing "+header)
+		return nil, false
+	}
+	if _, ok := parseSignature(sig); !ok {
+		h.deny(w, r, hook, "malformed "+header)
+		return nil, false
+	}
+	body, ok := h.read(w, r)
+	if !ok {
 		return nil, false
 	}
 	if !validHMAC(secret, body, sig) {
@@ -109,14 +136,23 @@ func (h *handler) signed(w http.ResponseWriter, r *http.Request, hook, header st
 	return body, true
 }
 
-// validHMAC reports whether header is "sha256=<hex>" of body under secret.
-func validHMAC(secret, body []byte, header string) bool {
+// parseSignature returns the digest of a "sha256=<hex>" header.
+func parseSignature(header string) ([]byte, bool) {
 	sig, ok := strings.CutPrefix(header, "sha256=")
 	if !ok {
-		return false
+		return nil, false
 	}
 	got, err := hex.DecodeString(sig)
-	if err != nil {
+	if err != nil || len(got) != sha256.Size {
+		return nil, false
+	}
+	return got, true
+}
+
+// validHMAC reports whether header is "sha256=<hex>" of body under secret.
+func validHMAC(secret, body []byte, header string) bool {
+	got, ok := parseSignature(header)
+	if !ok {
 		return false
 	}
 	mac := hmac.New(sha256.New, secret)

@@ -56,7 +56,9 @@ func TestHandler(t *testing.T) {
 		{"generic ok", "/hooks/generic", gen, map[string]string{"X-Berth-Signature": Sign(secret, gen)}, 202, "http://127.0.0.1/x.git"},
 		{"generic unsigned", "/hooks/generic", gen, nil, 401, ""},
 		{"generic no url", "/hooks/generic", []byte(`{}`), map[string]string{"X-Berth-Signature": Sign(secret, []byte(`{}`))}, 400, ""},
-		{"oversized", "/hooks/generic", bytes.Repeat([]byte("x"), maxBody+10), nil, 413, ""},
+		{"oversized", "/hooks/generic", bytes.Repeat([]byte("x"), maxBody+10), map[string]string{"X-Berth-Signature": Sign(secret, gen)}, 413, ""},
+		{"oversized, unsigned", "/hooks/generic", bytes.Repeat([]byte("x"), maxBody+10), nil, 401, ""},
+		{"github signature too short", "/hooks/github", gh, map[string]string{"X-Hub-Signature-256": "sha256=abcd"}, 401, ""},
 		{"wrong method", "/hooks/github", nil, nil, 405, ""},
 	}
 	for _, tt := range tests {
@@ -92,6 +94,78 @@ func TestHandler(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "webhook rejected") {
 		t.Error("rejections are not logged")
+	}
+}
+
+// countingBody counts what a handler read of a request's body.
+type countingBody struct {
+	r io.Reader
+	n int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += n
+	return n, err
+}
+
+// A call without a well-formed signature is refused before its body is
+// read: an unauthenticated caller gets no buffer of up to 1 MiB.
+func TestUnsignedCallsAreRefusedBeforeTheirBodyIsRead(t *testing.T) {
+	secret := []byte("s3cret-value")
+	h := NewHandler(Secrets{GitHub: Fixed(secret), Generic: Fixed(secret)},
+		func(context.Context, []string) (int, error) { return 1, nil }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, tt := range []struct{ path, header, value string }{
+		{"/hooks/github", "", ""},
+		{"/hooks/github", "X-Hub-Signature-256", "sha1=abcd"},
+		{"/hooks/generic", "", ""},
+		{"/hooks/generic", "X-Berth-Signature", "sha256=" + strings.Repeat("0", 10)},
+	} {
+		body := &countingBody{r: bytes.NewReader(bytes.Repeat([]byte("x"), 512<<10))}
+		req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, tt.path, body)
+		if tt.header != "" {
+			req.Header.Set(tt.header, tt.value)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized || body.n != 0 {
+			t.Errorf("%s %s=%q: status %d, %d bytes read; want 401, none read", tt.path, tt.header, tt.value, rec.Code, body.n)
+		}
+	}
+}
+
+// Requests beyond the limit are answered 503 at once, not queued with
+// their bodies.
+func TestLimitInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := limitInFlight(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusAccepted)
+	}), 1)
+	first := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.ServeHTTP(first, httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hooks/generic", nil))
+	}()
+	<-entered
+	second := httptest.NewRecorder()
+	h.ServeHTTP(second, httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hooks/generic", nil))
+	if second.Code != http.StatusServiceUnavailable || second.Header().Get("Retry-After") == "" {
+		t.Errorf("second request: %d, Retry-After %q; want 503 with Retry-After", second.Code, second.Header().Get("Retry-After"))
+	}
+	close(release)
+	<-done
+	if first.Code != http.StatusAccepted {
+		t.Errorf("first request: %d, want 202", first.Code)
+	}
+	// The slot is free again.
+	go func() { <-entered }()
+	third := httptest.NewRecorder()
+	h.ServeHTTP(third, httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hooks/generic", nil))
+	if third.Code != http.StatusAccepted {
+		t.Errorf("third request: %d, want 202", third.Code)
 	}
 }
 
