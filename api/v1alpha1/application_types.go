@@ -32,7 +32,8 @@ const (
 
 // GitSource says where the desired state lives.
 type GitSource struct {
-	// URL of the repository (https://, http:// or ssh://).
+	// URL of the repository: https://, http://, ssh:// or scp-like
+	// user@host:path. Local paths, file:// and git:// are refused.
 	// +kubebuilder:validation:MinLength=1
 	URL string `json:"url"`
 	// Branch to follow; default "main" when neither tag nor commit is set.

@@ -178,6 +178,9 @@ func (f *Fetcher) Fetch(ctx context.Context, url string, ref Ref, auth *Auth) (*
 }
 
 func (f *Fetcher) fetchSnapshot(ctx context.Context, url string, ref Ref, auth *Auth) (*Snapshot, error) {
+	if err := CheckURL(url); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
 	defer cancel()
 	am, cleanup, err := auth.method(url)
@@ -243,6 +246,9 @@ func (f *Fetcher) Resolve(ctx context.Context, url string, ref Ref, auth *Auth) 
 	if ref.Commit != "" {
 		return checkCommit(ref.Commit)
 	}
+	if err := CheckURL(url); err != nil {
+		return "", redact(err, url)
+	}
 	am, cleanup, err := auth.method(url)
 	if err != nil {
 		return "", redact(err, url)
@@ -250,6 +256,29 @@ func (f *Fetcher) Resolve(ctx context.Context, url string, ref Ref, auth *Auth) 
 	defer cleanup()
 	c, err := f.resolve(ctx, url, auth.key(), ref, am)
 	return c, redact(err, url)
+}
+
+// ErrUnsupportedURL is returned for a repository URL berth does not fetch
+// from: only https://, http:// and ssh:// (or scp-like user@host:path)
+// are. A local path or file:// would read the agent's own disk, and git://
+// has neither credentials nor a bound on what the server sends.
+var ErrUnsupportedURL = errors.New("unsupported repository URL")
+
+// CheckURL returns ErrUnsupportedURL unless url is an https, http or ssh
+// repository URL.
+func CheckURL(url string) error {
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupportedURL, err)
+	}
+	switch ep.Protocol {
+	case "https", "http", "ssh":
+		if ep.Host == "" {
+			return fmt.Errorf("%w: %s names no host", ErrUnsupportedURL, Redact(url))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s (%s); use https://, http:// or ssh://", ErrUnsupportedURL, Redact(url), ep.Protocol)
 }
 
 func refName(ref Ref) plumbing.ReferenceName {

@@ -653,3 +653,25 @@ func TestFetchRefusesAnEndlessResponse(t *testing.T) {
 		t.Errorf("the server sent %d MiB before the fetch gave up", n>>20)
 	}
 }
+
+// Only https, http and ssh repositories are fetched: a local path or
+// file:// would read the agent's own disk, git:// carries no credentials
+// and its reference listing no bound.
+func TestFetchRefusesUnsupportedURLs(t *testing.T) {
+	local := t.TempDir()
+	testenv.Git(t, local, "init", "--quiet", "--bare")
+	for _, url := range []string{local, "file://" + local, "git://127.0.0.1:9/x.git", "ftp://127.0.0.1/x.git", "https:///x.git"} {
+		f := source.NewFetcher(source.Options{CacheDir: t.TempDir()})
+		if _, err := f.Fetch(context.Background(), url, source.Ref{}, nil); !errors.Is(err, source.ErrUnsupportedURL) {
+			t.Errorf("Fetch(%q) = %v, want ErrUnsupportedURL", url, err)
+		}
+		if _, err := f.Resolve(context.Background(), url, source.Ref{}, nil); !errors.Is(err, source.ErrUnsupportedURL) {
+			t.Errorf("Resolve(%q) = %v, want ErrUnsupportedURL", url, err)
+		}
+	}
+	for _, url := range []string{"https://git.example.test/org/repo.git", "http://127.0.0.1:3000/x.git", "ssh://git@git.example.test:2222/org/repo.git", "git@git.example.test:org/repo.git"} {
+		if err := source.CheckURL(url); err != nil {
+			t.Errorf("CheckURL(%q) = %v, want nil", url, err)
+		}
+	}
+}
