@@ -66,7 +66,7 @@ type Options struct {
 	// commit fetches the whole history); default 500000.
 	MaxObjects uint32
 	// MaxRefs refuses a repository that advertises more references
-	// (branches, tags and others); over HTTP(S) its listing is read up
+	// (branches, tags and others); over HTTP(S) and SSH its listing is read up
 	// to MaxRefs × 256 bytes. Default 100000.
 	MaxRefs int
 	// ListTTL reuses a remote's ref listing for this long, so many
@@ -323,12 +323,14 @@ func (f *Fetcher) list(ctx context.Context, url, authKey string, am transport.Au
 		lctx, cancel := context.WithTimeout(lctx, f.opts.Timeout)
 		defer cancel()
 		rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
+		viaSSH, done := sshBound(url, limit)
+		defer done()
 		// Peeled entries give the commit an annotated tag points to.
-		refs, err := rem.ListContext(lctx, &git.ListOptions{Auth: am, PeelingOption: git.AppendPeeled})
+		refs, err := rem.ListContext(lctx, &git.ListOptions{Auth: am, PeelingOption: git.AppendPeeled, ProxyOptions: viaSSH})
 		if err = limit.refused(err); err != nil {
 			return nil, fmt.Errorf("listing references of %s: %w", url, err)
 		}
-		// Over SSH the listing was read whole: it is not kept.
+		// The listing's bytes were bounded; its count is checked here.
 		if peeled := countPeeled(refs); len(refs)-peeled > f.opts.MaxRefs {
 			return nil, fmt.Errorf("%w: %s advertises %d references (branches, tags and others), more than %d", ErrUnsafe, url, len(refs)-peeled, f.opts.MaxRefs)
 		}
@@ -413,8 +415,13 @@ func (f *Fetcher) fetch(ctx context.Context, url string, ref Ref, commit string,
 	}
 	cctx, listLimit := withListingLimit(ctx, f.opts.MaxRefs)
 	cctx, fetchLimit := withFetchLimit(cctx, limits.pack)
+	// Over SSH one connection carries the listing and the response.
+	sshLimit := &bodyLimit{bytes: listLimit.bytes + fetchLimit.bytes, what: "listing and fetch response"}
+	var done func()
+	opts.ProxyOptions, done = sshBound(url, sshLimit)
+	defer done()
 	repo, err := git.CloneContext(cctx, st, nil, opts)
-	if err = fetchLimit.refused(listLimit.refused(err)); err != nil {
+	if err = sshLimit.refused(fetchLimit.refused(listLimit.refused(err))); err != nil {
 		return fmt.Errorf("fetching %s (%s) from %s: %w", commit, ref, url, err)
 	}
 	c, err := repo.CommitObject(plumbing.NewHash(commit))

@@ -617,6 +617,33 @@ func TestFetchRefusesTooManyReferences(t *testing.T) {
 	}
 }
 
+// Over SSH, go-git reads a listing whole too: a server advertising more
+// than MaxRefs × 256 bytes of references is cut off while it is read, not
+// after (a hostile server could stream references for ever).
+func TestFetchOverSSHBoundsTheListing(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	g.CreateRepo(t, "tags")
+	wt := g.Clone(t, "tags")
+	wt.Write("a.yaml", "v1\n").CommitAndPush("one")
+	// 500 references of about 250 bytes each: 125 KB, past 100 × 256
+	// bytes and the handshake's slack.
+	for i := range 500 {
+		testenv.Git(t, wt.Dir, "tag", fmt.Sprintf("%03d-%s", i, strings.Repeat("x", 200)))
+	}
+	testenv.Git(t, wt.Dir, "push", "--quiet", "origin", "--tags")
+	s := g.ServeSSH(t)
+	auth := source.AuthFromSecretData(map[string][]byte{"identity": s.Identity, "known_hosts": s.KnownHosts})
+	f := source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxRefs: 1000})
+	if _, err := f.Fetch(context.Background(), s.RepoURL("tags"), source.Ref{}, auth); err != nil {
+		t.Fatalf("501 references, 1000 allowed: %v", err)
+	}
+	f = source.NewFetcher(source.Options{CacheDir: t.TempDir(), MaxRefs: 100})
+	_, err := f.Fetch(context.Background(), s.RepoURL("tags"), source.Ref{}, auth)
+	if !errors.Is(err, source.ErrUnsafe) || !strings.Contains(err.Error(), "reference listing is larger than 25 KiB") {
+		t.Errorf("501 long references, 100 allowed: err = %v, want ErrUnsafe while reading the listing", err)
+	}
+}
+
 // A server that answers a shallow fetch with endless shallow lines (go-git
 // keeps each in memory, with no limit of its own) is cut off once the
 // response passes what the pack may take plus a slack.
