@@ -12,6 +12,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -317,7 +318,7 @@ apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: inside, namespace: `+ns+`-full}
 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
-`)
+`+statefulSet(ns, "db-deletes", "Delete", "")+statefulSet(ns, "db-retains", "Retain", "")+statefulSet(ns, "db-optin", "Delete", "true"))
 	if _, err := m.Apply(context.Background(), objs); err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +344,9 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 	want := map[string]apply.Action{"owned": apply.Deleted, "foreign": apply.Skipped, "keepme": apply.Skipped, "helmkept": apply.Skipped, "data": apply.Skipped, "scratch": apply.Deleted,
 		// Deleting a CRD deletes every resource of its kind; deleting a
 		// Namespace, every PVC in it.
-		"widgets." + ns + ".example.test": apply.Skipped, ns + "-empty": apply.Deleted, ns + "-full": apply.Skipped}
+		"widgets." + ns + ".example.test": apply.Skipped, ns + "-empty": apply.Deleted, ns + "-full": apply.Skipped,
+		// A StatefulSet whose claims go with it is data too.
+		"db-deletes": apply.Skipped, "db-retains": apply.Deleted, "db-optin": apply.Deleted}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: %s, want %s (all: %v)", k, got[k], v, got)
@@ -352,6 +355,73 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 	if _, err := env.Client.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), "data", metav1.GetOptions{}); err != nil {
 		t.Errorf("the PVC was deleted: %v", err)
 	}
+}
+
+// failingMapper fails every mapping of one kind with a discovery error
+// (not NoMatch), as when an aggregated API is down.
+type failingMapper struct {
+	meta.ResettableRESTMapper
+	kind string
+}
+
+func (m failingMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	if gk.Kind == m.kind {
+		return nil, errors.New("unable to retrieve the complete list of server APIs: the server is currently unable to handle the request")
+	}
+	return m.ResettableRESTMapper.RESTMapping(gk, versions...)
+}
+
+// An object whose kind cannot be mapped for now is a problem to retry,
+// not one skipped for good (the caller drops skipped objects from its
+// inventory, and would never prune them).
+func TestPruneRetriesWhatItCannotMapForNow(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	objs := parse(t, "x.yaml", `apiVersion: v1
+kind: ConfigMap
+metadata: {name: owned, namespace: `+ns+`, labels: {owner: me}}
+`)
+	if _, err := m.Apply(context.Background(), objs); err != nil {
+		t.Fatal(err)
+	}
+	dc := discovery.NewDiscoveryClientForConfigOrDie(env.Config)
+	failing := apply.NewManager(dynamic.NewForConfigOrDie(env.Config),
+		failingMapper{restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), "ConfigMap"})
+	refs := []apply.Ref{{GVK: schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: ns, Name: "owned"}}
+	opts := apply.PruneOptions{OwnerLabels: map[string]string{"owner": "me"}, PruneAnnotation: "berth.dev/prune"}
+	cs, err := failing.Prune(context.Background(), refs, opts)
+	if err == nil || len(cs.Entries) != 0 {
+		t.Fatalf("prune while the kind cannot be mapped: %+v, %v; want an error and no entry", cs.Entries, err)
+	}
+	// Once it can, the object is pruned.
+	if cs, err = m.Prune(context.Background(), refs, opts); err != nil || len(cs.Entries) != 1 || cs.Entries[0].Action != apply.Deleted {
+		t.Fatalf("prune = %+v, %v; want the ConfigMap deleted", cs.Entries, err)
+	}
+}
+
+// statefulSet returns a StatefulSet owned by "me" with one claim template,
+// its claims' retention on deletion whenDeleted, and the berth.dev/prune
+// annotation prune ("" for none).
+func statefulSet(ns, name, whenDeleted, prune string) string {
+	ann := ""
+	if prune != "" {
+		ann = `, annotations: {berth.dev/prune: "` + prune + `"}`
+	}
+	return `---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ` + name + `, namespace: ` + ns + `, labels: {owner: me}` + ann + `}
+spec:
+  serviceName: ` + name + `
+  selector: {matchLabels: {app: ` + name + `}}
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: ` + whenDeleted + `}
+  template:
+    metadata: {labels: {app: ` + name + `}}
+    spec: {containers: [{name: db, image: "registry.example.test/db@sha256:` + strings.Repeat("a", 64) + `"}]}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+`
 }
 
 // An inventory entry whose kind the cluster no longer serves (its CRD was

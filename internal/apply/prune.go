@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -34,8 +35,9 @@ type PruneOptions struct {
 	// to be deleted: berth never deletes what it does not own.
 	OwnerLabels map[string]string
 	// PruneAnnotation is the per-object opt-in ("true") for
-	// PersistentVolumeClaims, PersistentVolumes, Namespaces and
-	// CustomResourceDefinitions, and opt-out ("false") for others.
+	// PersistentVolumeClaims, PersistentVolumes, Namespaces,
+	// CustomResourceDefinitions and StatefulSets whose claims are deleted
+	// with them, and opt-out ("false") for others.
 	PruneAnnotation string
 	// KeepNamespace, when set, is asked about a Namespace opted in to
 	// pruning that holds no PersistentVolumeClaim: a reason keeps it (for
@@ -48,8 +50,10 @@ type PruneOptions struct {
 
 // Prune deletes refs (objects gone from Git), in Helm's uninstall order by
 // kind (workloads before the ServiceAccounts and ConfigMaps they use).
-// PersistentVolumeClaims, PersistentVolumes, Namespaces and
-// CustomResourceDefinitions are kept unless annotated PruneAnnotation:
+// PersistentVolumeClaims, PersistentVolumes, Namespaces,
+// CustomResourceDefinitions and StatefulSets whose
+// persistentVolumeClaimRetentionPolicy deletes their claims with them are
+// kept unless annotated PruneAnnotation:
 // "true", and a Namespace also while it holds a PersistentVolumeClaim that
 // is not; any object annotated "false" is kept; objects not carrying
 // OwnerLabels are kept.
@@ -61,8 +65,15 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 		// Recorded in a version no longer served, an object of a kind
 		// still served is pruned through the kind's current version.
 		ri, err := m.recorded(r)
-		if err != nil {
+		if errors.Is(err, errUnknownKind) {
+			// Its kind is gone, and with it every object of the kind.
 			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Skipped, Reason: err.Error()})
+			continue
+		}
+		if err != nil {
+			// Discovery failed (an aggregated API down): retried, the
+			// object kept in the inventory meanwhile.
+			problems = append(problems, Problem{ID: id, Err: err})
 			continue
 		}
 		live, err := ri.Get(ctx, r.Name, metav1.GetOptions{})
@@ -137,6 +148,14 @@ func keep(live *unstructured.Unstructured, opts PruneOptions) string {
 		return fmt.Sprintf("%s holds data; kept unless annotated %s: \"true\"", gk.Kind, opts.PruneAnnotation)
 	case schema.GroupKind{Group: "apiextensions.k8s.io", Kind: "CustomResourceDefinition"}:
 		return fmt.Sprintf("deleting a CustomResourceDefinition deletes every resource of its kind, in every namespace; kept unless annotated %s: \"true\"", opts.PruneAnnotation)
+	case schema.GroupKind{Group: "apps", Kind: "StatefulSet"}:
+		// The StatefulSet controller makes such a set the owner of its
+		// claims: the garbage collector deletes them with it.
+		when, _, _ := unstructured.NestedString(live.Object, "spec", "persistentVolumeClaimRetentionPolicy", "whenDeleted")
+		claims, _, _ := unstructured.NestedSlice(live.Object, "spec", "volumeClaimTemplates")
+		if when == "Delete" && len(claims) > 0 {
+			return fmt.Sprintf("StatefulSet's persistentVolumeClaimRetentionPolicy.whenDeleted is Delete: deleting it deletes its PersistentVolumeClaims; kept unless annotated %s: \"true\"", opts.PruneAnnotation)
+		}
 	}
 	return ""
 }
