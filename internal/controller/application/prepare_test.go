@@ -78,6 +78,15 @@ func TestSubtractMatchesClusterScopedObjectsAcrossNamespaces(t *testing.T) {
 	if d := cmp.Diff(want, subtract(old, next)); d != "" {
 		t.Errorf("gone (-want +got):\n%s", d)
 	}
+
+	// The other way round: a revision prepared while discovery failed
+	// took a ClusterRole for namespaced. It is still the same object (the
+	// API server dropped the namespace), not one to prune.
+	old = []berthv1.ObjectRef{{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole", Name: "reader"}}
+	next = []berthv1.ObjectRef{{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole", Namespace: "prod", Name: "reader"}}
+	if gone := subtract(old, next); len(gone) != 0 {
+		t.Errorf("a cluster-scoped object recorded under a namespace is gone: %v", gone)
+	}
 }
 
 // Two objects that name one object once namespaces are filled in are

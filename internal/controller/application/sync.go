@@ -542,19 +542,27 @@ func refKey(r berthv1.ObjectRef) string {
 func subtract(old, next []berthv1.ObjectRef) []berthv1.ObjectRef {
 	keep := map[string]bool{}
 	// A cluster-scoped object (no namespace once prepared) is the same
-	// object under any namespace an older inventory recorded it with.
+	// object under any namespace an older inventory recorded it with; and
+	// one recorded without a namespace is the same as next's under one
+	// (a kind taken for namespaced while discovery failed: the API server
+	// drops the namespace it was given).
 	cluster := map[string]bool{}
+	named := map[string]bool{}
 	for _, r := range next {
 		keep[refKey(r)] = true
+		gkn := r.Group + "/" + r.Kind + "/" + r.Name
+		named[gkn] = true
 		if r.Namespace == "" {
-			cluster[r.Group+"/"+r.Kind+"/"+r.Name] = true
+			cluster[gkn] = true
 		}
 	}
 	var out []berthv1.ObjectRef
 	for _, r := range old {
-		if !keep[refKey(r)] && !cluster[r.Group+"/"+r.Kind+"/"+r.Name] {
-			out = append(out, r)
+		gkn := r.Group + "/" + r.Kind + "/" + r.Name
+		if keep[refKey(r)] || cluster[gkn] || (r.Namespace == "" && named[gkn]) {
+			continue
 		}
+		out = append(out, r)
 	}
 	return out
 }
