@@ -174,6 +174,42 @@ func TestManualRollbackAndUnpin(t *testing.T) {
 	}
 }
 
+// A pinned release is held as Git's commit would be: in drift mode
+// detect, an edit made by hand (during the incident the rollback is part
+// of) is reported, not overwritten.
+func TestAPinnedApplicationInDetectModeReportsDrift(t *testing.T) {
+	f := newFixture(t)
+	v1 := f.wt.Write("app/cm.yaml", cm("settings", "v1")).CommitAndPush("v1")
+	f.createApp("demo", "app", func(a *berthv1.Application) { a.Spec.SyncPolicy.Drift = berthv1.DriftDetect })
+	f.waitApp("demo", 60*time.Second, "v1", appliedReady(v1))
+	v2 := f.wt.Write("app/cm.yaml", cm("settings", "v2")).CommitAndPush("v2")
+	f.waitApp("demo", 60*time.Second, "v2", appliedReady(v2))
+	f.waitReleasesHealthy("demo", 2)
+	if code, out, errOut := f.berth("rollback", "demo", "--timeout", "60s"); code != 0 {
+		t.Fatalf("berth rollback: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	f.waitApp("demo", 30*time.Second, "pinned to the rollback", func(a *berthv1.Application) bool {
+		return a.Status.Pin != nil && a.Status.Pin.FromCommit == v2 && ready(a)
+	})
+
+	var c corev1.ConfigMap
+	f.get(&c, "settings")
+	c.Data["greeting"] = "by hand"
+	must(t, f.c.Update(context.Background(), &c))
+	app := f.waitApp("demo", 30*time.Second, "the edit reported as drift", func(a *berthv1.Application) bool {
+		d := condition(a, berthv1.ConditionDrifted)
+		return d != nil && d.Status == metav1.ConditionTrue && strings.Contains(d.Message, "settings")
+	})
+	if app.Status.Pin == nil || app.Status.Sync != "Pinned" {
+		t.Errorf("pin %+v, sync %q after the drift report; want still pinned", app.Status.Pin, app.Status.Sync)
+	}
+	time.Sleep(6 * time.Second) // three polls, and the watch event
+	f.get(&c, "settings")
+	if c.Data["greeting"] != "by hand" {
+		t.Errorf("greeting = %q: the pinned release overwrote an edit in drift mode detect", c.Data["greeting"])
+	}
+}
+
 // With prune off, a rollback keeps what the release rolled away from
 // added, as a sync keeps what a commit removed.
 func TestRollbackPrunesOnlyWhenPruneIsOn(t *testing.T) {

@@ -332,7 +332,9 @@ func (r *Reconciler) workload(ctx context.Context, rel *berthv1.Release) ([]mani
 }
 
 // holdPin keeps a pinned release running while Git still points at the
-// commit rolled away from: drift is healed with the release's manifests.
+// commit rolled away from: drift is healed with the release's manifests,
+// or, in drift mode detect or off or with automated sync off, reported as
+// a sync's would be.
 func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, drift, fullDue bool) (ctrl.Result, error) {
 	if drift || fullDue {
 		rel, err := r.freshReleases().Get(ctx, app.Namespace, app.Name, app.Status.Pin.Release)
@@ -344,11 +346,22 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 			r.stall(app, "PinnedReleaseUnreadable", err.Error())
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
+		automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
+		if mode := app.Spec.SyncPolicy.Drift; !automated || (mode != "" && mode != berthv1.DriftHeal) {
+			r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+			res, err := r.observe(ctx, app, mgr, &revision{sha: rel.Spec.Commit, objects: objs}, false)
+			if c := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); c != nil && c.Reason == "PinnedReleaseUnreadable" {
+				meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
+			}
+			app.Status.Sync = "Pinned"
+			return res, err
+		}
 		if cs, err := mgr.Apply(ctx, objs); err != nil {
 			keepWritten(app, cs)
 			return ctrl.Result{}, fmt.Errorf("re-applying pinned release %d: %w", rel.Spec.Number, err)
 		}
 		r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+		meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionDrifted)
 		// The pinned release is re-applied whole: a stall over reading
 		// or writing it is over (not one over a failed rollback or
 		// retries run out, which a person ends).
