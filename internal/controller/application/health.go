@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -64,13 +65,64 @@ type waitingFor struct {
 	total  int
 }
 
+// touchedObjects are the owned objects of one Application whose status
+// changed since its health was last read whole.
+type touchedObjects struct {
+	mu  sync.Mutex
+	ids map[objectID]struct{}
+}
+
+// statusChanged records that obj, owned by app, changed its status (a
+// status-only update, seen by the watches).
+func (r *Reconciler) statusChanged(app types.NamespacedName, obj objectID) {
+	v, _ := r.touched.LoadOrStore(app, &touchedObjects{ids: map[objectID]struct{}{}})
+	t := v.(*touchedObjects)
+	t.mu.Lock()
+	t.ids[obj] = struct{}{}
+	t.mu.Unlock()
+}
+
+// touchedBesides reports whether an object of app other than those of
+// refs changed its status since app's health was last read whole (or
+// refs cannot be mapped, to be safe).
+func (r *Reconciler) touchedBesides(app types.NamespacedName, refs []apply.Ref) bool {
+	v, ok := r.touched.Load(app)
+	if !ok {
+		return false
+	}
+	t := v.(*touchedObjects)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.ids) == 0 {
+		return false
+	}
+	known := map[objectID]bool{}
+	for _, ref := range refs {
+		if r.Mapper == nil {
+			return true
+		}
+		m, err := r.Mapper.RESTMapping(ref.GVK.GroupKind(), ref.GVK.Version)
+		if err != nil {
+			return true
+		}
+		known[objectID{gr: m.Resource.GroupResource(), namespace: ref.Namespace, name: ref.Name}] = true
+	}
+	for id := range t.ids {
+		if !known[id] {
+			return true
+		}
+	}
+	return false
+}
+
 // healthReport computes the health of app's inventory. While a rollout is
 // in progress only the objects that were not Current at the previous check
 // are read again (a Deployment, not its ServiceAccount, Service and
 // Ingress); the first check, and every check once the Application is
 // settled, read them all. An object going bad meanwhile is seen by the
-// watches (a spec change or deletion triggers a full pass) or by the health
-// timeout.
+// watches: a spec change or deletion triggers a full pass, and a status
+// change has the check that would find the subset Healthy read them all
+// first.
 func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, since time.Time, seed *seeded) (apply.Report, error) {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	refs := refsOf(app.Status.Inventory)
@@ -78,12 +130,26 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 	if seed != nil && len(seed.refs) == len(refs) {
 		rep, refs = seed.report, seed.refs
 	} else {
+		subset := false
 		if w, ok := r.waiting.Load(key); ok && w.(waitingFor).digest == app.Status.LastAppliedDigest && w.(waitingFor).total == len(refs) {
-			refs = w.(waitingFor).refs
+			refs, subset = w.(waitingFor).refs, true
+		}
+		if !subset {
+			r.touched.Delete(key) // read whole from here
 		}
 		var err error
 		if rep, err = mgr.HealthSince(ctx, refs, since); err != nil {
 			return rep, err
+		}
+		if subset && rep.Health == apply.Healthy && r.touchedBesides(key, refs) {
+			// An object that was Current when the subset was taken has
+			// changed its status since: read them all before calling
+			// the Application Healthy (and its release with it).
+			r.touched.Delete(key)
+			refs = refsOf(app.Status.Inventory)
+			if rep, err = mgr.HealthSince(ctx, refs, since); err != nil {
+				return rep, err
+			}
 		}
 	}
 	if rep.Health != apply.Progressing {

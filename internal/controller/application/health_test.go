@@ -2,11 +2,17 @@ package application
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
@@ -73,5 +79,68 @@ func TestSeedHealthReplacesWhatAnEarlierCheckWaitedFor(t *testing.T) {
 	}
 	if _, ok := r.waiting.Load(key); ok {
 		t.Fatal("waiting list kept after a sync without state")
+	}
+}
+
+// A check that waits only for the objects still in progress reads them
+// all before calling the Application Healthy when another of its objects
+// changed its status since (a Deployment whose Secret broke it while
+// another rolled out): else the release would be sealed Healthy with that
+// object failing.
+func TestAStatusChangeElsewhereHasTheLastCheckReadEverything(t *testing.T) {
+	deploy := schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+	gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	mapper := meta.NewDefaultRESTMapper(nil)
+	mapper.Add(deploy, meta.RESTScopeNamespace)
+	rm := &staleMapper{RESTMapper: mapper, fresh: mapper}
+	available := deployment("a", false)
+	conds, _, _ := unstructured.NestedSlice(available.Object, "status", "conditions")
+	_ = unstructured.SetNestedSlice(available.Object, append(conds, map[string]any{"type": "Available", "status": "True"}), "status", "conditions")
+	var reads []string
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{gvr: "DeploymentList"}, available, deployment("c", true))
+	dyn.PrependReactor("get", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		reads = append(reads, a.(k8stesting.GetAction).GetName())
+		return false, nil, nil
+	})
+	r := &Reconciler{Mapper: rm}
+	app := &berthv1.Application{}
+	app.Namespace, app.Name = "ns", "app"
+	app.Status.LastAppliedDigest = "sha256:d"
+	app.Status.Inventory = []berthv1.ObjectRef{
+		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "ns", Name: "a"},
+		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "ns", Name: "c"},
+	}
+	key := types.NamespacedName{Namespace: "ns", Name: "app"}
+	mgr := apply.NewManager(dyn, rm)
+	waitForA := func() {
+		r.waiting.Store(key, waitingFor{digest: "sha256:d", refs: refsOf(app.Status.Inventory[:1]), total: 2})
+	}
+
+	// Only a's own status changed: a is read, nothing else.
+	waitForA()
+	r.statusChanged(key, objectID{gr: gvr.GroupResource(), namespace: "ns", name: "a"})
+	rep, err := r.healthReport(context.Background(), app, mgr, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Health != apply.Healthy || strings.Join(reads, ",") != "a" {
+		t.Fatalf("health %s (%+v) after reading %v; want Healthy, a read alone", rep.Health, rep.Objects, reads)
+	}
+
+	// c, Current when the subset was taken, changed since: all are read,
+	// and c's failure is the verdict.
+	reads = nil
+	waitForA()
+	r.statusChanged(key, objectID{gr: gvr.GroupResource(), namespace: "ns", name: "c"})
+	if rep, err = r.healthReport(context.Background(), app, mgr, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Health != apply.Degraded || strings.Join(reads, ",") != "a,a,c" {
+		t.Fatalf("health %s after reading %v; want Degraded, a then a and c read", rep.Health, reads)
+	}
+	// Read whole: the mark is spent.
+	if r.touchedBesides(key, refsOf(app.Status.Inventory[:1])) {
+		t.Error("the status change is still marked after a whole read")
 	}
 }

@@ -101,6 +101,9 @@ type Reconciler struct {
 	// waiting holds, for Applications whose health is Progressing, the
 	// objects that were not yet Current at the last check (see health).
 	waiting sync.Map
+	// touched holds, per Application, the owned objects whose status
+	// changed since its health was last read whole (*touchedObjects).
+	touched sync.Map
 	// lastFetch is when each Application last fetched Git.
 	lastFetch sync.Map
 	// written holds the resourceVersion of the status this process wrote
@@ -245,7 +248,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused, &r.transientTries} {
+		&r.waiting, &r.touched, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused, &r.transientTries} {
 		m.Delete(key)
 	}
 	r.stopCleanup(key)

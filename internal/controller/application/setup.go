@@ -36,7 +36,8 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Recorder.Eventf(app, corev1.EventTypeWarning, "DriftWatchForbidden",
 			"cannot watch %s: %v; drift there is found by the full pass every %s instead of at once (grant list and watch to see it at once)", w, err, r.interval(app))
 	}
-	r.watcher.status = func(ns, name string) {
+	r.watcher.status = func(ns, name string, obj objectID) {
+		r.statusChanged(types.NamespacedName{Namespace: ns, Name: name}, obj)
 		if r.awaitingHealth(ns, name) {
 			r.enqueue(ns, name, priorityNormal)
 		}

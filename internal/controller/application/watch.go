@@ -33,8 +33,9 @@ type watcher struct {
 	// account, and that account's user name.
 	clientFor func(app *berthv1.Application) (metadata.Interface, string, error)
 	enqueue   func(namespace, name string)
-	// status, when set, is called on status-only updates.
-	status func(namespace, name string)
+	// status, when set, is called on status-only updates with the owning
+	// Application and the object.
+	status func(namespace, name string, obj objectID)
 	// forbidden, when set, is told, for each Application that needs it,
 	// when an account may not watch a kind: drift in it is then found by
 	// the periodic full pass only.
@@ -61,6 +62,12 @@ type informer struct {
 
 // deniedRetry is how long a refused watch is not asked for again.
 const deniedRetry = 10 * time.Minute
+
+// objectID names one live object by its resource.
+type objectID struct {
+	gr              schema.GroupResource
+	namespace, name string
+}
 
 // watchKey is one informer: a kind, a namespace ("" for a cluster-scoped
 // kind) and the account it watches as.
@@ -274,7 +281,9 @@ func (w *watcher) startInformer(ctx context.Context, key watchKey) {
 			if specChanged(o, n) {
 				notify(n)
 			} else if ns, name := owner(n); w.status != nil && name != "" && ns != "" {
-				w.status(ns, name)
+				if m, ok := n.(*metav1.PartialObjectMetadata); ok {
+					w.status(ns, name, objectID{gr: key.gvr.GroupResource(), namespace: m.Namespace, name: m.Name})
+				}
 			}
 		},
 		DeleteFunc: notify,
