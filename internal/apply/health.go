@@ -49,6 +49,23 @@ func (r Report) Failing() []ObjectHealth {
 	return out
 }
 
+// Excuse returns r with each missing object whose ID is in gone counted
+// Current, with gone's text as its message: an object expected to go
+// away (a finished Job its ttlSecondsAfterFinished removed).
+func (r Report) Excuse(gone map[string]string) Report {
+	if len(gone) == 0 {
+		return r
+	}
+	out := Report{Health: Healthy}
+	for _, o := range r.Objects {
+		if why, ok := gone[o.ID]; ok && o.Status == status.NotFoundStatus {
+			o.Status, o.Message = status.CurrentStatus, why
+		}
+		out.add(o)
+	}
+	return out
+}
+
 // Health reads every ref's live state and computes kstatus. A Deployment
 // whose rollout exceeded its progress deadline is Failed (fail-fast), not
 // in progress.

@@ -152,6 +152,7 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 			}
 		}
 	}
+	rep = r.excuseTTLJobs(key, rep)
 	if rep.Health != apply.Progressing {
 		r.waiting.Delete(key)
 		return rep, nil
@@ -342,7 +343,16 @@ var disprovedByObserve = map[string]bool{
 // observe reports without writing: drift in detect mode, or a new revision
 // while automated sync is off.
 func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision, newRevision bool) (ctrl.Result, error) {
-	drifted, err := mgr.Drifted(ctx, rev.objects)
+	objs := rev.objects
+	var err error
+	if !newRevision {
+		// A Job gone past its TTL is no drift of the revision it ran for.
+		objs, err = withoutRemovedTTLJobs(ctx, mgr, objs)
+	}
+	var drifted []string
+	if err == nil {
+		drifted, err = mgr.Drifted(ctx, objs)
+	}
 	if err != nil && transient(err) {
 		return r.retrySoon(app, rev.sha, err), nil
 	}

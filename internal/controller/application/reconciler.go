@@ -104,6 +104,9 @@ type Reconciler struct {
 	// touched holds, per Application, the owned objects whose status
 	// changed since its health was last read whole (*touchedObjects).
 	touched sync.Map
+	// ttlJobs holds, per Application, the IDs of its Jobs that the
+	// cluster removes once finished (see ttljobs.go).
+	ttlJobs sync.Map
 	// lastFetch is when each Application last fetched Git.
 	lastFetch sync.Map
 	// written holds the resourceVersion of the status this process wrote
@@ -248,7 +251,7 @@ func (r *Reconciler) read(ctx context.Context, key types.NamespacedName) (*berth
 // its backup or its validation).
 func (r *Reconciler) forget(key types.NamespacedName) {
 	for _, m := range []*sync.Map{&r.suspectDrift, &r.lastFull, &r.lastHealthy, &r.webhookTriggered, &r.healthDue,
-		&r.waiting, &r.touched, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused, &r.transientTries} {
+		&r.waiting, &r.touched, &r.ttlJobs, &r.lastFetch, &r.written, &r.unrecorded, &r.pendingRollback, &r.resumed, &r.validated, &r.hookRan, &r.helmRenders, &r.renderStops, &r.finalizerRefused, &r.transientTries} {
 		m.Delete(key)
 	}
 	r.stopCleanup(key)
@@ -489,6 +492,7 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		r.reject(app, snap.Revision, "InvalidHook", err)
 		return poll, nil
 	}
+	r.noteTTLJobs(key, rev.objects)
 	if err := emptyRevision(app, rev); err != nil {
 		r.reject(app, snap.Revision, "EmptyRevision", err)
 		return poll, nil

@@ -346,6 +346,7 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 			r.stall(app, "PinnedReleaseUnreadable", err.Error())
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
+		r.noteTTLJobs(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, objs)
 		automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
 		if mode := app.Spec.SyncPolicy.Drift; !automated || (mode != "" && mode != berthv1.DriftHeal) {
 			r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
@@ -355,6 +356,9 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 			}
 			app.Status.Sync = "Pinned"
 			return res, err
+		}
+		if objs, err = withoutRemovedTTLJobs(ctx, mgr, objs); err != nil {
+			return ctrl.Result{}, fmt.Errorf("re-applying pinned release %d: %w", rel.Spec.Number, err)
 		}
 		if cs, err := mgr.Apply(ctx, objs); err != nil {
 			keepWritten(app, cs)

@@ -372,16 +372,30 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		}
 		// Heal any drift over Helm's apply (after an upgrade, usually
 		// nothing to write).
-		if _, err = mgr.Apply(ctx, rev.objects); err != nil {
+		objs := rev.objects
+		if !rev.moved {
+			if objs, err = withoutRemovedTTLJobs(ctx, mgr, objs); err != nil {
+				return cs, err
+			}
+		}
+		if _, err = mgr.Apply(ctx, objs); err != nil {
 			// The release holds the revision's objects, and what it
 			// dropped is still there: recorded, both are pruned once Git
 			// no longer has them.
 			app.Status.Inventory = union(held, inventoryOf(rev.objects))
 			return cs, err
 		}
-	} else if cs, err = mgr.Apply(ctx, rev.objects); err != nil {
-		keepWritten(app, cs)
-		return cs, err
+	} else {
+		objs := rev.objects
+		if !rev.moved {
+			if objs, err = withoutRemovedTTLJobs(ctx, mgr, objs); err != nil {
+				return cs, err
+			}
+		}
+		if cs, err = mgr.Apply(ctx, objs); err != nil {
+			keepWritten(app, cs)
+			return cs, err
+		}
 	}
 
 	next := inventoryOf(rev.objects)
