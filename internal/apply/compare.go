@@ -34,13 +34,23 @@ func Equal(live, desired *unstructured.Unstructured) bool {
 func UnifiedDiff(id string, live, desired *unstructured.Unstructured) (string, error) {
 	var a, b []byte
 	var err error
+	var la, da map[string]any
 	if live != nil {
-		if a, err = yaml.Marshal(normalize(live)); err != nil {
+		la = normalize(live)
+	}
+	if desired != nil {
+		da = normalize(desired)
+	}
+	if isSecret(live) || isSecret(desired) {
+		maskSecret(la, da)
+	}
+	if la != nil {
+		if a, err = yaml.Marshal(la); err != nil {
 			return "", fmt.Errorf("encoding live %s: %w", id, err)
 		}
 	}
-	if desired != nil {
-		if b, err = yaml.Marshal(normalize(desired)); err != nil {
+	if da != nil {
+		if b, err = yaml.Marshal(da); err != nil {
 			return "", fmt.Errorf("encoding desired %s: %w", id, err)
 		}
 	}
@@ -51,4 +61,47 @@ func UnifiedDiff(id string, live, desired *unstructured.Unstructured) (string, e
 		A: difflib.SplitLines(string(a)), B: difflib.SplitLines(string(b)),
 		FromFile: "live/" + id, ToFile: "git/" + id, Context: 3,
 	})
+}
+
+func isSecret(u *unstructured.Unstructured) bool {
+	return u != nil && u.GetAPIVersion() == "v1" && u.GetKind() == "Secret"
+}
+
+// lastApplied is kubectl's annotation, which holds a Secret's data too.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// maskSecret replaces the values of a Secret's data and stringData in its
+// live and desired forms (either may be nil), as kubectl diff does: "***"
+// where both sides agree or only one has the key, "*** (before)" and
+// "*** (after)" where they differ. A diff says which keys change, never
+// what they hold.
+func maskSecret(live, desired map[string]any) {
+	for _, field := range []string{"data", "stringData"} {
+		lv, _ := live[field].(map[string]any)
+		dv, _ := desired[field].(map[string]any)
+		for k, l := range lv {
+			d, both := dv[k]
+			switch {
+			case !both:
+				lv[k] = "***"
+			case fmt.Sprint(l) == fmt.Sprint(d):
+				lv[k], dv[k] = "***", "***"
+			default:
+				lv[k], dv[k] = "*** (before)", "*** (after)"
+			}
+		}
+		for k := range dv {
+			if _, both := lv[k]; !both {
+				dv[k] = "***"
+			}
+		}
+	}
+	for _, obj := range []map[string]any{live, desired} {
+		md, _ := obj["metadata"].(map[string]any)
+		if ann, ok := md["annotations"].(map[string]any); ok {
+			if _, ok := ann[lastApplied]; ok {
+				ann[lastApplied] = "***"
+			}
+		}
+	}
 }
