@@ -86,7 +86,7 @@ func TestUpPushDown(t *testing.T) {
 		t.Errorf("stopped %v, want the agent, the Git server and 5 sandbox components", stopped)
 	}
 	for _, p := range st.Processes {
-		if sandbox.Running(p.PID, p.Binary) {
+		if sandbox.Running(p.PID, p.Binary, p.Start) {
 			t.Errorf("PID %d still runs after down", p.PID)
 		}
 	}

@@ -14,35 +14,45 @@ import (
 )
 
 // Down stops the agent and the Git server that Up started, by PID, then the
-// sandbox. Files are kept, so the next Up resumes the same cluster and
-// repository. It returns what it stopped: nothing, without an error, when
-// nothing was ever started in dir.
+// sandbox when Up started it (one it found running, from `berth sandbox
+// up`, is left running). Files are kept, so the next Up resumes the same
+// cluster and repository. It returns what it stopped: nothing, without an
+// error, when Up never ran in dir.
 func Down(ctx context.Context, dir string) ([]string, error) {
 	var stopped []string
 	st, err := load(dir)
 	if err != nil {
 		return nil, err
 	}
-	if st != nil {
-		names := make([]string, 0, len(st.Processes))
-		for n := range st.Processes {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			if st.Processes[n].stop() {
-				stopped = append(stopped, n)
-			}
-		}
-		st.Processes = map[string]Proc{}
-		if err := st.save(); err != nil {
-			return stopped, err
+	if st == nil {
+		return nil, nil
+	}
+	names := make([]string, 0, len(st.Processes))
+	for n := range st.Processes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if st.Processes[n].stop() {
+			stopped = append(stopped, n)
 		}
 	}
-	more, err := sandbox.Down(ctx, dir)
-	if errors.Is(err, sandbox.ErrNoSandbox) && st == nil {
-		// Never started here: down is done (nothing was running).
+	st.Processes = map[string]Proc{}
+	if err := st.save(); err != nil {
+		return stopped, err
+	}
+	if !st.StartedSandbox {
 		return stopped, nil
+	}
+	more, err := sandbox.Down(ctx, dir)
+	if errors.Is(err, sandbox.ErrNoSandbox) {
+		err = nil
+	}
+	if err == nil {
+		// Stopped: a sandbox running here next was started by someone
+		// else.
+		st.StartedSandbox = false
+		err = st.save()
 	}
 	return append(stopped, more...), err
 }

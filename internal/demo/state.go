@@ -23,11 +23,17 @@ type State struct {
 	Ports     []int           `json:"ports,omitempty"`
 	Processes map[string]Proc `json:"processes"`
 	Started   time.Time       `json:"started"`
+	// StartedSandbox: the sandbox running is the one Up started (not one
+	// it found running, from `berth sandbox up`); Down stops it only then.
+	StartedSandbox bool `json:"startedSandbox,omitempty"`
 }
 
 // Proc is one process Up started.
 type Proc struct {
-	PID    int      `json:"pid"`
+	PID int `json:"pid"`
+	// Start is its start time (see sandbox.StartTime); 0 in a state
+	// written before it was recorded.
+	Start  uint64   `json:"start,omitempty"`
 	Binary string   `json:"binary"`
 	Args   []string `json:"args"`
 	Log    string   `json:"log"`
@@ -58,8 +64,8 @@ func (s *State) save() error {
 	return os.WriteFile(statePath(s.Dir), b, 0o600)
 }
 
-// alive reports whether p still runs its recorded binary.
-func (p Proc) alive() bool { return sandbox.Running(p.PID, p.Binary) }
+// alive reports whether p still runs: its PID, binary and start time.
+func (p Proc) alive() bool { return sandbox.Running(p.PID, p.Binary, p.Start) }
 
 func (p Proc) stop() bool {
 	if !p.alive() {

@@ -88,15 +88,24 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := &State{Dir: o.SandboxDir, Processes: map[string]Proc{}}
 	if s, err := sandbox.Inspect(ctx, o.SandboxDir); err == nil && s.Healthy() {
 		say("reusing the running sandbox in %s\n", o.SandboxDir)
+		// Whoever started it stops it: an earlier Up, whose Down has
+		// not run since, or someone else (`berth sandbox up`).
+		st.StartedSandbox = old != nil && old.StartedSandbox
 	} else {
 		say("starting the sandbox in %s\n", o.SandboxDir)
 		if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: o.SandboxDir, Binaries: bins, Progress: o.Progress}); err != nil {
 			return nil, err
 		}
+		st.StartedSandbox = true
 	}
-	st := &State{Dir: o.SandboxDir, Processes: map[string]Proc{}}
+	// Recorded before anything else starts: a Down after a failed Up
+	// stops the sandbox this Up started.
+	if err := st.save(); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -211,7 +220,7 @@ func (s *State) start(name, bin string, args []string, logPath string) error {
 		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	go func() { _ = cmd.Wait() }()
-	s.Processes[name] = Proc{PID: cmd.Process.Pid, Binary: bin, Args: args, Log: logPath}
+	s.Processes[name] = Proc{PID: cmd.Process.Pid, Start: sandbox.StartTime(cmd.Process.Pid), Binary: bin, Args: args, Log: logPath}
 	return s.save()
 }
 

@@ -54,7 +54,7 @@ func Down(ctx context.Context, dir string) ([]string, error) {
 		if err := ctx.Err(); err != nil {
 			return stopped, err
 		}
-		if stopProcess(c.PID, c.Binary, 10*time.Second) {
+		if stopProcess(c.PID, c.Binary, c.Start, 10*time.Second) {
 			stopped = append(stopped, c.name)
 		}
 	}
@@ -62,18 +62,19 @@ func Down(ctx context.Context, dir string) ([]string, error) {
 	return stopped, st.save()
 }
 
-// stopProcess sends SIGTERM to pid if it still runs binary, then SIGKILL
-// after grace. It reports whether the process was running.
-func stopProcess(pid int, binary string, grace time.Duration) bool {
-	if !running(pid, binary) {
+// stopProcess sends SIGTERM to pid if it still runs binary (and started
+// at start, when not 0), then SIGKILL after grace. It reports whether the
+// process was running.
+func stopProcess(pid int, binary string, start uint64, grace time.Duration) bool {
+	if !running(pid, binary, start) {
 		return false
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
-	for running(pid, binary) {
+	for running(pid, binary, start) {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
-			for i := 0; i < 50 && running(pid, binary); i++ {
+			for i := 0; i < 50 && running(pid, binary, start); i++ {
 				time.Sleep(100 * time.Millisecond)
 			}
 			break

@@ -210,7 +210,7 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("stopped %v, want every component but the dead scheduler", stopped)
 		}
 		for name, p := range st.Processes {
-			if running(p.PID, p.Binary) {
+			if running(p.PID, p.Binary, p.Start) {
 				t.Errorf("%s (PID %d) still runs after Down", name, p.PID)
 			}
 		}

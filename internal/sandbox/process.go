@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ type started struct {
 	log    string
 	exited chan struct{} // closed when the process has exited
 	err    error         // exit status, valid once exited is closed
+	start  uint64        // its start time (see StartTime)
 }
 
 // start launches component with args, its output appended to its log file.
@@ -44,7 +46,7 @@ func start(name, bin string, args []string, logPath string, dieWithParent bool) 
 		_ = f.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
-	p := &started{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
+	p := &started{name: name, cmd: cmd, log: logPath, exited: make(chan struct{}), start: StartTime(cmd.Process.Pid)}
 	go func() {
 		p.err = cmd.Wait()
 		_ = f.Close()
@@ -99,13 +101,44 @@ func tailFile(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Running reports whether pid is alive and was started from binary (its
-// argv[0]), so a PID recycled by an unrelated process is never signalled.
-// It holds even when binary has since been replaced on disk.
-func Running(pid int, binary string) bool { return running(pid, binary) }
+// Running reports whether pid is alive, was started from binary (its
+// argv[0]) and, when start is not 0, started at start (see StartTime), so
+// a PID recycled by another process, even one of the same binary (another
+// agent, a render worker), is never signalled. It holds even when binary
+// has since been replaced on disk.
+func Running(pid int, binary string, start uint64) bool { return running(pid, binary, start) }
 
-func running(pid int, binary string) bool {
+// StartTime returns when process pid started, in clock ticks since boot
+// (field 22 of /proc/PID/stat); 0 when it cannot be read. With the PID it
+// names one process: the kernel hands a PID out again, never both.
+func StartTime(pid int) uint64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields after it start past its last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	const startTime = 22 - 3 // field 22, counted from field 3 (state)
+	if len(fields) <= startTime {
+		return 0
+	}
+	v, err := strconv.ParseUint(fields[startTime], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+func running(pid int, binary string, start uint64) bool {
 	if pid <= 0 {
+		return false
+	}
+	if start != 0 && StartTime(pid) != start {
 		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

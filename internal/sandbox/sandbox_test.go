@@ -96,13 +96,21 @@ func TestRunningChecksBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	argv0 := os.Args[0]
-	if !running(os.Getpid(), argv0) {
+	start := StartTime(os.Getpid())
+	if start == 0 {
+		t.Fatal("StartTime(self) = 0")
+	}
+	if !running(os.Getpid(), argv0, 0) || !running(os.Getpid(), argv0, start) {
 		t.Errorf("running(self, %q) = false, want true", argv0)
 	}
-	if running(os.Getpid(), self+"-other") {
+	if running(os.Getpid(), self+"-other", start) {
 		t.Error("running reported true for a PID that runs another binary")
 	}
-	if running(0, argv0) || running(-1, argv0) {
+	// The same binary under a recycled PID: another start time.
+	if running(os.Getpid(), argv0, start+1) {
+		t.Error("running reported true for a PID that started at another time")
+	}
+	if running(0, argv0, 0) || running(-1, argv0, 0) {
 		t.Error("running reported true for a non-positive PID")
 	}
 }

@@ -37,7 +37,10 @@ type Ports struct {
 
 // Process is one component process started by Up.
 type Process struct {
-	PID    int      `json:"pid"`
+	PID int `json:"pid"`
+	// Start is the process's start time (see StartTime); 0 in a state
+	// written before it was recorded, when the binary alone is checked.
+	Start  uint64   `json:"start,omitempty"`
 	Binary string   `json:"binary"`
 	Args   []string `json:"args"`
 	Log    string   `json:"log"`

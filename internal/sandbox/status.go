@@ -59,7 +59,7 @@ func Inspect(ctx context.Context, dir string) (Status, error) {
 		cs := ComponentStatus{Name: name, Log: LogPath(dir, name)}
 		if ok {
 			cs.PID = p.PID
-			cs.Running = running(p.PID, p.Binary)
+			cs.Running = running(p.PID, p.Binary, p.Start)
 		}
 		s.Components = append(s.Components, cs)
 	}

@@ -64,7 +64,7 @@ func Up(ctx context.Context, opts UpOptions) (st *State, err error) {
 	}
 	if old, err := Load(dir); err == nil {
 		for _, c := range old.components() {
-			if running(c.PID, c.Binary) {
+			if running(c.PID, c.Binary, c.Start) {
 				return nil, fmt.Errorf("a sandbox already runs in %s (%s has PID %d); stop it with `berth sandbox down`", dir, c.name, c.PID)
 			}
 		}
@@ -93,7 +93,7 @@ func Up(ctx context.Context, opts UpOptions) (st *State, err error) {
 	defer func() {
 		if err != nil {
 			for i := len(procs) - 1; i >= 0; i-- {
-				stopProcess(procs[i].cmd.Process.Pid, procs[i].cmd.Path, 10*time.Second)
+				stopProcess(procs[i].cmd.Process.Pid, procs[i].cmd.Path, procs[i].start, 10*time.Second)
 			}
 			st.Processes = map[string]Process{}
 			_ = st.save()
@@ -107,7 +107,7 @@ func Up(ctx context.Context, opts UpOptions) (st *State, err error) {
 			return nil, err
 		}
 		procs = append(procs, p)
-		st.Processes[name] = Process{PID: p.cmd.Process.Pid, Binary: p.cmd.Path, Args: args, Log: p.log}
+		st.Processes[name] = Process{PID: p.cmd.Process.Pid, Start: p.start, Binary: p.cmd.Path, Args: args, Log: p.log}
 		if err := st.save(); err != nil {
 			return nil, err
 		}
