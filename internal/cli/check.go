@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/internal/cli/clio"
+	"github.com/berth-dev/berth/internal/controller/application"
 	"github.com/berth-dev/berth/internal/policy"
 	"github.com/berth-dev/berth/internal/render"
 )
@@ -193,6 +194,9 @@ func rootOf(flag, path string) string {
 // plain YAML, Kustomize or Helm (package render).
 func loadRevision(ctx context.Context, path string, opts render.Options) (*render.Result, error) {
 	res, err := render.Render(ctx, path, opts)
+	if err == nil {
+		err = application.CheckHooks(res.Kind, res.Objects)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rendering %s: %w", path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/berth-dev/berth/internal/controller/application"
 	"github.com/berth-dev/berth/internal/render"
 )
 
@@ -46,6 +47,10 @@ func NewCmdRender(s Streams) *cobra.Command {
 				ValuesFiles: o.ValuesFiles, AllowRemoteBases: o.AllowRemote, Root: rootOf(o.Root, args[0]),
 				KubeVersion: o.KubeVersion, APIVersions: o.APIVersions,
 			})
+			if err == nil {
+				// The agent's own rule on data hooks (berth.dev/hook).
+				err = application.CheckHooks(res.Kind, res.Objects)
+			}
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
 			}

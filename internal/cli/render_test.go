@@ -104,3 +104,35 @@ func TestRenderPrintsHelmHooks(t *testing.T) {
 		t.Errorf("render of a chart with a hook: exit %d, stdout %s, stderr %s", code, out, errOut)
 	}
 }
+
+// berth render and berth check refuse what the agent refuses over data
+// hooks (berth.dev/hook): a CI run that passes must not meet a rejection
+// in the cluster.
+func TestRenderAndCheckRefuseInvalidDataHooks(t *testing.T) {
+	job := func(name, hook string) string {
+		return "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: " + name + "\n  annotations:\n    berth.dev/hook: " + hook +
+			"\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: x, image: example.test/x@sha256:" + strings.Repeat("a", 64) + "}]\n"
+	}
+	for name, files := range map[string]map[string]string{
+		"a hook on a ConfigMap": {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n    berth.dev/hook: pre-sync\n"},
+		"an unknown hook kind":  {"job.yaml": job("backup", "presync")},
+		"two pre-sync hooks":    {"a.yaml": job("a", "pre-sync"), "b.yaml": job("b", "pre-sync")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, files)
+			if code, _, errOut := run(t, "", "render", dir); code != 1 || !strings.Contains(errOut, "hook") {
+				t.Errorf("render: exit %d, stderr %s; want 1 naming the hook", code, errOut)
+			}
+			if code, _, errOut := run(t, "", "check", dir); code == 0 || !strings.Contains(errOut, "hook") {
+				t.Errorf("check: exit %d, stderr %s; want a failure naming the hook", code, errOut)
+			}
+		})
+	}
+	// A valid one passes.
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"job.yaml": job("backup", "pre-sync")})
+	if code, _, errOut := run(t, "", "render", dir); code != 0 {
+		t.Errorf("render of a valid hook: exit %d, stderr %s", code, errOut)
+	}
+}

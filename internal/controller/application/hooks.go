@@ -48,6 +48,14 @@ var errHookFailed = errors.New("failed")
 // hooks are the data hook Jobs of a revision, by kind.
 type hooks map[string]manifest.Object
 
+// CheckHooks returns the error the agent would reject a revision of objs
+// with over its data hooks (see splitHooks), for `berth render` and
+// `berth check`, which run offline.
+func CheckHooks(kind render.Kind, objs []manifest.Object) error {
+	_, _, err := splitHooks(kind, objs)
+	return err
+}
+
 // splitHooks separates the Jobs annotated berth.dev/hook from the objects
 // a release applies. A hook on anything but a batch/v1 Job, an unknown hook
 // kind, two hooks of one kind, or a hook in a Helm chart (charts have Helm's
