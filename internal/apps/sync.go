@@ -33,7 +33,7 @@ func WaitSync(ctx context.Context, c client.Client, key types.NamespacedName, to
 		if err := c.Get(ctx, key, app); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", key, err)
 		}
-		if app.Status.LastHandledSyncRequest == token {
+		if covers(app.Status.LastHandledSyncRequest, token) {
 			if done, err := settled(app); done {
 				return app, err
 			}
@@ -46,8 +46,22 @@ func WaitSync(ctx context.Context, c client.Client, key types.NamespacedName, to
 	}
 }
 
-// settled reports whether app came to rest: Ready (nil), Stalled or
-// failing its health check (an error with the agent's message).
+// covers reports whether the request the agent handled last answers the
+// request token: it is token, or a later request (two `berth sync` at
+// once: the agent handles the annotation as it finds it, the later one,
+// with a sync that began after both were made).
+func covers(handled, token string) bool {
+	if handled == token {
+		return true
+	}
+	h, err1 := time.Parse(time.RFC3339Nano, handled)
+	t, err2 := time.Parse(time.RFC3339Nano, token)
+	return err1 == nil && err2 == nil && h.After(t)
+}
+
+// settled reports whether app came to rest: Ready (nil), Stalled, a
+// failed apply (retried by the agent) or failing its health check (an
+// error with the agent's message).
 func settled(app *berthv1.Application) (bool, error) {
 	if s := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); s != nil && s.Status == "True" {
 		return true, fmt.Errorf("sync failed: %s", s.Message)
@@ -58,6 +72,9 @@ func settled(app *berthv1.Application) (bool, error) {
 	}
 	if r != nil && r.Reason == "HealthCheckFailed" {
 		return true, fmt.Errorf("applied but unhealthy: %s", r.Message)
+	}
+	if r != nil && r.Status == "False" && r.Reason == "ApplyFailed" {
+		return true, fmt.Errorf("sync failed (the agent retries it): %s", r.Message)
 	}
 	return false, nil
 }
