@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/install"
 )
 
@@ -39,6 +40,11 @@ func NewCmdInstall(s Streams) *cobra.Command {
 			cs, err := install.Apply(cmd.Context(), cfg, o.Install)
 			if err != nil {
 				return err
+			}
+			for _, e := range cs.Entries {
+				if e.Action == apply.Skipped {
+					fmt.Fprintf(s.ErrOut, "kept %s: %s\n", e.ID, e.Reason)
+				}
 			}
 			fmt.Fprintf(s.Out, "berth installed in %s: %s\n", o.Install.Namespace, cs.Summary())
 			return nil
@@ -83,6 +89,9 @@ func NewCmdUninstall(s Streams) *cobra.Command {
 			res, err := install.Uninstall(cmd.Context(), cfg, o.Install, o.Wait)
 			for _, id := range res.Deleted {
 				fmt.Fprintf(s.Out, "deleted %s\n", id)
+			}
+			for _, id := range res.Kept {
+				fmt.Fprintf(s.Out, "kept %s: berth install did not create it\n", id)
 			}
 			if res.Released > 0 {
 				fmt.Fprintf(s.Out, "took the cleanup finalizer off %d Application(s): what they applied is kept\n", res.Released)

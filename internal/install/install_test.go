@@ -218,4 +218,29 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	if res, err := install.Uninstall(ctx, cfg, o, time.Minute); err != nil || res.Released != 0 {
 		t.Errorf("uninstalling again: %+v, %v", res, err)
 	}
+
+	// Installed into a namespace that was there already (someone else's):
+	// its labels are left alone, and uninstalling keeps it, with what it
+	// holds.
+	shop := install.Options{Namespace: "shop", Image: "example.test/berth:1", Replicas: 1}
+	cs, err := install.Apply(ctx, cfg, shop)
+	if err != nil {
+		t.Fatalf("install into shop: %v", err)
+	}
+	if !slices.ContainsFunc(cs.Entries, func(e apply.Entry) bool { return e.ID == "Namespace shop" && e.Action == apply.Skipped }) {
+		t.Errorf("install into an existing namespace: %s, want the namespace skipped", cs.Summary())
+	}
+	ns, err := kc.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
+	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "" {
+		t.Errorf("namespace shop after the install: %v, labels %v; want its labels untouched", err, ns.Labels)
+	}
+	if res, err = install.Uninstall(ctx, cfg, shop, time.Minute); err != nil || !slices.Contains(res.Kept, "Namespace shop") || slices.Contains(res.Deleted, "Namespace shop") {
+		t.Fatalf("uninstall from shop: %+v, %v; want the namespace kept", res, err)
+	}
+	if ns, err := kc.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{}); err != nil || ns.DeletionTimestamp != nil {
+		t.Errorf("namespace shop after the uninstall: %v (deleting: %v)", err, ns.DeletionTimestamp)
+	}
+	if _, err := kc.CoreV1().ConfigMaps("shop").Get(ctx, "settings", metav1.GetOptions{}); err != nil {
+		t.Errorf("what namespace shop held is gone: %v", err)
+	}
 }

@@ -66,6 +66,8 @@ metadata:
   name: {{.Namespace}}
   labels:
     pod-security.kubernetes.io/enforce: restricted
+  annotations:
+    berth.dev/created-by: berth-install
 ---
 apiVersion: v1
 kind: ServiceAccount

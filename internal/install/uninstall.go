@@ -31,6 +31,9 @@ type Uninstalled struct {
 	Released int
 	// Deleted lists the install's objects deleted (IDs).
 	Deleted []string
+	// Kept lists the install's objects left in place: its namespace, when
+	// the install did not create it.
+	Kept []string
 }
 
 // applications is the Application resource.
@@ -139,10 +142,21 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o Options, wait time.Durat
 		}
 	}
 
-	// 3. The rest, in reverse order: the CRDs last.
+	// 3. The rest, in reverse order: the CRDs last. The namespace only
+	// when the install created it (one it found is someone else's).
 	for i := len(objs) - 1; i >= 0; i-- {
 		if objs[i].Object.GetKind() == "Deployment" {
 			continue
+		}
+		if objs[i].Object.GetKind() == "Namespace" {
+			theirs, err := foreignNamespace(ctx, dyn, objs[i].Object.GetName())
+			if err != nil {
+				return out, err
+			}
+			if theirs {
+				out.Kept = append(out.Kept, objs[i].ID())
+				continue
+			}
 		}
 		if err := remove(objs[i]); err != nil {
 			return out, err
