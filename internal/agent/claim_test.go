@@ -33,6 +33,11 @@ func TestObjectDeclaredByTwoApplicationsIsRefused(t *testing.T) {
 	if f.get(&corev1.ConfigMap{}, "second-own") {
 		t.Error("part of the refused revision was applied")
 	}
+	// berth diff says what the agent says: no change shown for an object
+	// the sync would refuse.
+	if code, out, errOut := f.berth("diff", "second"); code != 2 || !strings.Contains(errOut, f.ns+"/first") || strings.Contains(out, "shared") {
+		t.Errorf("berth diff second: exit %d, stdout %q, stderr %q; want 2 naming Application first", code, out, errOut)
+	}
 	// first keeps its own object and stays Ready.
 	f.waitApp("first", 30*time.Second, "first still Ready", appliedReady(v2))
 

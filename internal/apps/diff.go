@@ -107,7 +107,9 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 	if err != nil {
 		return nil, fmt.Errorf("creating client: %w", err)
 	}
-	mgr := apply.NewManager(dyn, mapper)
+	// The agent's guard: an object another Application declares, or
+	// another Helm release installed, refuses the revision there too.
+	mgr := apply.NewManager(dyn, mapper).WithGuard(application.ClaimGuard(c, app))
 	diffs, err := mgr.Diff(ctx, objs)
 	if err != nil {
 		return nil, err

@@ -813,6 +813,19 @@ func otherHelmRelease(app *berthv1.Application, live *unstructured.Unstructured)
 // and whichever pruned it last would delete it. An object whose
 // Application is gone, or no longer lists it, is taken over.
 func (r *Reconciler) claimedElsewhere(app *berthv1.Application) apply.Guard {
+	// Uncached: the cache holds only the watched namespaces (and the
+	// guard reads only for an object labelled by another Application).
+	var reader client.Reader = r.Client
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
+	return ClaimGuard(reader, app)
+}
+
+// ClaimGuard refuses, for app, an object another Helm release installed
+// or another Application still declares: the agent's guard, for `berth
+// diff` too.
+func ClaimGuard(reader client.Reader, app *berthv1.Application) apply.Guard {
 	return func(ctx context.Context, live *unstructured.Unstructured) error {
 		if err := otherHelmRelease(app, live); err != nil {
 			return err
@@ -821,12 +834,6 @@ func (r *Reconciler) claimedElsewhere(app *berthv1.Application) apply.Guard {
 		name, ns := l[berthv1.OwnerNameLabel], l[berthv1.OwnerNamespaceLabel]
 		if name == "" || (name == LabelValue(app.Name) && ns == app.Namespace) {
 			return nil
-		}
-		// Uncached: the cache holds only the watched namespaces (and this
-		// runs only for an object labelled by another Application).
-		var reader client.Reader = r.Client
-		if r.APIReader != nil {
-			reader = r.APIReader
 		}
 		other := &berthv1.Application{}
 		if err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, other); err != nil {
