@@ -73,13 +73,39 @@ type touchedObjects struct {
 }
 
 // statusChanged records that obj, owned by app, changed its status (a
-// status-only update, seen by the watches).
+// status-only update, seen by the watches), for an Application this
+// process reconciles (an object left by a deleted one records nothing).
 func (r *Reconciler) statusChanged(app types.NamespacedName, obj objectID) {
-	v, _ := r.touched.LoadOrStore(app, &touchedObjects{ids: map[objectID]struct{}{}})
+	v, ok := r.touched.Load(app)
+	if !ok {
+		if _, known := r.lastFetch.Load(app); !known {
+			return
+		}
+		v, _ = r.touched.LoadOrStore(app, &touchedObjects{ids: map[objectID]struct{}{}})
+	}
 	t := v.(*touchedObjects)
 	t.mu.Lock()
 	t.ids[obj] = struct{}{}
 	t.mu.Unlock()
+}
+
+// untouch forgets the status changes of refs, about to be read.
+func (r *Reconciler) untouch(app types.NamespacedName, refs []apply.Ref) {
+	v, ok := r.touched.Load(app)
+	if !ok || r.Mapper == nil {
+		return
+	}
+	t := v.(*touchedObjects)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.ids) == 0 {
+		return
+	}
+	for _, ref := range refs {
+		if m, err := r.Mapper.RESTMapping(ref.GVK.GroupKind(), ref.GVK.Version); err == nil {
+			delete(t.ids, objectID{gr: m.Resource.GroupResource(), namespace: ref.Namespace, name: ref.Name})
+		}
+	}
 }
 
 // touchedBesides reports whether an object of app other than those of
@@ -129,18 +155,22 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 	var rep apply.Report
 	if seed != nil && len(seed.refs) == len(refs) {
 		rep, refs = seed.report, seed.refs
+		rep = r.excuseTTLJobs(ctx, app, rep)
 	} else {
 		subset := false
 		if w, ok := r.waiting.Load(key); ok && w.(waitingFor).digest == app.Status.LastAppliedDigest && w.(waitingFor).total == len(refs) {
 			refs, subset = w.(waitingFor).refs, true
 		}
-		if !subset {
+		if subset {
+			r.untouch(key, refs) // read now
+		} else {
 			r.touched.Delete(key) // read whole from here
 		}
 		var err error
 		if rep, err = mgr.HealthSince(ctx, refs, since); err != nil {
 			return rep, err
 		}
+		rep = r.excuseTTLJobs(ctx, app, rep)
 		if subset && rep.Health == apply.Healthy && r.touchedBesides(key, refs) {
 			// An object that was Current when the subset was taken has
 			// changed its status since: read them all before calling
@@ -148,11 +178,13 @@ func (r *Reconciler) healthReport(ctx context.Context, app *berthv1.Application,
 			r.touched.Delete(key)
 			refs = refsOf(app.Status.Inventory)
 			if rep, err = mgr.HealthSince(ctx, refs, since); err != nil {
+				// The marks are spent: the next check reads them all.
+				r.waiting.Delete(key)
 				return rep, err
 			}
+			rep = r.excuseTTLJobs(ctx, app, rep)
 		}
 	}
-	rep = r.excuseTTLJobs(key, rep)
 	if rep.Health != apply.Progressing {
 		r.waiting.Delete(key)
 		return rep, nil
@@ -344,15 +376,11 @@ var disprovedByObserve = map[string]bool{
 // while automated sync is off.
 func (r *Reconciler) observe(ctx context.Context, app *berthv1.Application, mgr *apply.Manager, rev *revision, newRevision bool) (ctrl.Result, error) {
 	objs := rev.objects
-	var err error
 	if !newRevision {
 		// A Job gone past its TTL is no drift of the revision it ran for.
-		objs, err = withoutRemovedTTLJobs(ctx, mgr, objs)
+		objs = withoutRemovedTTLJobs(ctx, mgr, objs)
 	}
-	var drifted []string
-	if err == nil {
-		drifted, err = mgr.Drifted(ctx, objs)
-	}
+	drifted, err := mgr.Drifted(ctx, objs)
 	if err != nil && transient(err) {
 		return r.retrySoon(app, rev.sha, err), nil
 	}

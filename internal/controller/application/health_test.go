@@ -112,6 +112,7 @@ func TestAStatusChangeElsewhereHasTheLastCheckReadEverything(t *testing.T) {
 		{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "ns", Name: "c"},
 	}
 	key := types.NamespacedName{Namespace: "ns", Name: "app"}
+	r.lastFetch.Store(key, time.Now()) // an Application this process reconciles
 	mgr := apply.NewManager(dyn, rm)
 	waitForA := func() {
 		r.waiting.Store(key, waitingFor{digest: "sha256:d", refs: refsOf(app.Status.Inventory[:1]), total: 2})

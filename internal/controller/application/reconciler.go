@@ -104,8 +104,8 @@ type Reconciler struct {
 	// touched holds, per Application, the owned objects whose status
 	// changed since its health was last read whole (*touchedObjects).
 	touched sync.Map
-	// ttlJobs holds, per Application, the IDs of its Jobs that the
-	// cluster removes once finished (see ttljobs.go).
+	// ttlJobs holds, per Application, the Jobs its current release lets
+	// the cluster remove once finished (see ttljobs.go).
 	ttlJobs sync.Map
 	// lastFetch is when each Application last fetched Git.
 	lastFetch sync.Map
@@ -492,7 +492,6 @@ func (r *Reconciler) reconcile(ctx context.Context, app *berthv1.Application) (c
 		r.reject(app, snap.Revision, "InvalidHook", err)
 		return poll, nil
 	}
-	r.noteTTLJobs(key, rev.objects)
 	if err := emptyRevision(app, rev); err != nil {
 		r.reject(app, snap.Revision, "EmptyRevision", err)
 		return poll, nil

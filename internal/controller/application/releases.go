@@ -346,20 +346,21 @@ func (r *Reconciler) holdPin(ctx context.Context, app *berthv1.Application, mgr 
 			r.stall(app, "PinnedReleaseUnreadable", err.Error())
 			return ctrl.Result{RequeueAfter: r.interval(app)}, nil
 		}
-		r.noteTTLJobs(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, objs)
 		automated := app.Spec.SyncPolicy.Automated == nil || *app.Spec.SyncPolicy.Automated
 		if mode := app.Spec.SyncPolicy.Drift; !automated || (mode != "" && mode != berthv1.DriftHeal) {
-			r.lastFull.Store(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, time.Now())
+			key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+			r.lastFull.Store(key, time.Now())
 			res, err := r.observe(ctx, app, mgr, &revision{sha: rel.Spec.Commit, objects: objs}, false)
+			if _, retrying := r.transientTries.Load(key); retrying || err != nil {
+				r.lastFull.Delete(key) // the retry checks drift again
+			}
 			if c := meta.FindStatusCondition(app.Status.Conditions, berthv1.ConditionStalled); c != nil && c.Reason == "PinnedReleaseUnreadable" {
 				meta.RemoveStatusCondition(&app.Status.Conditions, berthv1.ConditionStalled)
 			}
 			app.Status.Sync = "Pinned"
 			return res, err
 		}
-		if objs, err = withoutRemovedTTLJobs(ctx, mgr, objs); err != nil {
-			return ctrl.Result{}, fmt.Errorf("re-applying pinned release %d: %w", rel.Spec.Number, err)
-		}
+		objs = withoutRemovedTTLJobs(ctx, mgr, objs)
 		if cs, err := mgr.Apply(ctx, objs); err != nil {
 			keepWritten(app, cs)
 			return ctrl.Result{}, fmt.Errorf("re-applying pinned release %d: %w", rel.Spec.Number, err)

@@ -374,9 +374,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 		// nothing to write).
 		objs := rev.objects
 		if !rev.moved {
-			if objs, err = withoutRemovedTTLJobs(ctx, mgr, objs); err != nil {
-				return cs, err
-			}
+			objs = withoutRemovedTTLJobs(ctx, mgr, objs)
 		}
 		if _, err = mgr.Apply(ctx, objs); err != nil {
 			// The release holds the revision's objects, and what it
@@ -388,9 +386,7 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 	} else {
 		objs := rev.objects
 		if !rev.moved {
-			if objs, err = withoutRemovedTTLJobs(ctx, mgr, objs); err != nil {
-				return cs, err
-			}
+			objs = withoutRemovedTTLJobs(ctx, mgr, objs)
 		}
 		if cs, err = mgr.Apply(ctx, objs); err != nil {
 			keepWritten(app, cs)
