@@ -29,10 +29,14 @@ import (
 // admission policy exactly as `berth install` renders them for namespace
 // ns (cluster-scoped names get ns as a suffix, so that runs do not meet),
 // and returns a client configuration authenticated as that ServiceAccount.
-func installRBAC(t *testing.T, f *fixture) *rest.Config {
+func installRBAC(t *testing.T, f *fixture, mutate ...func(*install.Options)) *rest.Config {
 	t.Helper()
 	ctx := context.Background()
-	data, err := install.Manifests(install.Options{Namespace: f.ns, Image: "example.test/berth:1", Replicas: 1})
+	o := install.Options{Namespace: f.ns, Image: "example.test/berth:1", Replicas: 1}
+	for _, m := range mutate {
+		m(&o)
+	}
+	data, err := install.Manifests(o)
 	must(t, err)
 	objs, err := manifest.Parse("install.yaml", data)
 	must(t, err)
@@ -41,7 +45,12 @@ func installRBAC(t *testing.T, f *fixture) *rest.Config {
 	for _, o := range objs {
 		u := o.Object
 		switch u.GetKind() {
-		case "ServiceAccount", "Role", "RoleBinding":
+		case "ServiceAccount", "Role":
+		case "RoleBinding":
+			if kind, _, _ := unstructured.NestedString(u.Object, "roleRef", "kind"); kind == "ClusterRole" {
+				name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
+				_ = unstructured.SetNestedField(u.Object, name+"-"+f.ns, "roleRef", "name")
+			}
 		case "ClusterRoleBinding":
 			_ = unstructured.SetNestedField(u.Object, "berth-agent-"+f.ns, "roleRef", "name")
 		case "ValidatingAdmissionPolicyBinding":
@@ -73,6 +82,43 @@ func installRBAC(t *testing.T, f *fixture) *rest.Config {
 	cfg := rest.AnonymousClientConfig(f.env.Config)
 	cfg.BearerToken = tok.Status.Token
 	return cfg
+}
+
+// With --tenant-namespaces the agent impersonates, and reads Secrets, in
+// those namespaces only (and the trusted ones and its own): not as
+// kube-system's controllers, which would make it cluster-admin. It still
+// does its whole job there.
+func TestTenantScopedRBACBoundsImpersonation(t *testing.T) {
+	f := newFixture(t, fixtureOptions{noAgent: true})
+	f.agentConfig = installRBAC(t, f, func(o *install.Options) { o.TenantNamespaces = []string{f.ns} })
+	ctx := context.Background()
+	asAgent, err := kubernetes.NewForConfig(f.agentConfig)
+	must(t, err)
+	if _, err := asAgent.CoreV1().Secrets("kube-system").Get(ctx, "anything", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("reading a Secret in kube-system: %v, want Forbidden", err)
+	}
+	for _, user := range []string{"system:serviceaccount:kube-system:generic-garbage-collector", "system:serviceaccount:" + f.ns + "-other:deployer"} {
+		cfg := rest.CopyConfig(f.agentConfig)
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+		as, err := kubernetes.NewForConfig(cfg)
+		must(t, err)
+		if _, err := as.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "impersonate") {
+			t.Errorf("impersonating %s: %v, want Forbidden to impersonate", user, err)
+		}
+	}
+	cfg := rest.CopyConfig(f.agentConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + f.ns + ":deployer"}
+	as, err := kubernetes.NewForConfig(cfg)
+	must(t, err)
+	if _, err := as.CoreV1().ConfigMaps(f.ns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("impersonating the Application's account in its namespace: %v", err)
+	}
+
+	f.agentPod("berth-agent-0", nil)
+	f.hookURL = f.startAgentIn("berth-agent-0", false, nil)
+	v1 := f.wt.Write("app/deploy.yaml", deploy("1")).CommitAndPush("v1")
+	f.createApp("demo", "app")
+	f.waitApp("demo", 60*time.Second, "v1 healthy", appliedReady(v1))
 }
 
 // The agent does its whole job — fetch, apply as the Application's

@@ -55,6 +55,7 @@ func NewCmdInstall(s Streams) *cobra.Command {
 	cmd.Flags().IntVar(&o.Install.Replicas, "replicas", o.Install.Replicas, "agent replicas (leader election makes one act)")
 	cmd.Flags().StringVar(&o.Install.DefaultServiceAccount, "default-service-account", "", "service account impersonated when an Application names none")
 	cmd.Flags().StringSliceVar(&o.Install.TrustedNamespaces, "trusted-namespaces", nil, "namespaces whose Applications may deploy into other namespaces (default: --agent-namespace); elsewhere an Application deploys only into its own")
+	cmd.Flags().StringSliceVar(&o.Install.TenantNamespaces, "tenant-namespaces", nil, "bind the agent's impersonation of service accounts, and its Secret reads and writes, to these namespaces (with the trusted ones and its own) instead of cluster-wide; each must exist")
 	cmd.Flags().BoolVar(&o.Apply, "apply", false, "apply to the cluster instead of printing")
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig for --apply")
 	return cmd

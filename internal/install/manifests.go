@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -19,6 +20,11 @@ type Options struct {
 	// TrustedNamespaces is the agent's --trusted-namespaces: namespaces
 	// whose Applications may deploy into others. Empty: the agent's own.
 	TrustedNamespaces []string
+	// TenantNamespaces, when set, bounds the agent's most powerful grants
+	// (impersonating service accounts, reading Git credentials and writing
+	// release manifests) to these namespaces, the trusted ones and its
+	// own, by RoleBindings; empty: cluster-wide. Each must exist.
+	TenantNamespaces []string
 	// CRDsOnly limits the manifests to the CustomResourceDefinitions (the
 	// agent then runs elsewhere, e.g. as a local process for `berth up`).
 	CRDsOnly bool
@@ -53,13 +59,48 @@ func Manifests(o Options) ([]byte, error) {
 	if len(o.TrustedNamespaces) == 0 {
 		o.TrustedNamespaces = []string{o.Namespace}
 	}
-	if err := agentTemplate.Execute(&b, o); err != nil {
+	if err := agentTemplate.Execute(&b, templateData{Options: o, Bound: boundNamespaces(o)}); err != nil {
 		return nil, fmt.Errorf("rendering manifests: %w", err)
 	}
 	return b.Bytes(), nil
 }
 
-var agentTemplate = template.Must(template.New("agent").Funcs(template.FuncMap{"join": strings.Join}).Parse(`---
+// templateData is what the agent's manifests are rendered from.
+type templateData struct {
+	Options
+	// Bound are the namespaces the tenant grants are bound in (when
+	// TenantNamespaces is set): those, the trusted ones and the agent's,
+	// sorted, once each.
+	Bound []string
+}
+
+func boundNamespaces(o Options) []string {
+	if len(o.TenantNamespaces) == 0 {
+		return nil
+	}
+	all := append(append(append([]string(nil), o.TenantNamespaces...), o.TrustedNamespaces...), o.Namespace)
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
+// tenantRules are the agent's grants that --tenant-namespaces bounds to
+// namespaces: in its ClusterRole without that flag, in the
+// berth-agent-tenant ClusterRole bound per namespace with it.
+const tenantRules = `{{define "tenant"}}# Git credentials and image pull secrets referenced by Applications (read),
+# and each release's manifests (created; the berth-agent-secrets policy
+# below limits that to Secrets of type berth.dev/release-manifests, so the
+# agent cannot mint service-account tokens).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create"]
+# No read of workloads or Secrets beyond these: drift watches, health,
+# dry runs and hook Jobs are read as each Application's service account.
+# Every write happens as the Application's service account.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["impersonate"]{{end}}`
+
+var agentTemplate = template.Must(template.Must(template.New("agent").Funcs(template.FuncMap{"join": strings.Join}).Parse(tenantRules)).Parse(`---
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -103,23 +144,40 @@ rules:
 - apiGroups: ["berth.dev"]
   resources: ["releases/status"]
   verbs: ["get", "patch", "update"]
-# Git credentials and image pull secrets referenced by Applications (read),
-# and each release's manifests (created; the berth-agent-secrets policy
-# below limits that to Secrets of type berth.dev/release-manifests, so the
-# agent cannot mint service-account tokens).
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "create"]
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# No read of workloads or Secrets beyond these: drift watches, health,
-# dry runs and hook Jobs are read as each Application's service account.
-# Every write happens as the Application's service account.
-- apiGroups: [""]
-  resources: ["serviceaccounts"]
-  verbs: ["impersonate"]
+{{- if not .TenantNamespaces}}
+{{template "tenant" .}}
+{{- end}}
 ---
+{{- if .TenantNamespaces}}
+# What the agent may do only in the tenant namespaces (--tenant-namespaces),
+# the trusted ones and its own: bound there by RoleBindings below.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: berth-agent-tenant
+rules:
+{{template "tenant" .}}
+{{- range .Bound}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: berth-agent-tenant
+  namespace: {{.}}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: berth-agent-tenant
+subjects:
+- kind: ServiceAccount
+  name: berth-agent
+  namespace: {{$.Namespace}}
+{{- end}}
+---
+{{- end}}
 # The agent may create Secrets only to hold release manifests: without this
 # policy, create on Secrets would let it write a service-account token
 # Secret for any account. Its impersonated writes (as each Application's
