@@ -399,6 +399,38 @@ metadata: {name: owned, namespace: `+ns+`, labels: {owner: me}}
 	}
 }
 
+// An aggregated API that is down is left out of discovery, as a kind that
+// is gone is: the prune of its object is retried, not skipped and
+// forgotten.
+func TestPruneRetriesTheObjectOfAnAPIThatIsDown(t *testing.T) {
+	m, env := newManager(t)
+	ns := env.Namespace(t)
+	group := ns + ".down.example.test"
+	apiServices := schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+	dyn := dynamic.NewForConfigOrDie(env.Config)
+	svc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+		"metadata": map[string]any{"name": "v1." + group},
+		"spec": map[string]any{"group": group, "version": "v1", "groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
+			"insecureSkipTLSVerify": true, "service": map[string]any{"namespace": ns, "name": "nowhere", "port": int64(443)}},
+	}}
+	if _, err := dyn.Resource(apiServices).Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dyn.Resource(apiServices).Delete(context.Background(), "v1."+group, metav1.DeleteOptions{}) })
+	refs := []apply.Ref{{GVK: schema.GroupVersionKind{Group: group, Version: "v1", Kind: "Widget"}, Namespace: ns, Name: "w"}}
+	opts := apply.PruneOptions{OwnerLabels: map[string]string{"owner": "me"}, PruneAnnotation: "berth.dev/prune"}
+	cs, err := m.Prune(context.Background(), refs, opts)
+	if err == nil || !strings.Contains(err.Error(), "not served now") || len(cs.Entries) != 0 {
+		t.Fatalf("prune of an object whose API is down: %+v, %v; want an error to retry and no entry", cs.Entries, err)
+	}
+	// A kind that is gone (no API at all) is skipped.
+	refs[0].GVK.Group = ns + ".gone.example.test"
+	if cs, err = m.Prune(context.Background(), refs, opts); err != nil || len(cs.Entries) != 1 || cs.Entries[0].Action != apply.Skipped {
+		t.Fatalf("prune of an object whose kind is gone: %+v, %v; want it skipped", cs.Entries, err)
+	}
+}
+
 // statefulSet returns a StatefulSet owned by "me" with one claim template,
 // its claims' retention on deletion whenDeleted, and the berth.dev/prune
 // annotation prune ("" for none).

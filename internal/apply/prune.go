@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -66,7 +67,13 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 		// still served is pruned through the kind's current version.
 		ri, err := m.recorded(r)
 		if errors.Is(err, errUnknownKind) {
-			// Its kind is gone, and with it every object of the kind.
+			// Its kind is gone, and with it every object of the kind; or
+			// its API (an aggregated one) is down, and discovery leaves
+			// it out: then it is retried, not forgotten.
+			if down := m.apiDown(ctx, r); down != nil {
+				problems = append(problems, Problem{ID: id, Err: down})
+				continue
+			}
 			cs.Entries = append(cs.Entries, Entry{ID: id, Action: Skipped, Reason: err.Error()})
 			continue
 		}
@@ -117,6 +124,25 @@ func (m *Manager) Prune(ctx context.Context, refs []Ref, opts PruneOptions) (Cha
 		return cs, &WriteError{Problems: problems}
 	}
 	return cs, nil
+}
+
+// apiDown returns why the API serving r's group and version cannot be
+// reached, when discovery left the kind out because its API is down (an
+// aggregated API whose service does not answer: the API server says 503)
+// rather than gone (404); nil when it is gone, or cannot be told.
+func (m *Manager) apiDown(ctx context.Context, r Ref) error {
+	// Any resource of the group and version will do: the aggregator
+	// answers for the whole path.
+	gvr, _ := meta.UnsafeGuessKindToResource(r.GVK)
+	ri := m.dyn.Resource(gvr).Namespace(r.Namespace)
+	if r.Namespace == "" {
+		ri = m.dyn.Resource(gvr)
+	}
+	_, err := ri.Get(ctx, r.Name, metav1.GetOptions{})
+	if err == nil || apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsMethodNotSupported(err) {
+		return nil
+	}
+	return fmt.Errorf("the API of %s (%s) is not served now, and may return: kept, and tried again (%w)", r.GVK.Kind, r.GVK.GroupVersion(), err)
 }
 
 // helmResourcePolicy is Helm's annotation; "keep" keeps an object through
