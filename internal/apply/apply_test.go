@@ -417,7 +417,9 @@ func TestPruneRetriesTheObjectOfAnAPIThatIsDown(t *testing.T) {
 	if _, err := dyn.Resource(apiServices).Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = dyn.Resource(apiServices).Delete(context.Background(), "v1."+group, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = dyn.Resource(apiServices).Delete(context.Background(), "v1."+group, metav1.DeleteOptions{})
+	})
 	refs := []apply.Ref{{GVK: schema.GroupVersionKind{Group: group, Version: "v1", Kind: "Widget"}, Namespace: ns, Name: "w"}}
 	opts := apply.PruneOptions{OwnerLabels: map[string]string{"owner": "me"}, PruneAnnotation: "berth.dev/prune"}
 	cs, err := m.Prune(context.Background(), refs, opts)
