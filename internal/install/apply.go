@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
+	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 	"github.com/berth-dev/berth/internal/apply"
 	"github.com/berth-dev/berth/internal/manifest"
 )
@@ -75,5 +77,20 @@ func foreignNamespace(ctx context.Context, dyn dynamic.Interface, name string) (
 	if err != nil {
 		return false, fmt.Errorf("reading namespace %s: %w", name, err)
 	}
-	return ns.GetAnnotations()[createdBy] != "berth-install", nil
+	if ns.GetAnnotations()[createdBy] == "berth-install" {
+		return false, nil
+	}
+	// An install before the annotation: berth's field manager applied
+	// the restricted pod security label on a namespace no Application
+	// owns. It is the install's, and takes the annotation now.
+	if ns.GetLabels()[berthv1.OwnerNameLabel] != "" {
+		return true, nil
+	}
+	for _, mf := range ns.GetManagedFields() {
+		if mf.Manager == apply.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil &&
+			strings.Contains(string(mf.FieldsV1.Raw), `"f:pod-security.kubernetes.io/enforce"`) {
+			return false, nil
+		}
+	}
+	return true, nil
 }

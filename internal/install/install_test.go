@@ -150,9 +150,6 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	defer cancel()
 	cfg := testenv.OwnSandbox(t, sandbox.UpOptions{Nodes: 1}).Config
 	o := install.Options{Namespace: "berth-system", Image: "example.test/berth:1", Replicas: 1}
-	if _, err := install.Apply(ctx, cfg, o); err != nil {
-		t.Fatalf("install: %v", err)
-	}
 	kc, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +157,20 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The namespace as an install before berth.dev/created-by left it:
+	// applied by berth's field manager, with the pod security label only.
+	old := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": "berth-system", "labels": map[string]any{"pod-security.kubernetes.io/enforce": "restricted"}}}}
+	if _, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Apply(ctx, "berth-system", old, metav1.ApplyOptions{FieldManager: apply.FieldManager}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := install.Apply(ctx, cfg, o)
+	if err != nil {
+		t.Fatalf("install: %v", err)
+	}
+	if slices.ContainsFunc(cs.Entries, func(e apply.Entry) bool { return e.Action == apply.Skipped }) {
+		t.Errorf("upgrading an install: %s, want its namespace taken as the install's", cs.Summary())
 	}
 	// An Application holding the finalizer, and an object it applied.
 	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{}); err != nil {
@@ -223,7 +234,7 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	// its labels are left alone, and uninstalling keeps it, with what it
 	// holds.
 	shop := install.Options{Namespace: "shop", Image: "example.test/berth:1", Replicas: 1}
-	cs, err := install.Apply(ctx, cfg, shop)
+	cs, err = install.Apply(ctx, cfg, shop)
 	if err != nil {
 		t.Fatalf("install into shop: %v", err)
 	}
