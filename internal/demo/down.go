@@ -41,7 +41,7 @@ func Down(ctx context.Context, dir string) ([]string, error) {
 	if err := st.save(); err != nil {
 		return stopped, err
 	}
-	if !st.StartedSandbox {
+	if !st.startedSandbox() {
 		return stopped, nil
 	}
 	more, err := sandbox.Down(ctx, dir)
@@ -51,7 +51,7 @@ func Down(ctx context.Context, dir string) ([]string, error) {
 	if err == nil {
 		// Stopped: a sandbox running here next was started by someone
 		// else.
-		st.StartedSandbox = false
+		st.setStartedSandbox(false)
 		err = st.save()
 	}
 	return append(stopped, more...), err

@@ -78,7 +78,8 @@ func TestDownStopsOnlyTheSandboxUpStarted(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "state.json"), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		st := &State{Dir: dir, Processes: map[string]Proc{}, StartedSandbox: started}
+		st := &State{Dir: dir, Processes: map[string]Proc{}}
+		st.setStartedSandbox(started)
 		if err := st.save(); err != nil {
 			t.Fatal(err)
 		}
@@ -89,10 +90,25 @@ func TestDownStopsOnlyTheSandboxUpStarted(t *testing.T) {
 		if stillRuns(etcd) == started || (len(stopped) == 1) != started {
 			t.Errorf("started by Up %v: stopped %v, etcd still runs %v", started, stopped, stillRuns(etcd))
 		}
-		if again, _ := load(dir); again == nil || again.StartedSandbox {
+		if again, _ := load(dir); again == nil || again.startedSandbox() {
 			t.Errorf("started by Up %v: the state still says Up started the sandbox: %+v", started, again)
 		}
 	}
+	// A state an earlier berth wrote (no startedSandbox): its Up started
+	// the sandbox, and Down stops it as it did.
+	dir0 := t.TempDir()
+	etcd0 := sleeper(t)
+	b0, _ := json.Marshal(map[string]any{"processes": map[string]any{"etcd": map[string]any{"pid": etcd0.PID, "start": etcd0.Start, "binary": etcd0.Binary}}})
+	if err := os.WriteFile(filepath.Join(dir0, "state.json"), b0, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir0, "demo.json"), []byte(`{"dir":"`+dir0+`","processes":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if stopped, err := Down(context.Background(), dir0); err != nil || len(stopped) != 1 || stillRuns(etcd0) {
+		t.Errorf("with an earlier berth's state: stopped %v, %v; etcd still runs %v", stopped, err, stillRuns(etcd0))
+	}
+
 	// Up never ran here: nothing is stopped, whatever runs.
 	dir := t.TempDir()
 	etcd := sleeper(t)

@@ -25,8 +25,16 @@ type State struct {
 	Started   time.Time       `json:"started"`
 	// StartedSandbox: the sandbox running is the one Up started (not one
 	// it found running, from `berth sandbox up`); Down stops it only then.
-	StartedSandbox bool `json:"startedSandbox,omitempty"`
+	// Absent (a state an earlier berth wrote, when Up always owned it):
+	// true.
+	StartedSandbox *bool `json:"startedSandbox,omitempty"`
 }
+
+// startedSandbox reports whether Up started the sandbox running in s.Dir.
+func (s *State) startedSandbox() bool { return s.StartedSandbox == nil || *s.StartedSandbox }
+
+// setStartedSandbox records whether Up started the sandbox.
+func (s *State) setStartedSandbox(v bool) { s.StartedSandbox = &v }
 
 // Proc is one process Up started.
 type Proc struct {

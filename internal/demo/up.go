@@ -93,13 +93,13 @@ func Up(ctx context.Context, o Options) (*State, error) {
 		say("reusing the running sandbox in %s\n", o.SandboxDir)
 		// Whoever started it stops it: an earlier Up, whose Down has
 		// not run since, or someone else (`berth sandbox up`).
-		st.StartedSandbox = old != nil && old.StartedSandbox
+		st.setStartedSandbox(old != nil && old.startedSandbox())
 	} else {
 		say("starting the sandbox in %s\n", o.SandboxDir)
 		if _, err := sandbox.Up(ctx, sandbox.UpOptions{Dir: o.SandboxDir, Binaries: bins, Progress: o.Progress}); err != nil {
 			return nil, err
 		}
-		st.StartedSandbox = true
+		st.setStartedSandbox(true)
 	}
 	// Recorded before anything else starts: a Down after a failed Up
 	// stops the sandbox this Up started.
