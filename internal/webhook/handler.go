@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // maxBody bounds a webhook payload.
@@ -67,18 +68,35 @@ func NewHandler(secrets Secrets, trigger Trigger, log *slog.Logger) http.Handler
 // host sends a push's deliveries one by one.
 const maxInFlight = 32
 
-// limitInFlight answers 503 (Retry-After) to requests beyond n at once,
-// rather than buffering their bodies.
+// slotWait is how long a request waits for a slot before it is answered
+// 503, and bodyTime how long it may take to send its body once it has one:
+// a caller that holds a slot by sending slowly (a signature header of the
+// right form passes without the secret) lets it go within bodyTime, so a
+// Git host's delivery, which times out after 10 s, gets through.
+const (
+	slotWait = 2 * time.Second
+	bodyTime = 5 * time.Second
+)
+
+// limitInFlight serves at most n requests at once, each with bodyTime to
+// send its body; one that waits slotWait for a slot is answered 503
+// (Retry-After), rather than its body buffered.
 func limitInFlight(next http.Handler, n int) http.Handler {
 	slots := make(chan struct{}, n)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wait := time.NewTimer(slotWait)
+		defer wait.Stop()
 		select {
 		case slots <- struct{}{}:
 			defer func() { <-slots }()
+			// Not every ResponseWriter can (a test's recorder): then the
+			// server's own ReadTimeout bounds the body.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTime))
 			next.ServeHTTP(w, r)
-		default:
+		case <-wait.C:
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "too many webhook requests at once", http.StatusServiceUnavailable)
+		case <-r.Context().Done():
 		}
 	})
 }

@@ -134,8 +134,9 @@ func TestUnsignedCallsAreRefusedBeforeTheirBodyIsRead(t *testing.T) {
 	}
 }
 
-// Requests beyond the limit are answered 503 at once, not queued with
-// their bodies.
+// Requests beyond the limit wait a moment for a slot, then are answered
+// 503, not queued with their bodies; a slot freed while one waits is
+// taken.
 func TestLimitInFlight(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	h := limitInFlight(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -143,29 +144,56 @@ func TestLimitInFlight(t *testing.T) {
 		<-release
 		w.WriteHeader(http.StatusAccepted)
 	}), 1)
-	first := httptest.NewRecorder()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		h.ServeHTTP(first, httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hooks/generic", nil))
-	}()
+	serve := func() chan int {
+		code := make(chan int, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hooks/generic", nil))
+			code <- rec.Code
+		}()
+		return code
+	}
+	first := serve()
 	<-entered
+	// Waits slotWait, then 503.
 	second := httptest.NewRecorder()
 	h.ServeHTTP(second, httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hooks/generic", nil))
 	if second.Code != http.StatusServiceUnavailable || second.Header().Get("Retry-After") == "" {
 		t.Errorf("second request: %d, Retry-After %q; want 503 with Retry-After", second.Code, second.Header().Get("Retry-After"))
 	}
-	close(release)
-	<-done
-	if first.Code != http.StatusAccepted {
-		t.Errorf("first request: %d, want 202", first.Code)
+	third := serve() // waits for the slot
+	release <- struct{}{}
+	if c := <-first; c != http.StatusAccepted {
+		t.Errorf("first request: %d, want 202", c)
 	}
-	// The slot is free again.
-	go func() { <-entered }()
-	third := httptest.NewRecorder()
-	h.ServeHTTP(third, httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/hooks/generic", nil))
-	if third.Code != http.StatusAccepted {
-		t.Errorf("third request: %d, want 202", third.Code)
+	<-entered
+	release <- struct{}{}
+	if c := <-third; c != http.StatusAccepted {
+		t.Errorf("third request, which waited for the slot: %d, want 202", c)
+	}
+}
+
+// A caller holding a slot by sending its body slowly loses it after
+// bodyTime: the body read fails, and the slot is free for a real delivery.
+func TestASlowBodyGivesItsSlotBack(t *testing.T) {
+	read := make(chan error, 1)
+	srv := httptest.NewServer(limitInFlight(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		read <- err
+	}), 1))
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, srv.URL+"/hooks/generic", pr)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	go func() { _, _ = pw.Write([]byte("{")) }() // then nothing, for longer than bodyTime
+	if err := <-read; err == nil {
+		t.Fatal("the body of a caller that stopped sending was read whole")
 	}
 }
 
