@@ -478,7 +478,11 @@ func (f *Fetcher) take(dir string) bool {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return false
 	}
-	f.used[dir] = f.opts.Now()
+	now := f.opts.Now()
+	f.used[dir] = now
+	// For other processes sharing the cache (two `berth diff` runs), which
+	// judge a snapshot by its directory's time.
+	_ = os.Chtimes(dir, now, now)
 	return true
 }
 

@@ -555,6 +555,47 @@ func TestSnapshotsOfAnAbandonedURLAreRemoved(t *testing.T) {
 	}
 }
 
+// Two processes share a cache (two `berth diff` runs): a snapshot one of
+// them keeps using is not removed by the other's sweep, which knows it
+// only by its directory's time.
+func TestASnapshotInUseElsewhereIsKept(t *testing.T) {
+	g := testenv.NewGitServer(t)
+	for _, name := range []string{"x", "y"} {
+		g.CreateRepo(t, name)
+	}
+	g.Clone(t, "x").Write("a.yaml", "v: 1\n").CommitAndPush("one")
+	y := g.Clone(t, "y")
+	y.Write("a.yaml", "v: 1\n").CommitAndPush("one")
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cache := t.TempDir()
+	ctx := context.Background()
+	one := source.NewFetcher(source.Options{CacheDir: cache, SnapshotTTL: time.Hour, Now: clock})
+	other := source.NewFetcher(source.Options{CacheDir: cache, SnapshotTTL: time.Hour, Now: clock})
+	sx, err := one.Fetch(ctx, g.RepoURL("x"), source.Ref{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Fetch(ctx, g.RepoURL("y"), source.Ref{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if _, ok := one.Cached(g.RepoURL("x"), sx.Revision); !ok { // still in use by one
+		t.Fatal("x is not cached")
+	}
+	c2 := y.Write("a.yaml", "v: 2\n").CommitAndPush("two")
+	other.Invalidate(g.RepoURL("y"))
+	if s, err := other.Fetch(ctx, g.RepoURL("y"), source.Ref{}, nil); err != nil || s.Revision != c2 {
+		t.Fatalf("fetch y = %+v, %v", s, err)
+	}
+	if _, err := os.Stat(sx.Dir); err != nil {
+		t.Errorf("the other process's sweep removed a snapshot in use: %v", err)
+	}
+}
+
 // A pinned commit comes with its whole history: a large file deleted long
 // ago is no reason to refuse it; the snapshot's own files keep the limit.
 func TestPinnedCommitToleratesLargeFilesInItsHistory(t *testing.T) {
