@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
@@ -109,7 +111,15 @@ func Diff(ctx context.Context, c client.Client, cfg *rest.Config, key types.Name
 	}
 	// The agent's guard: an object another Application declares, or
 	// another Helm release installed, refuses the revision there too.
-	mgr := apply.NewManager(dyn, mapper).WithGuard(application.ClaimGuard(c, app))
+	// A user who may not read the other Application cannot tell: the
+	// diff goes on, as the agent (which may) would decide.
+	guard := application.ClaimGuard(c, app)
+	mgr := apply.NewManager(dyn, mapper).WithGuard(func(ctx context.Context, live *unstructured.Unstructured) error {
+		if err := guard(ctx, live); err != nil && !apierrors.IsForbidden(err) {
+			return err
+		}
+		return nil
+	})
 	diffs, err := mgr.Diff(ctx, objs)
 	if err != nil {
 		return nil, err

@@ -839,7 +839,7 @@ func ClaimGuard(reader client.Reader, app *berthv1.Application) apply.Guard {
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
-			return fmt.Errorf("%w: Application %s/%s applied it, and reading it failed (%v); if it no longer exists, remove the labels %s and %s from the object", ErrClaimed, ns, name, err, berthv1.OwnerNameLabel, berthv1.OwnerNamespaceLabel)
+			return fmt.Errorf("%w: Application %s/%s applied it, and reading it failed (%w); if it no longer exists, remove the labels %s and %s from the object", ErrClaimed, ns, name, err, berthv1.OwnerNameLabel, berthv1.OwnerNamespaceLabel)
 		}
 		gk := live.GroupVersionKind().GroupKind()
 		for _, ref := range other.Status.Inventory {
