@@ -59,7 +59,7 @@ func TestAJobRemovedPastItsTTLIsNotRunAgain(t *testing.T) {
 		if f.get(&j, "migrate-"+app) {
 			t.Errorf("Job migrate-%s was created again (at %s) for the revision it ran for", app, j.CreationTimestamp)
 		}
-		a := f.waitApp(app, 10*time.Second, "Ready", func(a *berthv1.Application) bool { return true })
+		a := f.waitApp(app, 10*time.Second, "Ready", func(*berthv1.Application) bool { return true })
 		if !ready(a) || a.Status.Health != "Healthy" {
 			t.Errorf("%s after its Job was removed: %s", app, describeStatus(a))
 		}

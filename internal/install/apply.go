@@ -88,7 +88,7 @@ func foreignNamespace(ctx context.Context, dyn dynamic.Interface, name string) (
 	}
 	for _, mf := range ns.GetManagedFields() {
 		if mf.Manager == apply.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil &&
-			strings.Contains(string(mf.FieldsV1.Raw), `"f:pod-security.kubernetes.io/enforce"`) {
+			strings.Contains(mf.FieldsV1.GetRawString(), `"f:pod-security.kubernetes.io/enforce"`) {
 			return false, nil
 		}
 	}

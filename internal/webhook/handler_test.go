@@ -177,7 +177,7 @@ func TestLimitInFlight(t *testing.T) {
 // bodyTime: the body read fails, and the slot is free for a real delivery.
 func TestASlowBodyGivesItsSlotBack(t *testing.T) {
 	read := make(chan error, 1)
-	srv := httptest.NewServer(limitInFlight(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(limitInFlight(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		_, err := io.ReadAll(r.Body)
 		read <- err
 	}), 1))
