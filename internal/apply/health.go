@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	"github.com/berth-dev/berth/internal/manifest"
@@ -30,6 +31,9 @@ type ObjectHealth struct {
 	ID      string
 	Status  status.Status
 	Message string
+	// Completed: a Job whose Complete condition is True (kstatus counts
+	// a Job Current from its start).
+	Completed bool
 }
 
 // Report is the health of a set of objects.
@@ -133,6 +137,14 @@ func objectHealth(id string, live *unstructured.Unstructured, since time.Time) O
 	}
 	if oh.Status == status.FailedStatus && !since.IsZero() && staleDeadline(live, since) {
 		oh.Status, oh.Message = status.InProgressStatus, "rollout restarted by the last apply"
+	}
+	if live.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "batch", Kind: "Job"}) {
+		conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Complete" && m["status"] == "True" {
+				oh.Completed = true
+			}
+		}
 	}
 	return oh
 }

@@ -145,3 +145,31 @@ func TestAStatusChangeElsewhereHasTheLastCheckReadEverything(t *testing.T) {
 		t.Error("the status change is still marked after a whole read")
 	}
 }
+
+// A Job with ttlSecondsAfterFinished that this agent saw complete counts
+// Current once the cluster removed it (no release read needed); the mark
+// belongs to the release it was seen for.
+func TestARemovedTTLJobSeenCompleteIsCurrent(t *testing.T) {
+	r := &Reconciler{}
+	app := &berthv1.Application{}
+	app.Namespace, app.Name = "ns", "app"
+	app.Status.CurrentRelease = 3
+	id := "batch/Job ns/migrate"
+	done := apply.Report{Health: apply.Healthy, Objects: []apply.ObjectHealth{{ID: id, Status: status.CurrentStatus, Completed: true}}}
+	if rep := r.excuseTTLJobs(context.Background(), app, done); rep.Health != apply.Healthy {
+		t.Fatalf("a complete Job: %s", rep.Health)
+	}
+	gone := apply.Report{Health: apply.Degraded, Objects: []apply.ObjectHealth{
+		{ID: "apps/Deployment ns/web", Status: status.CurrentStatus},
+		{ID: id, Status: status.NotFoundStatus, Message: "not found"},
+	}}
+	rep := r.excuseTTLJobs(context.Background(), app, gone)
+	if rep.Health != apply.Healthy || rep.Objects[1].Status != status.CurrentStatus || rep.Objects[1].Message != gonePastTTL {
+		t.Fatalf("removed after it completed: %s %+v, want Healthy, the Job Current", rep.Health, rep.Objects)
+	}
+	// The mark is the release's.
+	v, _ := r.ttlJobs.Load(types.NamespacedName{Namespace: "ns", Name: "app"})
+	if tr := v.(ttlRelease); tr.number != 3 || !tr.completed[id] || len(tr.completed) != 1 {
+		t.Errorf("recorded %+v, want the Job complete for release 3", tr)
+	}
+}

@@ -56,9 +56,9 @@ func (r *Reconciler) retry(ctx context.Context, app *berthv1.Application, mgr *a
 	if err != nil {
 		return nil, err
 	}
-	// The same release again: a Job that ran and was removed past its
-	// TTL does not run again.
-	if _, err := mgr.Apply(ctx, withoutRemovedTTLJobs(ctx, mgr, objs)); err != nil {
+	// The whole release again, a Job removed past its TTL included: what
+	// failed may have been what it did.
+	if _, err := mgr.Apply(ctx, objs); err != nil {
 		return nil, fmt.Errorf("retrying release %d: %w", cur.Spec.Number, err)
 	}
 	n := cur.Status.Retries + 1

@@ -16,14 +16,15 @@ import (
 // A Job with spec.ttlSecondsAfterFinished is removed by the cluster once
 // it finished. For berth it runs once per revision: a new revision applies
 // it (again, if it is gone), but the same revision re-applied (a drift
-// heal, the periodic full pass, a pinned release held, a StatefulSet
-// release retried) does not re-create it, or the cluster's removal would
-// run it again and again. Once gone it is missing for health until the
-// release's verdict is Healthy (a TTL of 0 removes a failed Job at once:
-// its failure must not pass for success), and Current after.
+// heal, the periodic full pass, a pinned release held) does not re-create
+// it, or the cluster's removal would run it again and again. Once gone it
+// counts Current for health when this agent saw it complete for the
+// current release, or when that release was verified Healthy (after a
+// restart); else it is missing: a TTL of 0 removes a failed Job at once,
+// and its failure must not pass for success.
 
 // gonePastTTL is the health message of such a Job once removed.
-const gonePastTTL = "finished and removed by its ttlSecondsAfterFinished after its release was verified Healthy"
+const gonePastTTL = "finished and removed by its ttlSecondsAfterFinished"
 
 // ttlJob reports whether o is a Job the cluster removes once finished.
 func ttlJob(o manifest.Object) bool {
@@ -35,54 +36,97 @@ func ttlJob(o manifest.Object) bool {
 	return found && v != nil
 }
 
-// ttlRelease is the TTL Jobs (IDs) of one release, by number, once its
-// verdict is Healthy.
+// ttlRelease is what this agent knows of one release's Jobs (by release
+// number): those it saw complete, and, once read from the release (its
+// verdict Healthy), its TTL Jobs.
 type ttlRelease struct {
-	number int64
-	gone   map[string]string // ID -> health message
+	number    int64
+	completed map[string]bool
+	gone      map[string]string // ID -> health message; nil until read
 }
 
-// excuseTTLJobs counts Current, in rep, app's TTL Jobs the cluster removed
-// after the current release was verified Healthy. It reads that release's
-// manifests only when a Job is missing, once per release.
-func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application, rep apply.Report) apply.Report {
-	missing := false
-	for _, o := range rep.Objects {
-		if o.Status == status.NotFoundStatus && strings.HasPrefix(o.ID, "batch/Job ") {
-			missing = true
-			break
-		}
+// ttlOf returns app's ttlRelease for its current release.
+func (r *Reconciler) ttlOf(app *berthv1.Application) ttlRelease {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	if v, ok := r.ttlJobs.Load(key); ok && v.(ttlRelease).number == app.Status.CurrentRelease {
+		return v.(ttlRelease)
 	}
-	if !missing || app.Status.CurrentRelease == 0 {
+	return ttlRelease{number: app.Status.CurrentRelease, completed: map[string]bool{}}
+}
+
+// excuseTTLJobs records the Jobs rep saw complete, and counts Current, in
+// rep, app's TTL Jobs the cluster removed once complete: seen so, or
+// removed after the current release was verified Healthy. It reads that
+// release's manifests only when a Job is missing and was not seen
+// complete, once per release.
+func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application, rep apply.Report) apply.Report {
+	if app.Status.CurrentRelease == 0 {
 		return rep
 	}
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	n := app.Status.CurrentRelease
-	if v, ok := r.ttlJobs.Load(key); ok && v.(ttlRelease).number == n {
-		return rep.Excuse(v.(ttlRelease).gone)
+	var t *ttlRelease
+	var missing []string
+	for _, o := range rep.Objects {
+		if !strings.HasPrefix(o.ID, "batch/Job ") {
+			continue
+		}
+		if o.Completed || o.Status == status.NotFoundStatus {
+			if t == nil {
+				v := r.ttlOf(app)
+				t = &v
+			}
+		}
+		if o.Completed && !t.completed[o.ID] {
+			completed := make(map[string]bool, len(t.completed)+1)
+			for k, v := range t.completed {
+				completed[k] = v
+			}
+			completed[o.ID] = true
+			t.completed = completed
+			r.ttlJobs.Store(key, *t)
+		}
+		if o.Status == status.NotFoundStatus {
+			missing = append(missing, o.ID)
+		}
 	}
-	rel, err := r.freshReleases().Get(ctx, app.Namespace, app.Name, n)
-	if err != nil || rel.Status.Health != berthv1.ReleaseHealthy {
-		return rep // no verdict yet: missing is missing
-	}
-	objs, err := r.workload(ctx, rel)
-	if err != nil {
+	if len(missing) == 0 {
 		return rep
 	}
 	gone := map[string]string{}
-	for _, o := range objs {
-		if ttlJob(o) {
-			gone[o.ID()] = gonePastTTL
+	for _, id := range missing {
+		if t.completed[id] {
+			gone[id] = gonePastTTL
 		}
 	}
-	r.ttlJobs.Store(key, ttlRelease{number: n, gone: gone})
+	if len(gone) < len(missing) {
+		if t.gone == nil {
+			rel, err := r.freshReleases().Get(ctx, app.Namespace, app.Name, t.number)
+			if err != nil || rel.Status.Health != berthv1.ReleaseHealthy {
+				return rep.Excuse(gone) // no verdict yet: missing is missing
+			}
+			objs, err := r.workload(ctx, rel)
+			if err != nil {
+				return rep.Excuse(gone)
+			}
+			t.gone = map[string]string{}
+			for _, o := range objs {
+				if ttlJob(o) {
+					t.gone[o.ID()] = gonePastTTL
+				}
+			}
+			r.ttlJobs.Store(key, *t)
+		}
+		for id, why := range t.gone {
+			gone[id] = why
+		}
+	}
 	return rep.Excuse(gone)
 }
 
 // withoutRemovedTTLJobs returns objs without the TTL Jobs the cluster has
 // removed: for the same revision re-applied, which must not run them again.
-// When they cannot be read, objs are returned whole (the apply or the
-// drift check that follows meets the same error, and says it).
+// When they cannot be read, without every TTL Job: one that exists misses
+// one heal, where one removed would run again.
 func withoutRemovedTTLJobs(ctx context.Context, mgr *apply.Manager, objs []manifest.Object) []manifest.Object {
 	var refs []apply.Ref
 	for _, o := range objs {
@@ -94,13 +138,15 @@ func withoutRemovedTTLJobs(ctx context.Context, mgr *apply.Manager, objs []manif
 		return objs
 	}
 	rep, err := mgr.Health(ctx, refs)
-	if err != nil {
-		return objs
-	}
 	removed := map[string]bool{}
-	for _, oh := range rep.Objects {
-		if oh.Status == status.NotFoundStatus {
-			removed[oh.ID] = true
+	for i, oh := range rep.Objects {
+		if err != nil || oh.Status == status.NotFoundStatus {
+			removed[refs[i].ID()] = true
+		}
+	}
+	if err != nil {
+		for _, ref := range refs {
+			removed[ref.ID()] = true
 		}
 	}
 	if len(removed) == 0 {
