@@ -3,6 +3,7 @@ package install
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,7 +61,62 @@ func Apply(ctx context.Context, cfg *rest.Config, o Options) (apply.ChangeSet, e
 	m := apply.NewManager(dyn, restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)))
 	cs, err := m.Apply(ctx, objs)
 	cs.Entries = append(kept, cs.Entries...)
+	if err != nil {
+		return cs, err
+	}
+	// The tenant grants of an earlier install that this one no longer
+	// makes (a namespace dropped from --tenant-namespaces, or the flag
+	// dropped): left, they would keep granting what the operator took
+	// away.
+	gone, err := removeTenantGrants(ctx, dyn, boundNamespaces(o))
+	for _, id := range gone {
+		cs.Entries = append(cs.Entries, apply.Entry{ID: id, Action: apply.Deleted})
+	}
 	return cs, err
+}
+
+// tenantGrants are the install's per-namespace grants (--tenant-namespaces).
+var (
+	roleBindings = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
+	clusterRoles = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+)
+
+// removeTenantGrants deletes the berth-agent-tenant RoleBindings the
+// install made outside keep, and, when keep is empty, its ClusterRole. It
+// returns what it deleted (IDs).
+func removeTenantGrants(ctx context.Context, dyn dynamic.Interface, keep []string) ([]string, error) {
+	sel := metav1.ListOptions{LabelSelector: createdBy + "=berth-install"}
+	list, err := dyn.Resource(roleBindings).List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing the agent's tenant RoleBindings: %w", err)
+	}
+	var gone []string
+	for _, rb := range list.Items {
+		if rb.GetName() != "berth-agent-tenant" || slices.Contains(keep, rb.GetNamespace()) {
+			continue
+		}
+		if err := dyn.Resource(roleBindings).Namespace(rb.GetNamespace()).Delete(ctx, rb.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return gone, fmt.Errorf("deleting RoleBinding %s/%s: %w", rb.GetNamespace(), rb.GetName(), err)
+		}
+		gone = append(gone, "rbac.authorization.k8s.io/RoleBinding "+rb.GetNamespace()+"/"+rb.GetName())
+	}
+	if len(keep) > 0 {
+		return gone, nil
+	}
+	cr, err := dyn.Resource(clusterRoles).Get(ctx, "berth-agent-tenant", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return gone, nil
+	}
+	if err != nil {
+		return gone, fmt.Errorf("reading ClusterRole berth-agent-tenant: %w", err)
+	}
+	if cr.GetLabels()[createdBy] != "berth-install" {
+		return gone, nil
+	}
+	if err := dyn.Resource(clusterRoles).Delete(ctx, "berth-agent-tenant", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return gone, fmt.Errorf("deleting ClusterRole berth-agent-tenant: %w", err)
+	}
+	return append(gone, "rbac.authorization.k8s.io/ClusterRole berth-agent-tenant"), nil
 }
 
 // createdBy is the annotation the install puts on the namespace it
@@ -80,17 +136,25 @@ func foreignNamespace(ctx context.Context, dyn dynamic.Interface, name string) (
 	if ns.GetAnnotations()[createdBy] == "berth-install" {
 		return false, nil
 	}
-	// An install before the annotation: berth's field manager applied
-	// the restricted pod security label on a namespace no Application
-	// owns. It is the install's, and takes the annotation now.
+	// An install before the annotation created it when berth's field
+	// manager, applying its pod security label, is the only one that
+	// ever wrote it (the API server's status writes aside). An earlier
+	// install also applied that label over a namespace someone else had
+	// created, whose creator then shows as a manager too: that one stays
+	// theirs.
 	if ns.GetLabels()[berthv1.OwnerNameLabel] != "" {
 		return true, nil
 	}
+	ours := false
 	for _, mf := range ns.GetManagedFields() {
-		if mf.Manager == apply.FieldManager && mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil &&
-			strings.Contains(mf.FieldsV1.GetRawString(), `"f:pod-security.kubernetes.io/enforce"`) {
-			return false, nil
+		switch {
+		case mf.Subresource == "status":
+		case mf.Manager != apply.FieldManager:
+			return true, nil
+		case mf.Operation == metav1.ManagedFieldsOperationApply && mf.FieldsV1 != nil &&
+			strings.Contains(mf.FieldsV1.GetRawString(), `"f:pod-security.kubernetes.io/enforce"`):
+			ours = true
 		}
 	}
-	return true, nil
+	return !ours, nil
 }

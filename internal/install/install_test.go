@@ -3,6 +3,7 @@ package install_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,6 +234,13 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	// Installed into a namespace that was there already (someone else's):
 	// its labels are left alone, and uninstalling keeps it, with what it
 	// holds.
+	// An install before berth.dev/created-by applied its label over it,
+	// as it did over any namespace: that does not make it the install's.
+	shopNS := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": "shop", "labels": map[string]any{"pod-security.kubernetes.io/enforce": "restricted"}}}}
+	if _, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Apply(ctx, "shop", shopNS, metav1.ApplyOptions{FieldManager: apply.FieldManager}); err != nil {
+		t.Fatal(err)
+	}
 	shop := install.Options{Namespace: "shop", Image: "example.test/berth:1", Replicas: 1}
 	cs, err = install.Apply(ctx, cfg, shop)
 	if err != nil {
@@ -242,8 +250,8 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 		t.Errorf("install into an existing namespace: %s, want the namespace skipped", cs.Summary())
 	}
 	ns, err := kc.CoreV1().Namespaces().Get(ctx, "shop", metav1.GetOptions{})
-	if err != nil || ns.Labels["pod-security.kubernetes.io/enforce"] != "" {
-		t.Errorf("namespace shop after the install: %v, labels %v; want its labels untouched", err, ns.Labels)
+	if err != nil || ns.Annotations["berth.dev/created-by"] != "" {
+		t.Errorf("namespace shop after the install: %v, annotations %v; want it left as it was", err, ns.Annotations)
 	}
 	if res, err = install.Uninstall(ctx, cfg, shop, time.Minute); err != nil || !slices.Contains(res.Kept, "Namespace shop") || slices.Contains(res.Deleted, "Namespace shop") {
 		t.Fatalf("uninstall from shop: %+v, %v; want the namespace kept", res, err)
@@ -253,5 +261,66 @@ func TestUninstallKeepsWhatApplicationsApplied(t *testing.T) {
 	}
 	if _, err := kc.CoreV1().ConfigMaps("shop").Get(ctx, "settings", metav1.GetOptions{}); err != nil {
 		t.Errorf("what namespace shop held is gone: %v", err)
+	}
+
+	// --tenant-namespaces: its grants follow the flag from one install to
+	// the next, and uninstall takes them away.
+	tenantBindings := func() []string {
+		l, err := kc.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{LabelSelector: "berth.dev/created-by=berth-install"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, rb := range l.Items {
+			out = append(out, rb.Namespace)
+		}
+		slices.Sort(out)
+		return out
+	}
+	// The last uninstall's CRDs are gone first (an install meeting them
+	// Terminating would wait for them to be established).
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		l, err := crds.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(l.Items, func(u unstructured.Unstructured) bool { return strings.HasSuffix(u.GetName(), ".berth.dev") }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("berth's CRDs are still there 60s after the uninstall")
+		}
+	}
+	ten := install.Options{Namespace: "berth-tenants", Image: "example.test/berth:1", Replicas: 1, TenantNamespaces: []string{"shop", "default"}}
+	for _, step := range []struct {
+		tenants []string
+		want    string
+	}{
+		{[]string{"shop", "default"}, "berth-tenants,default,shop"},
+		{[]string{"shop"}, "berth-tenants,shop"},
+		{nil, ""},
+		{[]string{"shop"}, "berth-tenants,shop"},
+	} {
+		ten.TenantNamespaces = step.tenants
+		if _, err := install.Apply(ctx, cfg, ten); err != nil {
+			t.Fatalf("install with tenants %v: %v", step.tenants, err)
+		}
+		if got := strings.Join(tenantBindings(), ","); got != step.want {
+			t.Errorf("tenants %v: tenant RoleBindings in %q, want %q", step.tenants, got, step.want)
+		}
+		_, err := kc.RbacV1().ClusterRoles().Get(ctx, "berth-agent-tenant", metav1.GetOptions{})
+		if (err == nil) != (len(step.tenants) > 0) {
+			t.Errorf("tenants %v: ClusterRole berth-agent-tenant: %v", step.tenants, err)
+		}
+	}
+	if _, err := install.Uninstall(ctx, cfg, install.Options{Namespace: "berth-tenants"}, time.Minute); err != nil {
+		t.Fatalf("uninstall: %v", err)
+	}
+	if got := tenantBindings(); len(got) != 0 {
+		t.Errorf("tenant RoleBindings left after uninstall in %v", got)
+	}
+	if _, err := kc.RbacV1().ClusterRoles().Get(ctx, "berth-agent-tenant", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ClusterRole berth-agent-tenant after uninstall: %v, want it deleted", err)
 	}
 }

@@ -158,6 +158,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
   name: berth-agent-tenant
+  labels: {berth.dev/created-by: berth-install}
 rules:
 {{template "tenant" .}}
 {{- range .Bound}}
@@ -167,6 +168,7 @@ kind: RoleBinding
 metadata:
   name: berth-agent-tenant
   namespace: {{.}}
+  labels: {berth.dev/created-by: berth-install}
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: ClusterRole

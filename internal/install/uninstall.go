@@ -162,5 +162,8 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o Options, wait time.Durat
 			return out, err
 		}
 	}
-	return out, nil
+	// The grants of --tenant-namespaces, which these options may not name.
+	gone, err := removeTenantGrants(ctx, dyn, nil)
+	out.Deleted = append(out.Deleted, gone...)
+	return out, err
 }
