@@ -1,14 +1,12 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	berthv1 "github.com/berth-dev/berth/api/v1alpha1"
 )
@@ -20,7 +18,7 @@ kind: Job
 metadata:
   name: %s
 spec:
-  ttlSecondsAfterFinished: 30
+  ttlSecondsAfterFinished: 3
   template:
     spec:
       restartPolicy: Never
@@ -30,10 +28,11 @@ spec:
 `, name)
 }
 
-// A Job with ttlSecondsAfterFinished runs once per revision: removed by
-// the cluster (here by hand, as the TTL controller would), it is not
-// re-created by a drift heal, nor reported missing (which would fail the
-// release); a new revision runs it again.
+// A Job with ttlSecondsAfterFinished runs once per revision: completed
+// and removed by the cluster (the sandbox's pods of a Job succeed, and its
+// TTL controller removes the Job 3 s later), it is not re-created by a
+// drift heal, nor reported missing (which would fail the release); a new
+// revision runs it again.
 func TestAJobRemovedPastItsTTLIsNotRunAgain(t *testing.T) {
 	f := newFixture(t)
 	sha := f.wt.Write("heal/job.yaml", ttlJob("migrate-heal")).Write("heal/cm.yaml", cm("heal-settings", "v1")).
@@ -44,21 +43,22 @@ func TestAJobRemovedPastItsTTLIsNotRunAgain(t *testing.T) {
 	f.waitApp("heal", 60*time.Second, "applied", appliedReady(sha))
 	f.waitApp("detect", 60*time.Second, "applied", appliedReady(sha))
 
-	for _, name := range []string{"migrate-heal", "migrate-detect"} {
-		var j batchv1.Job
-		if !f.get(&j, name) {
-			t.Fatalf("Job %s was not created", name)
+	// The cluster completes and removes both Jobs.
+	for deadline := time.Now().Add(90 * time.Second); f.get(&batchv1.Job{}, "migrate-heal") || f.get(&batchv1.Job{}, "migrate-detect"); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Jobs were not completed and removed past their TTL within 90s")
 		}
-		bg := metav1.DeletePropagationBackground
-		must(t, f.c.Delete(context.Background(), &j, &client.DeleteOptions{PropagationPolicy: &bg}))
 	}
-	// Three polls, and the watch events of the deletions.
-	time.Sleep(7 * time.Second)
-	for _, app := range []string{"heal", "detect"} {
-		var j batchv1.Job
-		if f.get(&j, "migrate-"+app) {
-			t.Errorf("Job migrate-%s was created again (at %s) for the revision it ran for", app, j.CreationTimestamp)
+	// Polls, watch events and heals for a while: no Job comes back.
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		for _, app := range []string{"heal", "detect"} {
+			var j batchv1.Job
+			if f.get(&j, "migrate-"+app) {
+				t.Fatalf("Job migrate-%s was created again (at %s) for the revision it ran for", app, j.CreationTimestamp)
+			}
 		}
+	}
+	for _, app := range []string{"heal", "detect"} {
 		a := f.waitApp(app, 10*time.Second, "Ready", func(*berthv1.Application) bool { return true })
 		if !ready(a) || a.Status.Health != "Healthy" {
 			t.Errorf("%s after its Job was removed: %s", app, describeStatus(a))
@@ -69,10 +69,10 @@ func TestAJobRemovedPastItsTTLIsNotRunAgain(t *testing.T) {
 	}
 
 	// A new revision runs it again.
-	next := f.wt.Write("heal/cm.yaml", cm("heal-settings", "v2")).CommitAndPush("v2")
-	f.waitApp("heal", 60*time.Second, "v2 applied", appliedReady(next))
-	var j batchv1.Job
-	if !f.get(&j, "migrate-heal") {
-		t.Error("a new revision did not run the Job again")
+	f.wt.Write("heal/cm.yaml", cm("heal-settings", "v2")).CommitAndPush("v2")
+	for deadline := time.Now().Add(60 * time.Second); !f.get(&batchv1.Job{}, "migrate-heal"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a new revision did not run the Job again within 60s")
+		}
 	}
 }

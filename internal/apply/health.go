@@ -31,8 +31,9 @@ type ObjectHealth struct {
 	ID      string
 	Status  status.Status
 	Message string
-	// Completed: a Job whose Complete condition is True (kstatus counts
-	// a Job Current from its start).
+	// Completed: a Job with ttlSecondsAfterFinished (the cluster removes
+	// it once finished) whose Complete condition is True; kstatus counts
+	// a Job Current from its start.
 	Completed bool
 }
 
@@ -138,7 +139,8 @@ func objectHealth(id string, live *unstructured.Unstructured, since time.Time) O
 	if oh.Status == status.FailedStatus && !since.IsZero() && staleDeadline(live, since) {
 		oh.Status, oh.Message = status.InProgressStatus, "rollout restarted by the last apply"
 	}
-	if live.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "batch", Kind: "Job"}) {
+	if ttl, found, _ := unstructured.NestedFieldNoCopy(live.Object, "spec", "ttlSecondsAfterFinished"); found && ttl != nil &&
+		live.GroupVersionKind().GroupKind() == (schema.GroupKind{Group: "batch", Kind: "Job"}) {
 		conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
 		for _, c := range conds {
 			if m, ok := c.(map[string]any); ok && m["type"] == "Complete" && m["status"] == "True" {

@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -68,9 +69,17 @@ func Apply(ctx context.Context, cfg *rest.Config, o Options) (apply.ChangeSet, e
 	// makes (a namespace dropped from --tenant-namespaces, or the flag
 	// dropped): left, they would keep granting what the operator took
 	// away.
+	if o.CRDsOnly {
+		return cs, nil // no agent installed here: its grants are not this install's
+	}
 	gone, err := removeTenantGrants(ctx, dyn, boundNamespaces(o))
 	for _, id := range gone {
 		cs.Entries = append(cs.Entries, apply.Entry{ID: id, Action: apply.Deleted})
+	}
+	if apierrors.IsForbidden(err) {
+		cs.Entries = append(cs.Entries, apply.Entry{ID: "rbac.authorization.k8s.io/RoleBinding berth-agent-tenant", Action: apply.Skipped,
+			Reason: "may not list RoleBindings cluster-wide: the tenant grants of an earlier install were not looked for (" + err.Error() + ")"})
+		err = nil
 	}
 	return cs, err
 }
@@ -90,6 +99,12 @@ func removeTenantGrants(ctx context.Context, dyn dynamic.Interface, keep []strin
 	if err != nil {
 		return nil, fmt.Errorf("listing the agent's tenant RoleBindings: %w", err)
 	}
+	// Labelled by the install, and named, bound and granting as it makes
+	// them: nothing else is deleted.
+	list.Items = slices.DeleteFunc(list.Items, func(rb unstructured.Unstructured) bool {
+		name, _, _ := unstructured.NestedString(rb.Object, "roleRef", "name")
+		return name != "berth-agent-tenant"
+	})
 	var gone []string
 	for _, rb := range list.Items {
 		if rb.GetName() != "berth-agent-tenant" || slices.Contains(keep, rb.GetNamespace()) {

@@ -173,3 +173,33 @@ func TestARemovedTTLJobSeenCompleteIsCurrent(t *testing.T) {
 		t.Errorf("recorded %+v, want the Job complete for release 3", tr)
 	}
 }
+
+// A Job last seen running (kstatus counts it Current from its start) and
+// then removed is missing: it may have failed. A retry of its release
+// forgets what was seen.
+func TestARemovedTTLJobLastSeenRunningIsMissing(t *testing.T) {
+	r := &Reconciler{}
+	app := &berthv1.Application{}
+	app.Namespace, app.Name = "ns", "app"
+	app.Status.CurrentRelease = 3
+	id := "batch/Job ns/migrate"
+	running := apply.Report{Health: apply.Healthy, Objects: []apply.ObjectHealth{{ID: id, Status: status.CurrentStatus}}}
+	r.excuseTTLJobs(context.Background(), app, running)
+	gone := apply.Report{Health: apply.Degraded, Objects: []apply.ObjectHealth{{ID: id, Status: status.NotFoundStatus}}}
+	if rep := r.excuseTTLJobs(context.Background(), app, gone); rep.Health != apply.Degraded {
+		t.Errorf("removed while last seen running: %s %+v, want Degraded", rep.Health, rep.Objects)
+	}
+	// Seen complete, then run again (a retry) and seen running: the old
+	// mark does not excuse the new run.
+	done := apply.Report{Health: apply.Healthy, Objects: []apply.ObjectHealth{{ID: id, Status: status.CurrentStatus, Completed: true}}}
+	r.excuseTTLJobs(context.Background(), app, done)
+	r.excuseTTLJobs(context.Background(), app, running)
+	if rep := r.excuseTTLJobs(context.Background(), app, gone); rep.Health != apply.Degraded {
+		t.Errorf("removed after a second run was last seen running: %s, want Degraded", rep.Health)
+	}
+	r.excuseTTLJobs(context.Background(), app, done)
+	r.forgetTTLJobs(app)
+	if _, ok := r.ttlJobs.Load(types.NamespacedName{Namespace: "ns", Name: "app"}); ok {
+		t.Error("a retry kept what was seen of the release's Jobs")
+	}
+}

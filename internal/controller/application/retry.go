@@ -61,6 +61,7 @@ func (r *Reconciler) retry(ctx context.Context, app *berthv1.Application, mgr *a
 	if _, err := mgr.Apply(ctx, objs); err != nil {
 		return nil, fmt.Errorf("retrying release %d: %w", cur.Spec.Number, err)
 	}
+	r.forgetTTLJobs(app)
 	n := cur.Status.Retries + 1
 	if err := store.UpdateStatus(ctx, cur, func(st *berthv1.ReleaseStatus) {
 		st.Retries = n

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/metadata"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -37,7 +38,14 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 			"cannot watch %s: %v; drift there is found by the full pass every %s instead of at once (grant list and watch to see it at once)", w, err, r.interval(app))
 	}
 	r.watcher.status = func(ns, name string, obj objectID) {
-		r.statusChanged(types.NamespacedName{Namespace: ns, Name: name}, obj)
+		key := types.NamespacedName{Namespace: ns, Name: name}
+		r.statusChanged(key, obj)
+		// A Job's status (it finished) is read at once, even for a
+		// settled Application: one the cluster removes once finished
+		// (ttlSecondsAfterFinished) counts as done only if seen complete.
+		if _, known := r.lastFetch.Load(key); known && obj.gr == (schema.GroupResource{Group: "batch", Resource: "jobs"}) {
+			r.healthDue.Store(key, struct{}{})
+		}
 		if r.awaitingHealth(ns, name) {
 			r.enqueue(ns, name, priorityNormal)
 		}

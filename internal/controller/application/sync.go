@@ -359,6 +359,9 @@ func (r *Reconciler) sync(ctx context.Context, app *berthv1.Application, mgr *ap
 					return cs, err
 				}
 			}
+			// Helm's upgrade creates what is missing: a removed TTL Job
+			// runs again, under what may be the same release.
+			r.forgetTTLJobs(app)
 			if _, err = helmrelease.Upgrade(ctx, cfg, lit, rev.helm.Values, helmrelease.Options{
 				Namespace: app.Spec.Namespace, ReleaseName: rev.helm.ReleaseName, Description: desc, MaxHistory: helmHistory(app),
 			}); err != nil {

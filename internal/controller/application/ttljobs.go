@@ -18,10 +18,10 @@ import (
 // it (again, if it is gone), but the same revision re-applied (a drift
 // heal, the periodic full pass, a pinned release held) does not re-create
 // it, or the cluster's removal would run it again and again. Once gone it
-// counts Current for health when this agent saw it complete for the
-// current release, or when that release was verified Healthy (after a
-// restart); else it is missing: a TTL of 0 removes a failed Job at once,
-// and its failure must not pass for success.
+// counts Current for health when this agent last saw it complete for the
+// current release, or, when this agent never saw it (a restart), when that
+// release was verified Healthy; else it is missing: a TTL of 0 removes a
+// failed Job at once, and its failure must not pass for success.
 
 // gonePastTTL is the health message of such a Job once removed.
 const gonePastTTL = "finished and removed by its ttlSecondsAfterFinished"
@@ -40,7 +40,9 @@ func ttlJob(o manifest.Object) bool {
 // number): those it saw complete, and, once read from the release (its
 // verdict Healthy), its TTL Jobs.
 type ttlRelease struct {
-	number    int64
+	number int64
+	// completed holds every Job seen for the release: true when last
+	// seen complete, false when last seen running or failed.
 	completed map[string]bool
 	gone      map[string]string // ID -> health message; nil until read
 }
@@ -70,35 +72,38 @@ func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application
 		if !strings.HasPrefix(o.ID, "batch/Job ") {
 			continue
 		}
-		if o.Completed || o.Status == status.NotFoundStatus {
-			if t == nil {
-				v := r.ttlOf(app)
-				t = &v
-			}
+		if t == nil {
+			v := r.ttlOf(app)
+			t = &v
 		}
-		if o.Completed && !t.completed[o.ID] {
+		if o.Status == status.NotFoundStatus {
+			missing = append(missing, o.ID)
+			continue
+		}
+		// Seen: complete, or not (running, failed, or run again).
+		if was, seen := t.completed[o.ID]; !seen || was != o.Completed {
 			completed := make(map[string]bool, len(t.completed)+1)
 			for k, v := range t.completed {
 				completed[k] = v
 			}
-			completed[o.ID] = true
+			completed[o.ID] = o.Completed
 			t.completed = completed
 			r.ttlJobs.Store(key, *t)
-		}
-		if o.Status == status.NotFoundStatus {
-			missing = append(missing, o.ID)
 		}
 	}
 	if len(missing) == 0 {
 		return rep
 	}
 	gone := map[string]string{}
+	unseen := false
 	for _, id := range missing {
-		if t.completed[id] {
+		was, seen := t.completed[id]
+		if was {
 			gone[id] = gonePastTTL
 		}
+		unseen = unseen || !seen
 	}
-	if len(gone) < len(missing) {
+	if unseen {
 		if t.gone == nil {
 			rel, err := r.freshReleases().Get(ctx, app.Namespace, app.Name, t.number)
 			if err != nil || rel.Status.Health != berthv1.ReleaseHealthy {
@@ -117,10 +122,18 @@ func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application
 			r.ttlJobs.Store(key, *t)
 		}
 		for id, why := range t.gone {
-			gone[id] = why
+			if _, seen := t.completed[id]; !seen {
+				gone[id] = why // never seen: the verdict vouches for it
+			}
 		}
 	}
 	return rep.Excuse(gone)
+}
+
+// forgetTTLJobs drops what this agent saw of app's Jobs: its current
+// release is applied again (a retry), and runs them again.
+func (r *Reconciler) forgetTTLJobs(app *berthv1.Application) {
+	r.ttlJobs.Delete(types.NamespacedName{Namespace: app.Namespace, Name: app.Name})
 }
 
 // withoutRemovedTTLJobs returns objs without the TTL Jobs the cluster has
