@@ -56,11 +56,11 @@ func (r *Reconciler) ttlOf(app *berthv1.Application) ttlRelease {
 	return ttlRelease{number: app.Status.CurrentRelease, completed: map[string]bool{}}
 }
 
-// excuseTTLJobs records the Jobs rep saw complete, and counts Current, in
-// rep, app's TTL Jobs the cluster removed once complete: seen so, or
-// removed after the current release was verified Healthy. It reads that
-// release's manifests only when a Job is missing and was not seen
-// complete, once per release.
+// excuseTTLJobs records what rep saw of app's Jobs (complete or not), and
+// counts Current, in rep, its TTL Jobs the cluster removed: those last
+// seen complete, and those never seen (a restart) when the current release
+// was verified Healthy. It reads that release's manifests only for a
+// missing Job never seen, once per release.
 func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application, rep apply.Report) apply.Report {
 	if app.Status.CurrentRelease == 0 {
 		return rep
