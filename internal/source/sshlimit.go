@@ -67,26 +67,15 @@ func (d boundedDialer) DialContext(ctx context.Context, network, addr string) (n
 	if err != nil {
 		return nil, err
 	}
-	return &boundedConn{Conn: c, left: d.limit.bytes + sshSlack, limit: d.limit}, nil
+	return &boundedConn{Conn: c, body: &limitedBody{ReadCloser: c, left: d.limit.bytes + sshSlack, limit: d.limit}}, nil
 }
 
-// boundedConn fails a read past its limit. The SSH client reads its
-// connection from one goroutine.
+// boundedConn reads its connection through a limitedBody, as an HTTP(S)
+// response is read. The SSH client reads its connection from one
+// goroutine.
 type boundedConn struct {
 	net.Conn
-	left  int64
-	limit *bodyLimit
+	body *limitedBody
 }
 
-func (c *boundedConn) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		c.limit.exceeded.Store(true)
-		return 0, c.limit.err()
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.Conn.Read(p)
-	c.left -= int64(n)
-	return n, err
-}
+func (c *boundedConn) Read(p []byte) (int, error) { return c.body.Read(p) }

@@ -169,7 +169,7 @@ func TestARemovedTTLJobSeenCompleteIsCurrent(t *testing.T) {
 	}
 	// The mark is the release's.
 	v, _ := r.ttlJobs.Load(types.NamespacedName{Namespace: "ns", Name: "app"})
-	if tr := v.(ttlRelease); tr.number != 3 || !tr.completed[id] || len(tr.completed) != 1 {
+	if tr := v.(*ttlRelease); tr.number != 3 || !tr.completed[id] || len(tr.completed) != 1 {
 		t.Errorf("recorded %+v, want the Job complete for release 3", tr)
 	}
 }

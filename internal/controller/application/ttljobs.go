@@ -38,7 +38,8 @@ func ttlJob(o manifest.Object) bool {
 
 // ttlRelease is what this agent knows of one release's Jobs (by release
 // number): those it saw complete, and, once read from the release (its
-// verdict Healthy), its TTL Jobs.
+// verdict Healthy), its TTL Jobs. Only the reconciles of its Application,
+// one at a time, use it.
 type ttlRelease struct {
 	number int64
 	// completed holds every Job seen for the release: true when last
@@ -48,12 +49,14 @@ type ttlRelease struct {
 }
 
 // ttlOf returns app's ttlRelease for its current release.
-func (r *Reconciler) ttlOf(app *berthv1.Application) ttlRelease {
+func (r *Reconciler) ttlOf(app *berthv1.Application) *ttlRelease {
 	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
-	if v, ok := r.ttlJobs.Load(key); ok && v.(ttlRelease).number == app.Status.CurrentRelease {
-		return v.(ttlRelease)
+	if v, ok := r.ttlJobs.Load(key); ok && v.(*ttlRelease).number == app.Status.CurrentRelease {
+		return v.(*ttlRelease)
 	}
-	return ttlRelease{number: app.Status.CurrentRelease, completed: map[string]bool{}}
+	t := &ttlRelease{number: app.Status.CurrentRelease, completed: map[string]bool{}}
+	r.ttlJobs.Store(key, t)
+	return t
 }
 
 // excuseTTLJobs records what rep saw of app's Jobs (complete or not), and
@@ -65,7 +68,6 @@ func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application
 	if app.Status.CurrentRelease == 0 {
 		return rep
 	}
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
 	var t *ttlRelease
 	var missing []string
 	for _, o := range rep.Objects {
@@ -73,23 +75,13 @@ func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application
 			continue
 		}
 		if t == nil {
-			v := r.ttlOf(app)
-			t = &v
+			t = r.ttlOf(app)
 		}
 		if o.Status == status.NotFoundStatus {
 			missing = append(missing, o.ID)
 			continue
 		}
-		// Seen: complete, or not (running, failed, or run again).
-		if was, seen := t.completed[o.ID]; !seen || was != o.Completed {
-			completed := make(map[string]bool, len(t.completed)+1)
-			for k, v := range t.completed {
-				completed[k] = v
-			}
-			completed[o.ID] = o.Completed
-			t.completed = completed
-			r.ttlJobs.Store(key, *t)
-		}
+		t.completed[o.ID] = o.Completed // seen: complete, or not (running, failed, run again)
 	}
 	if len(missing) == 0 {
 		return rep
@@ -119,7 +111,6 @@ func (r *Reconciler) excuseTTLJobs(ctx context.Context, app *berthv1.Application
 					t.gone[o.ID()] = gonePastTTL
 				}
 			}
-			r.ttlJobs.Store(key, *t)
 		}
 		for id, why := range t.gone {
 			if _, seen := t.completed[id]; !seen {
@@ -152,13 +143,8 @@ func withoutRemovedTTLJobs(ctx context.Context, mgr *apply.Manager, objs []manif
 	}
 	rep, err := mgr.Health(ctx, refs)
 	removed := map[string]bool{}
-	for i, oh := range rep.Objects {
-		if err != nil || oh.Status == status.NotFoundStatus {
-			removed[refs[i].ID()] = true
-		}
-	}
-	if err != nil {
-		for _, ref := range refs {
+	for i, ref := range refs {
+		if err != nil || rep.Objects[i].Status == status.NotFoundStatus {
 			removed[ref.ID()] = true
 		}
 	}
